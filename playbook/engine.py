@@ -1,0 +1,491 @@
+"""Runs a runbook's step graph for an incident, recording each transition before the next."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from playbook import steps as step_types
+from playbook.errors import DryRunViolation, PolicyRefused, RespondError, UsageError
+from playbook.runbook import Runbook, StepSpec, evaluate_condition, render_params
+from playbook.services.hub import Services
+from playbook.settings import Mode, Settings
+from playbook.spec import PackageSpec, parse_spec
+from playbook.state import Incident, StepRecord, StepStatus, Store, utcnow
+from playbook.steps.base import Outcome, Plan, StepContext, StepType
+
+# Errors that a retry cannot fix: the same request would be refused the same way.
+NOT_RETRYABLE: tuple[type[BaseException], ...] = (DryRunViolation, PolicyRefused, UsageError)
+
+
+class Reporter(Protocol):
+    """Where the engine tells a person what is happening (the CLI's live table, or nothing)."""
+
+    def step(self, key: str, status: StepStatus, summary: str) -> None: ...
+
+    def progress(self, key: str, message: str) -> None: ...
+
+
+class QuietReporter:
+    def step(self, key: str, status: StepStatus, summary: str) -> None:
+        pass
+
+    def progress(self, key: str, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    incident_id: str
+    key: str
+    spec: StepSpec
+    plan: Plan
+
+
+Approver = Callable[[ApprovalRequest], Awaitable[tuple[bool, str]]]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One step of the runbook instantiated for one target."""
+
+    key: str
+    target: PackageSpec
+    spec: StepSpec
+
+
+@dataclass(frozen=True)
+class RunResult:
+    incident_id: str
+    status: str
+    steps: list[StepRecord]
+
+    @property
+    def exit_status(self) -> str:
+        return self.status
+
+
+@dataclass
+class _Run:
+    incident: Incident
+    nodes: dict[str, Node]
+    status: dict[str, StepStatus] = field(default_factory=dict)
+    outputs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    stop: bool = False
+
+
+def node_key(target: PackageSpec, step_id: str, many: bool) -> str:
+    return f"{target}#{step_id}" if many else step_id
+
+
+def incident_id_base(targets: list[PackageSpec], when: datetime | None = None) -> str:
+    day = (when or datetime.now(UTC)).strftime("%Y%m%d")
+    first = targets[0].slug
+    more = f"-and-{len(targets) - 1}-more" if len(targets) > 1 else ""
+    return f"{day}-{first}{more}"
+
+
+def build_nodes(runbook: Runbook, targets: list[PackageSpec]) -> dict[str, Node]:
+    many = len(targets) > 1
+    return {
+        node_key(t, s.id, many): Node(node_key(t, s.id, many), t, s)
+        for t in targets
+        for s in runbook.steps
+    }
+
+
+class Engine:
+    """Drives one incident. Use `start` for a new incident and `resume` for an existing one."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        services: Services,
+        *,
+        reporter: Reporter | None = None,
+        approver: Approver | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.services = services
+        self.reporter = reporter or QuietReporter()
+        self.approver = approver
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def create(
+        self, runbook: Runbook, targets: list[PackageSpec], inputs: Mapping[str, Any]
+    ) -> str:
+        """Record a new incident with every step pending; returns its id."""
+        if not targets:
+            raise UsageError("No package given; accepted: name@1.2.3 or @scope/name@1.2.3.")
+        resolved = _resolve_inputs(runbook, inputs)
+        incident_id = self.store.new_incident_id(incident_id_base(targets))
+        nodes = build_nodes(runbook, targets)
+        incident = Incident(
+            id=incident_id,
+            created_at=utcnow(),
+            mode=self.settings.mode.value,
+            targets=tuple(str(t) for t in targets),
+            inputs=resolved,
+            runbook_path=runbook.path,
+            runbook_hash=runbook.digest,
+            runbook_text=runbook.text,
+            status="running",
+        )
+        steps = [(n.key, str(n.target), n.spec.id, n.spec.uses) for n in nodes.values()]
+        self.store.create_incident(incident, steps)
+        return incident_id
+
+    async def run(self, incident_id: str, runbook: Runbook) -> RunResult:
+        """Run (or resume) every step not yet finished. Holds the incident's driver lock."""
+        self.store.lock(incident_id)
+        try:
+            return await self._run_locked(incident_id, runbook)
+        finally:
+            self.store.unlock(incident_id)
+
+    async def _run_locked(self, incident_id: str, runbook: Runbook) -> RunResult:
+        incident = self.store.get_incident(incident_id)
+        targets = [parse_spec(t) for t in incident.targets]
+        run = _Run(incident, build_nodes(runbook, targets))
+        resumed = self._load_state(run)
+        self.store.set_incident_status(incident_id, "running")
+        self.store.log(
+            incident_id, "run.started", {"operator": self.settings.operator, "pid": _pid()}
+        )
+        await self._schedule(run, resumed)
+        status = _incident_status(run, self.settings.mode)
+        self.store.set_incident_status(incident_id, status)
+        return RunResult(incident_id, status, self.store.steps(incident_id))
+
+    def _load_state(self, run: _Run) -> set[str]:
+        """Load recorded statuses; steps found running were abandoned by a dead process."""
+        resumed: set[str] = set()
+        for record in self.store.steps(run.incident.id):
+            status = record.status
+            if status is StepStatus.RUNNING:
+                self.store.transition(
+                    run.incident.id,
+                    record.key,
+                    StepStatus.ABANDONED,
+                    summary="found running at resume: the process died under it; re-checking",
+                )
+                status = StepStatus.ABANDONED
+            if status in (StepStatus.ABANDONED,):
+                resumed.add(record.key)
+            if status.finished:
+                run.outputs[record.key] = record.outputs
+            else:
+                status = StepStatus.PENDING if status is not StepStatus.ABANDONED else status
+            run.status[record.key] = status
+        return resumed
+
+    # -- scheduling -----------------------------------------------------------------------------
+
+    async def _schedule(self, run: _Run, resumed: set[str]) -> None:
+        running: dict[asyncio.Task[None], str] = {}
+        while True:
+            if not run.stop:
+                for key in self._ready(run, running.values()):
+                    task = asyncio.create_task(self._drive(run, run.nodes[key], key in resumed))
+                    running[task] = key
+            if not running:
+                return
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                running.pop(task)
+                task.result()
+
+    def _ready(self, run: _Run, running: Any) -> list[str]:
+        busy = set(running)
+        ready = []
+        for key, node in run.nodes.items():
+            if key in busy or run.status[key] not in (StepStatus.PENDING, StepStatus.ABANDONED):
+                continue
+            # A step whose needs did not all finish stays pending: a later resume runs it.
+            if all(run.status[self._need_key(run, node, n)].finished for n in node.spec.needs):
+                ready.append(key)
+        return ready
+
+    @staticmethod
+    def _need_key(run: _Run, node: Node, step_id: str) -> str:
+        return node_key(node.target, step_id, len(run.incident.targets) > 1)
+
+    # -- one step -------------------------------------------------------------------------------
+
+    async def _drive(self, run: _Run, node: Node, resumed: bool) -> None:
+        spec = node.spec
+        step_type = step_types.get(spec.uses)
+        if step_type is None:
+            self._finish(run, node.key, StepStatus.FAILED, error=f"unknown step type {spec.uses!r}")
+            return
+        scope = self._scope(run, node)
+        try:
+            if spec.condition is not None and not evaluate_condition(spec.condition, scope):
+                self._finish(
+                    run, node.key, StepStatus.SKIPPED, summary=f"if: {spec.condition} was false"
+                )
+                return
+            params = render_params(spec.params, scope)
+        except Exception as exc:  # a runtime expression error is the runbook's fault
+            self._fail(run, node, f"expression error: {exc}")
+            return
+        ctx = self._context(run, node, params, scope, resumed)
+        await self._attempts(run, node, step_type(), ctx)
+
+    async def _attempts(self, run: _Run, node: Node, step: StepType, ctx: StepContext) -> None:
+        spec = node.spec
+        for attempt in range(1, spec.retry.count + 2):
+            ctx.attempt = attempt
+            self._transition(run, node.key, StepStatus.RUNNING, data={"attempt": attempt})
+            try:
+                await self._once(run, node, step, ctx)
+                return
+            except TimeoutError:
+                error, status = f"timed out after {spec.timeout:g}s", StepStatus.TIMED_OUT
+            except NOT_RETRYABLE as exc:
+                self._fail(run, node, _describe(exc))
+                return
+            except Exception as exc:
+                error, status = _describe(exc), StepStatus.FAILED
+                if not isinstance(exc, RespondError):
+                    self.store.log(
+                        run.incident.id,
+                        "step.traceback",
+                        {"traceback": traceback.format_exc()},
+                        step_key=node.key,
+                    )
+            if attempt <= spec.retry.count:
+                wait = spec.retry.backoff * 2 ** (attempt - 1)
+                self.store.log(
+                    run.incident.id, "step.retry", {"error": error, "wait": wait}, step_key=node.key
+                )
+                self.reporter.progress(node.key, f"{error}; retrying in {wait:g}s")
+                await asyncio.sleep(wait)
+                continue
+            self._fail(run, node, error, status)
+
+    async def _once(self, run: _Run, node: Node, step: StepType, ctx: StepContext) -> None:
+        coro = self._plan_and_apply(run, node, step, ctx)
+        await asyncio.wait_for(coro, node.spec.timeout) if node.spec.timeout else await coro
+
+    async def _plan_and_apply(
+        self, run: _Run, node: Node, step: StepType, ctx: StepContext
+    ) -> None:
+        plan = await step.plan(ctx)
+        if step.mutates and self.settings.dry_run:
+            self._finish(
+                run,
+                node.key,
+                StepStatus.PLANNED,
+                plan.outputs,
+                plan.summary or _actions(plan),
+                changed=False,
+                data={"actions": [a.__dict__ for a in plan.actions]},
+            )
+            return
+        if node.spec.approval and plan.actions and not await self._approved(run, node, plan):
+            return
+        outcome: Outcome = await step.apply(ctx, plan)
+        status = StepStatus.SKIPPED if outcome.skipped else StepStatus.SUCCEEDED
+        self._finish(
+            run, node.key, status, outcome.outputs, outcome.summary, changed=outcome.changed
+        )
+
+    async def _approved(self, run: _Run, node: Node, plan: Plan) -> bool:
+        incident_id = run.incident.id
+        for key in (node.key, node.spec.id):
+            if self.store.approval(incident_id, key) is not None:
+                return True
+        how = self._standing_approval(node)
+        if how is not None:
+            who = "rehearsal" if self.settings.mode is Mode.REHEARSAL else self.settings.operator
+            self.store.approve(incident_id, node.key, who, how)
+            return True
+        if self.approver is not None and self.settings.interactive:
+            granted, note = await self.approver(
+                ApprovalRequest(incident_id, node.key, node.spec, plan)
+            )
+            if granted:
+                self.store.approve(incident_id, node.key, self.settings.operator, note)
+                return True
+        self._finish(
+            run,
+            node.key,
+            StepStatus.AWAITING_APPROVAL,
+            summary=f"needs approval: {_actions(plan)}",
+            data={"actions": [a.__dict__ for a in plan.actions]},
+        )
+        return False
+
+    def _standing_approval(self, node: Node) -> str | None:
+        if self.settings.mode is Mode.REHEARSAL:
+            return "granted automatically: rehearsal"
+        if self.settings.yes:
+            return "granted by --yes"
+        if {node.key, node.spec.id} & self.settings.approve:
+            return f"granted by --approve {node.spec.id}"
+        return None
+
+    # -- context and scope ---------------------------------------------------------------
+
+    def _scope(self, run: _Run, node: Node) -> dict[str, Any]:
+        many = len(run.incident.targets) > 1
+        steps = {
+            step_id: {
+                "outputs": run.outputs.get(node_key(node.target, step_id, many), {}),
+                "status": run.status[node_key(node.target, step_id, many)].value,
+            }
+            for step_id in {s.spec.id for s in run.nodes.values()}
+        }
+        return {
+            "inputs": {
+                **run.incident.inputs,
+                "package": node.target.name,
+                "version": node.target.version,
+            },
+            "incident": {
+                "id": run.incident.id,
+                "mode": run.incident.mode,
+                "targets": list(run.incident.targets),
+            },
+            "steps": steps,
+        }
+
+    def _context(
+        self,
+        run: _Run,
+        node: Node,
+        params: Mapping[str, Any],
+        scope: Mapping[str, Any],
+        resumed: bool,
+    ) -> StepContext:
+        incident_id = run.incident.id
+        many = len(run.incident.targets) > 1
+        needs = {
+            s: run.outputs.get(node_key(node.target, s, many), {}) for s in _ancestor_ids(run, node)
+        }
+        return StepContext(
+            incident_id=incident_id,
+            step_id=node.spec.id,
+            target=node.target,
+            params=params,
+            inputs=scope["inputs"],
+            needs=needs,
+            settings=self.settings,
+            services=self.services,
+            workdir=self.store.incident_dir(incident_id),
+            records=StoreRecords(self.store, incident_id),
+            resumed=resumed,
+            progress=lambda message: self.reporter.progress(node.key, message),
+            event=lambda kind, data: self.store.log(incident_id, kind, data, step_key=node.key),
+        )
+
+    # -- transitions ------------------------------------------------------------------------------
+
+    def _transition(self, run: _Run, key: str, status: StepStatus, **kw: Any) -> None:
+        self.store.transition(run.incident.id, key, status, actor=self.settings.operator, **kw)
+        run.status[key] = status
+        self.reporter.step(key, status, kw.get("summary") or kw.get("error") or "")
+
+    def _finish(
+        self,
+        run: _Run,
+        key: str,
+        status: StepStatus,
+        outputs: Mapping[str, Any] | None = None,
+        summary: str = "",
+        **kw: Any,
+    ) -> None:
+        if outputs is not None:
+            run.outputs[key] = outputs
+        self._transition(run, key, status, outputs=outputs, summary=summary, **kw)
+
+    def _fail(
+        self, run: _Run, node: Node, error: str, status: StepStatus = StepStatus.FAILED
+    ) -> None:
+        self._transition(run, node.key, status, error=error)
+        if node.spec.on_failure == "stop":
+            run.stop = True
+
+
+class StoreRecords:
+    """The incident's records (mirrors, notices) through the step contract's Records protocol."""
+
+    def __init__(self, store: Store, incident_id: str) -> None:
+        self.store = store
+        self.incident_id = incident_id
+
+    def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool:
+        return self.store.put_record(self.incident_id, kind, key, data)
+
+    def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
+        return self.store.record(self.incident_id, kind, key)
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return self.store.records(self.incident_id, kind)
+
+
+def _ancestor_ids(run: _Run, node: Node) -> set[str]:
+    by_id = {n.spec.id: n.spec for n in run.nodes.values()}
+    seen: set[str] = set()
+    stack = list(node.spec.needs)
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(by_id[current].needs)
+    return seen
+
+
+def _resolve_inputs(runbook: Runbook, given: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(runbook.inputs) - {"package", "version"})
+    if unknown:
+        accepted = ", ".join(sorted(runbook.inputs)) or "none"
+        raise UsageError(
+            f"Runbook {runbook.path} has no input {unknown[0]!r}; accepted: {accepted}."
+        )
+    resolved: dict[str, Any] = {}
+    for name, spec in runbook.inputs.items():
+        if name in given:
+            resolved[name] = given[name]
+        elif spec.default is not None:
+            resolved[name] = spec.default
+        elif spec.required and name not in ("package", "version"):
+            raise UsageError(f"Runbook {runbook.path} needs input {name!r} ({spec.description}).")
+    return resolved
+
+
+def _incident_status(run: _Run, mode: Mode) -> str:
+    statuses = set(run.status.values())
+    if statuses & {StepStatus.FAILED, StepStatus.TIMED_OUT}:
+        return "failed"
+    if StepStatus.AWAITING_APPROVAL in statuses:
+        return "awaiting_approval"
+    if statuses & {StepStatus.PENDING, StepStatus.ABANDONED, StepStatus.RUNNING}:
+        return "incomplete"
+    return "planned" if mode is Mode.DRY_RUN else "done"
+
+
+def _actions(plan: Plan) -> str:
+    if not plan.actions:
+        return "nothing to do"
+    return "; ".join(f"{a.method} {a.url}: {a.summary}" for a in plan.actions)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RespondError):
+        return exc.message + (f" ({exc.hint})" if exc.hint else "")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()

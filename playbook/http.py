@@ -1,0 +1,158 @@
+"""The one HTTP client factory: timeouts, User-Agent, auth, bounded retries, dry-run guard."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from playbook import __version__
+from playbook.errors import DryRunViolation
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = f"respond/{__version__} (incident response; +dry-run guard)"
+
+WaitHook = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries: `attempts` tries in all, exponential backoff, full jitter, capped waits."""
+
+    attempts: int = 4
+    backoff: float = 0.5
+    max_wait: float = 60.0
+    jitter: Callable[[float], float] = field(default=lambda hi: random.uniform(0, hi))
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_wait)
+        return min(self.jitter(self.backoff * 2**attempt), self.max_wait)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class DryRunGuard(httpx.AsyncBaseTransport):
+    """Refuses every method but GET and HEAD before a byte leaves the process."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.refused: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method not in READ_METHODS:
+            where = f"{request.method} {request.url.copy_with(query=None)}"
+            self.refused.append(where)
+            raise DryRunViolation(
+                f"Dry run: refused to send {where}; a dry run reads and never writes.",
+                "This is a bug in the step that tried it; run without --dry-run only after review.",
+            )
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class RetryTransport(httpx.AsyncBaseTransport):
+    """Retries transient failures a bounded number of times.
+
+    Reads are retried on network errors and 429/5xx. Writes are retried only when the server
+    cannot have acted: the connection never opened, or it answered 429 (it refused to process).
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        policy: RetryPolicy,
+        on_wait: WaitHook | None = None,
+    ) -> None:
+        self.inner = inner
+        self.policy = policy
+        self.on_wait = on_wait
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        is_read = request.method in READ_METHODS
+        for attempt in range(self.policy.attempts):
+            last = attempt == self.policy.attempts - 1
+            try:
+                response = await self.inner.handle_async_request(request)
+            except httpx.ConnectError:
+                if last:
+                    raise
+                await self._sleep(request, attempt, None, "connection failed")
+                continue
+            except (httpx.ReadError, httpx.TimeoutException, httpx.RemoteProtocolError):
+                if last or not is_read:
+                    raise
+                await self._sleep(request, attempt, None, "read failed")
+                continue
+            retryable = response.status_code == 429 or (
+                is_read and response.status_code in RETRY_STATUSES
+            )
+            if not retryable or last:
+                return response
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            await response.aclose()
+            await self._sleep(request, attempt, retry_after, f"HTTP {response.status_code}")
+        raise AssertionError("unreachable: the loop returns or raises on its last attempt")
+
+    async def _sleep(
+        self, request: httpx.Request, attempt: int, retry_after: float | None, why: str
+    ) -> None:
+        wait = self.policy.delay(attempt, retry_after)
+        if self.on_wait is not None:
+            self.on_wait(f"{request.url.host}: {why}, retrying", wait)
+        await asyncio.sleep(wait)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """What every client shares; built once from Settings."""
+
+    dry_run: bool
+    timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    transport: httpx.AsyncBaseTransport | None = None
+    on_wait: WaitHook | None = None
+
+
+def build_client(
+    options: ClientOptions,
+    *,
+    base_url: str = "",
+    headers: dict[str, str] | None = None,
+) -> httpx.AsyncClient:
+    """An AsyncClient with the house policy. Auth goes in `headers`, never in the URL."""
+    inner = options.transport or httpx.AsyncHTTPTransport()
+    transport: httpx.AsyncBaseTransport = RetryTransport(inner, options.retry, options.on_wait)
+    if options.dry_run:
+        transport = DryRunGuard(transport)
+    all_headers = {"user-agent": USER_AGENT, **(headers or {})}
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers=all_headers,
+        transport=transport,
+        timeout=httpx.Timeout(options.timeout, connect=min(10.0, options.timeout)),
+        follow_redirects=True,
+    )

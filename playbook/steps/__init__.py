@@ -1,0 +1,50 @@
+"""The registry of step types, keyed by the name a runbook `uses:`."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TypeVar
+
+from playbook.steps.base import StepType
+
+_TYPES: dict[str, type[StepType]] = {}
+_BUILTIN_MODULES = (
+    "playbook.steps.npm",
+    "playbook.steps.mirrors",
+    "playbook.steps.notices",
+    "playbook.steps.report",
+)
+_loaded = False
+T = TypeVar("T", bound=type[StepType])
+
+
+def register(cls: T) -> T:
+    """Class decorator: make a step type available to runbooks under `cls.uses`."""
+    existing = _TYPES.get(cls.uses)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"step type {cls.uses!r} is registered twice")
+    _TYPES[cls.uses] = cls
+    return cls
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def get(uses: str) -> type[StepType] | None:
+    _load_builtins()
+    return _TYPES.get(uses)
+
+
+def known() -> list[str]:
+    _load_builtins()
+    return sorted(_TYPES)

@@ -1,0 +1,137 @@
+"""The step contract: what a step type declares, what it is given, and what it returns."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from playbook.services.hub import Services
+    from playbook.settings import Settings
+    from playbook.spec import PackageSpec
+
+
+@dataclass(frozen=True)
+class Action:
+    """One outside write a step would make: shown in plans, dry runs and approval prompts."""
+
+    method: str
+    url: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `plan` found and would do. `outputs` has the shape of the real outputs."""
+
+    actions: tuple[Action, ...] = ()
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What `apply` did. `skipped` ends the step skipped with `summary` as the reason."""
+
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    changed: bool = False
+    summary: str = ""
+    skipped: bool = False
+
+
+class Records(Protocol):
+    """Records tracked with the incident (kind "mirror" keyed by URL, kind "notice" by id)."""
+
+    def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool: ...
+
+    def get(self, kind: str, key: str) -> Mapping[str, Any] | None: ...
+
+    def all(self, kind: str) -> list[dict[str, Any]]: ...
+
+
+class MemoryRecords:
+    """Records kept in memory: for unit tests of a single step."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, str], Mapping[str, Any]] = {}
+
+    def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool:
+        changed = self.data.get((kind, key)) != data
+        self.data[(kind, key)] = data
+        return changed
+
+    def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
+        return self.data.get((kind, key))
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return [dict(v) for (k, _), v in sorted(self.data.items()) if k == kind]
+
+
+ProgressHook = Callable[[str], None]
+EventHook = Callable[[str, Mapping[str, Any]], None]
+
+
+@dataclass
+class StepContext:
+    """Everything a step may use. Steps never print: they call `progress` and `event`."""
+
+    incident_id: str
+    step_id: str
+    target: PackageSpec
+    params: Mapping[str, Any]
+    inputs: Mapping[str, Any]
+    needs: Mapping[str, Mapping[str, Any]]
+    settings: Settings
+    services: Services
+    workdir: Path
+    records: Records = field(default_factory=MemoryRecords)
+    attempt: int = 1
+    resumed: bool = False
+    progress: ProgressHook = field(default=lambda _m: None)
+    event: EventHook = field(default=lambda _k, _d: None)
+
+    @property
+    def dry_run(self) -> bool:
+        return self.settings.dry_run
+
+    def output_of(self, step_id: str) -> Mapping[str, Any]:
+        """Outputs of a step this one needs (same package); empty when it was skipped."""
+        return self.needs.get(step_id, {})
+
+    def write_file(self, name: str, data: bytes) -> Path:
+        """Write a file under the incident folder atomically (temp file, then rename)."""
+        path = (self.workdir / name).resolve()
+        if not path.is_relative_to(self.workdir.resolve()):
+            raise ValueError(f"refusing to write outside the incident folder: {name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path
+
+
+class StepType(ABC):
+    """A kind of step a runbook can `uses:`.
+
+    `mutates`: it writes to an outside system (then only `plan` runs in a dry run).
+    `destructive`: the write cannot be undone (the engine then requires approval).
+    Every step is idempotent: it reads before it writes and succeeds with `changed=False`
+    when its goal already holds, which is what makes resume after a crash safe.
+    """
+
+    uses: ClassVar[str]
+    mutates: ClassVar[bool] = False
+    destructive: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+    params: ClassVar[frozenset[str]] = frozenset()
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        """Read the current remote state and say what `apply` would do."""
+        return Plan()
+
+    @abstractmethod
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        """Do it. Called with the plan `plan` just returned."""
