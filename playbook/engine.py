@@ -98,6 +98,34 @@ def build_nodes(runbook: Runbook, targets: list[PackageSpec]) -> dict[str, Node]
     }
 
 
+def create_incident(
+    store: Store,
+    mode: Mode,
+    runbook: Runbook,
+    targets: list[PackageSpec],
+    inputs: Mapping[str, Any],
+) -> str:
+    """Record a new incident with every step pending; returns its readable, unique id."""
+    if not targets:
+        raise UsageError("No package given; accepted: name@1.2.3 or @scope/name@1.2.3.")
+    resolved = _resolve_inputs(runbook, inputs)
+    incident_id = store.new_incident_id(incident_id_base(targets))
+    nodes = build_nodes(runbook, targets)
+    incident = Incident(
+        id=incident_id,
+        created_at=utcnow(),
+        mode=mode.value,
+        targets=tuple(str(t) for t in targets),
+        inputs=resolved,
+        runbook_path=runbook.path,
+        runbook_hash=runbook.digest,
+        runbook_text=runbook.text,
+        status="created",
+    )
+    store.create_incident(incident, _step_rows(nodes))
+    return incident_id
+
+
 class Engine:
     """Drives one incident. Use `start` for a new incident and `resume` for an existing one."""
 
@@ -118,30 +146,6 @@ class Engine:
 
     # -- entry points ---------------------------------------------------------------------
 
-    def create(
-        self, runbook: Runbook, targets: list[PackageSpec], inputs: Mapping[str, Any]
-    ) -> str:
-        """Record a new incident with every step pending; returns its id."""
-        if not targets:
-            raise UsageError("No package given; accepted: name@1.2.3 or @scope/name@1.2.3.")
-        resolved = _resolve_inputs(runbook, inputs)
-        incident_id = self.store.new_incident_id(incident_id_base(targets))
-        nodes = build_nodes(runbook, targets)
-        incident = Incident(
-            id=incident_id,
-            created_at=utcnow(),
-            mode=self.settings.mode.value,
-            targets=tuple(str(t) for t in targets),
-            inputs=resolved,
-            runbook_path=runbook.path,
-            runbook_hash=runbook.digest,
-            runbook_text=runbook.text,
-            status="running",
-        )
-        steps = [(n.key, str(n.target), n.spec.id, n.spec.uses) for n in nodes.values()]
-        self.store.create_incident(incident, steps)
-        return incident_id
-
     async def run(self, incident_id: str, runbook: Runbook) -> RunResult:
         """Run (or resume) every step not yet finished. Holds the incident's driver lock."""
         self.store.lock(incident_id)
@@ -154,6 +158,7 @@ class Engine:
         incident = self.store.get_incident(incident_id)
         targets = [parse_spec(t) for t in incident.targets]
         run = _Run(incident, build_nodes(runbook, targets))
+        self.store.ensure_steps(incident_id, _step_rows(run.nodes))
         resumed = self._load_state(run)
         self.store.set_incident_status(incident_id, "running")
         self.store.log(
@@ -168,6 +173,8 @@ class Engine:
         """Load recorded statuses; steps found running were abandoned by a dead process."""
         resumed: set[str] = set()
         for record in self.store.steps(run.incident.id):
+            if record.key not in run.nodes:  # dropped from a changed runbook: history only
+                continue
             status = record.status
             if status is StepStatus.RUNNING:
                 self.store.transition(
@@ -430,6 +437,10 @@ class StoreRecords:
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         return self.store.records(self.incident_id, kind)
+
+
+def _step_rows(nodes: Mapping[str, Node]) -> list[tuple[str, str, str, str]]:
+    return [(n.key, str(n.target), n.spec.id, n.spec.uses) for n in nodes.values()]
 
 
 def _ancestor_ids(run: _Run, node: Node) -> set[str]:

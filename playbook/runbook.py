@@ -411,7 +411,7 @@ def _ancestors(step_id: str, by_id: Mapping[str, StepSpec]) -> set[str]:
 def _check_expressions(check: _Checker, spec: StepSpec, by_id: Mapping[str, StepSpec]) -> None:
     sources: list[tuple[str, bool]] = []
     if spec.condition is not None:
-        sources.append((spec.condition, True))
+        sources.append((_condition_source(spec.condition), True))
     sources.extend((v, False) for v in _strings(spec.params))
     allowed = _ancestors(spec.id, by_id)
     for source, is_expression in sources:
@@ -439,10 +439,14 @@ def _strings(value: Any) -> list[str]:
 # -- evaluation --------------------------------------------------------------------------------
 
 
+def _condition_source(condition: str) -> str:
+    """`if:` takes a bare expression or one wrapped in `{{ }}`, as GitHub Actions does."""
+    match = _SINGLE_EXPR.match(condition)
+    return match.group(1) if match else condition.strip()
+
+
 def evaluate_condition(condition: str, scope: Mapping[str, Any]) -> bool:
-    source = condition.strip()
-    if match := _SINGLE_EXPR.match(source):
-        source = match.group(1)
+    source = _condition_source(condition)
     return bool(_ENV.compile_expression(source, undefined_to_none=False)(**scope))
 
 

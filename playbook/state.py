@@ -229,6 +229,20 @@ class Store:
             self._event(db, incident.id, "incident.created", None, {"mode": incident.mode})
         self.incident_dir(incident.id).mkdir(parents=True, exist_ok=True)
 
+    def ensure_steps(self, incident_id: str, steps: list[tuple[str, str, str, str]]) -> None:
+        """Add steps a changed runbook brought (key, target, step_id, uses) as pending."""
+        known = {r.key for r in self.steps(incident_id)}
+        new = [step for step in steps if step[0] not in known]
+        if not new:
+            return
+        with self.tx() as db:
+            db.executemany(
+                "INSERT INTO steps (incident_id, key, target, step_id, uses, status) "
+                "VALUES (?,?,?,?,?,?)",
+                [(incident_id, *step, StepStatus.PENDING.value) for step in new],
+            )
+            self._event(db, incident_id, "steps.added", None, {"keys": [s[0] for s in new]})
+
     def get_incident(self, incident_id: str) -> Incident:
         row = self.db.execute("SELECT * FROM incidents WHERE id=?", (incident_id,)).fetchone()
         if row is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TypeVar
 
 from playbook.steps.base import StepType
@@ -38,6 +39,9 @@ def _load_builtins() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
+    # A team's own step types: RESPOND_STEP_MODULES=mycompany.steps,other.module
+    for module in filter(None, os.environ.get("RESPOND_STEP_MODULES", "").split(",")):
+        importlib.import_module(module.strip())
 
 
 def get(uses: str) -> type[StepType] | None:

@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make rehearse` and `make test`. Everything they need is set up here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REGISTRY_STAMP := registry/node_modules/.installed
+
+.PHONY: setup rehearse test lint typecheck pytest bench clean
+
+setup: $(STAMP) $(REGISTRY_STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# Verdaccio, the local registry for rehearsals and tests: pinned by registry/package-lock.json.
+$(REGISTRY_STAMP): registry/package.json registry/package-lock.json
+	cd registry && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+rehearse: setup
+	$(BIN)/respond rehearse
+
+test: setup lint typecheck pytest
+
+lint:
+	$(BIN)/ruff format --check playbook tests bench
+	$(BIN)/ruff check playbook tests bench
+
+typecheck:
+	$(BIN)/mypy playbook
+
+pytest:
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) registry/node_modules .mypy_cache .pytest_cache .ruff_cache

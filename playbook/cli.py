@@ -1,0 +1,436 @@
+"""The only typer module: parse arguments, build Settings, call the core, print. Lazy imports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from playbook.core import Session
+    from playbook.engine import ApprovalRequest, RunResult
+    from playbook.settings import Settings
+
+app = typer.Typer(
+    name="respond",
+    help="Incident response for a package release that leaked what it should not.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runbook_app = typer.Typer(help="Check and inspect runbooks.", no_args_is_help=True)
+app.add_typer(runbook_app, name="runbook")
+
+# -- shared options (fastapi-cloud-cli style aliases) ------------------------------------------
+
+JsonOut = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Show tracebacks for errors.", envvar="RESPOND_VERBOSE"),
+]
+Registry = Annotated[
+    str | None,
+    typer.Option(help="Registry URL (else npm's configuration: env, .npmrc, npm config)."),
+]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Approve every step that needs approval.")]
+ApproveOpt = Annotated[
+    list[str] | None, typer.Option("--approve", help="Approve this step id (repeatable).")
+]
+NonInteractive = Annotated[
+    bool,
+    typer.Option(
+        "--non-interactive",
+        help="Never prompt: stop at approvals (exit 3) and fail where a prompt was needed.",
+        envvar="RESPOND_NON_INTERACTIVE",
+    ),
+]
+Otp = Annotated[
+    str | None,
+    typer.Option(
+        help="npm one-time password for two-factor writes.", envvar="NPM_OTP", show_envvar=True
+    ),
+]
+IncidentArg = Annotated[str, typer.Argument(help="Incident id (see `respond list`).")]
+
+
+def _fail(exc: BaseException, verbose: bool) -> NoReturn:
+    from playbook.display import inert
+    from playbook.errors import RespondError, UsageError
+
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, UsageError):  # bad input: one line that says what is accepted
+        hint = f" ({exc.hint})" if exc.hint else ""
+        typer.echo(f"error: {inert(exc.message + hint, 2000)}", err=True)
+        raise typer.Exit(int(exc.exit_code))
+    if isinstance(exc, RespondError):
+        typer.echo(f"error: {inert(exc.message, 2000)}", err=True)
+        if exc.hint:
+            typer.echo(f"hint: {inert(exc.hint, 2000)}", err=True)
+        raise typer.Exit(int(exc.exit_code))
+    typer.echo(f"error: unexpected {type(exc).__name__}: {inert(str(exc), 2000)}", err=True)
+    typer.echo(
+        "hint: rerun with --verbose for the traceback; the incident can be resumed.", err=True
+    )
+    raise typer.Exit(1)
+
+
+def _settings(**flags: Any) -> Settings:
+    from playbook.secret import Secret
+    from playbook.settings import Settings
+
+    otp = flags.pop("otp", None)
+    approve = flags.pop("approve", None)
+    non_interactive = flags.pop("non_interactive", False)
+    return Settings.resolve(
+        otp=Secret(otp) if otp else None,
+        approve=frozenset(approve or ()),
+        interactive=sys.stdin.isatty() and sys.stderr.isatty() and not non_interactive,
+        **flags,
+    )
+
+
+def _session(settings: Settings, *, json_out: bool) -> Session:
+    from playbook.core import Session, open_store
+    from playbook.display import LiveReporter, PlainReporter
+
+    reporter: Any = LiveReporter() if sys.stderr.isatty() and not json_out else PlainReporter()
+    session = Session(settings, open_store(settings), reporter=reporter)
+    session.on_wait = lambda why, wait: reporter.progress("wait", f"{why}: {wait:.1f}s")
+    if settings.interactive:
+        session.approver = _prompt_approver(reporter)
+    return session
+
+
+def _prompt_approver(reporter: Any) -> Any:
+    import asyncio
+
+    from playbook.display import inert
+
+    async def ask(request: ApprovalRequest) -> tuple[bool, str]:
+        if hasattr(reporter, "pause"):
+            reporter.pause()
+        try:
+            typer.echo(f"\nStep {request.key} ({request.spec.uses}) needs approval:", err=True)
+            for action in request.plan.actions:
+                typer.echo(
+                    f"  {action.method} {inert(action.url)}  {inert(action.summary)}", err=True
+                )
+            granted = await asyncio.to_thread(typer.confirm, "Approve?", default=False, err=True)
+            note = (
+                await asyncio.to_thread(typer.prompt, "Note", default="", err=True)
+                if granted
+                else ""
+            )
+            return granted, note
+        finally:
+            if hasattr(reporter, "resume"):
+                reporter.resume()
+
+    return ask
+
+
+def _finish_run(session: Session, result: RunResult, json_out: bool) -> NoReturn:
+    from playbook.core import result_json
+    from playbook.errors import ExitCode
+
+    stop = getattr(session.reporter, "stop", None)
+    if stop is not None:
+        stop()
+    if json_out:
+        typer.echo(json.dumps(result_json(result), indent=2, sort_keys=True))
+    else:
+        _print_summary(result)
+    if result.status == "awaiting_approval":
+        waiting = [s.step_id for s in result.steps if s.status.value == "awaiting_approval"]
+        typer.echo(
+            f"next: respond approve {result.incident_id} {waiting[0]} --note '...'; "
+            f"then respond resume {result.incident_id}",
+            err=True,
+        )
+    code = {
+        "done": ExitCode.OK,
+        "planned": ExitCode.OK,
+        "awaiting_approval": ExitCode.AWAITING_APPROVAL,
+    }.get(result.status, ExitCode.FAILED)
+    raise typer.Exit(int(code))
+
+
+def _print_summary(result: RunResult) -> None:
+    from playbook.display import inert
+
+    typer.echo(f"incident {result.incident_id}: {result.status}", err=True)
+    for step in result.steps:
+        detail = step.error or step.summary
+        typer.echo(f"  {step.key:<28} {step.status.value:<18} {inert(detail, 160)}", err=True)
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+@app.command()
+def leak(
+    specs: Annotated[
+        list[str],
+        typer.Argument(
+            help="name@version or @scope/name@version; several make one incident.",
+            show_default=False,
+        ),
+    ],
+    runbook: Annotated[
+        Path | None, typer.Option(help="Runbook YAML (default: the shipped npm-leak).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read only: plan every write, make none.")
+    ] = False,
+    yes: Yes = False,
+    approve: ApproveOpt = None,
+    non_interactive: NonInteractive = False,
+    json_out: JsonOut = False,
+    registry: Registry = None,
+    otp: Otp = None,
+    safe_version: Annotated[
+        str | None, typer.Option(help="Move dist-tags to this version.")
+    ] = None,
+    unpublish_all: Annotated[
+        bool,
+        typer.Option(
+            "--unpublish-all", help="Unpublish the whole package, not one version (needs approval)."
+        ),
+    ] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Respond to leaked releases: size, contain, hunt copies, draft notices, report."""
+    try:
+        from playbook import core
+        from playbook.settings import Mode
+
+        targets = core.parse_specs(specs)
+        book = core.load_runbook(runbook)
+        settings = _settings(
+            mode=Mode.DRY_RUN if dry_run else Mode.LIVE,
+            registry=registry,
+            yes=yes,
+            approve=approve,
+            non_interactive=non_interactive,
+            otp=otp,
+            safe_version=safe_version,
+            unpublish_all=unpublish_all,
+        )
+        session = _session(settings, json_out=json_out)
+        result = core.leak(session, targets, book)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _fail(exc, verbose)
+    _finish_run(session, result, json_out)
+
+
+@app.command()
+def resume(
+    incident: IncidentArg,
+    force: Annotated[
+        bool, typer.Option("--force", help="Accept a runbook changed since the start.")
+    ] = False,
+    yes: Yes = False,
+    approve: ApproveOpt = None,
+    non_interactive: NonInteractive = False,
+    json_out: JsonOut = False,
+    registry: Registry = None,
+    otp: Otp = None,
+    verbose: Verbose = False,
+) -> None:
+    """Continue an incident: after a crash, a failure, or an approval."""
+    try:
+        from playbook import core
+
+        probe = core.open_store(_settings())
+        mode = core.mode_of(probe.get_incident(incident))
+        probe.close()
+        settings = _settings(
+            mode=mode,
+            registry=registry,
+            yes=yes,
+            approve=approve,
+            non_interactive=non_interactive,
+            otp=otp,
+        )
+        session = _session(settings, json_out=json_out)
+        result = core.resume(session, incident, force=force)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _fail(exc, verbose)
+    _finish_run(session, result, json_out)
+
+
+@app.command()
+def approve(
+    incident: IncidentArg,
+    step: Annotated[str, typer.Argument(help="Step id to approve.")],
+    note: Annotated[str, typer.Option(help="Why it is approved (kept in the audit trail).")] = "",
+    verbose: Verbose = False,
+) -> None:
+    """Approve a step that waits for approval; then `respond resume` the incident."""
+    try:
+        from playbook import core
+
+        settings = _settings()
+        keys = core.approve(core.open_store(settings), incident, step, settings.operator, note)
+    except Exception as exc:
+        _fail(exc, verbose)
+    typer.echo(
+        f"approved {', '.join(keys)} as {settings.operator}; now: respond resume {incident}",
+        err=True,
+    )
+
+
+@app.command()
+def status(
+    incident: Annotated[
+        str | None, typer.Argument(help="Incident id (default: the newest).")
+    ] = None,
+    json_out: JsonOut = False,
+    verbose: Verbose = False,
+) -> None:
+    """Show an incident's steps and their status."""
+    try:
+        from playbook import core
+        from playbook.engine import RunResult
+        from playbook.errors import UnknownIncident
+
+        store = core.open_store(_settings())
+        if incident is None:
+            incidents = store.list_incidents()
+            if not incidents:
+                raise UnknownIncident(
+                    "No incidents yet.", "Start one with `respond leak name@version`."
+                )
+            incident = incidents[-1].id
+        record = store.get_incident(incident)
+        result = RunResult(record.id, record.status, store.steps(record.id))
+    except Exception as exc:
+        _fail(exc, verbose)
+    if json_out:
+        typer.echo(json.dumps(core.result_json(result), indent=2, sort_keys=True))
+    else:
+        _print_summary(result)
+
+
+@app.command("list")
+def list_incidents(json_out: JsonOut = False, verbose: Verbose = False) -> None:
+    """List the incidents in the store."""
+    try:
+        from playbook import core
+
+        incidents = core.open_store(_settings()).list_incidents()
+    except Exception as exc:
+        _fail(exc, verbose)
+    rows = [
+        {
+            "id": i.id,
+            "created_at": i.created_at,
+            "mode": i.mode,
+            "status": i.status,
+            "targets": list(i.targets),
+        }
+        for i in incidents
+    ]
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['id']:<44} {row['mode']:<10} {row['status']:<18} {' '.join(row['targets'])}"
+        )
+
+
+@runbook_app.command("validate")
+def runbook_validate(
+    files: Annotated[list[Path], typer.Argument(help="Runbook files.")],
+    verbose: Verbose = False,
+) -> None:
+    """Load each runbook; report the first flaw of each with file, line and step."""
+    from playbook import runbook as runbooks
+    from playbook.errors import ExitCode, RespondError
+
+    failed = False
+    for path in files:
+        try:
+            book = runbooks.load(path)
+            typer.echo(f"ok: {path} ({len(book.steps)} steps)")
+        except RespondError as exc:
+            failed = True
+            typer.echo(f"error: {exc.message}", err=True)
+    if failed:
+        raise typer.Exit(int(ExitCode.USAGE))
+
+
+@runbook_app.command("show")
+def runbook_show(
+    file: Annotated[
+        Path | None, typer.Argument(help="Runbook file (default: the shipped one).")
+    ] = None,
+    json_out: JsonOut = False,
+    verbose: Verbose = False,
+) -> None:
+    """Show the step graph: order, what runs in parallel, which steps write, which need approval."""
+    try:
+        from playbook import core
+        from playbook import steps as step_types
+
+        book = core.load_runbook(file)
+    except Exception as exc:
+        _fail(exc, verbose)
+    waves: list[dict[str, Any]] = []
+    for n, wave_ids in enumerate(book.levels(), 1):
+        entries: list[dict[str, Any]] = []
+        for step_id in wave_ids:
+            spec = book.step(step_id)
+            kind = step_types.get(spec.uses)
+            entries.append(
+                {
+                    "id": step_id,
+                    "uses": spec.uses,
+                    "needs": list(spec.needs),
+                    "writes": bool(kind and kind.mutates),
+                    "destructive": bool(kind and kind.destructive),
+                    "approval": spec.approval,
+                    "if": spec.condition,
+                }
+            )
+        waves.append({"wave": n, "steps": entries})
+    if json_out:
+        typer.echo(json.dumps({"name": book.name, "waves": waves}, indent=2))
+        return
+    typer.echo(
+        f"{book.name}: {len(book.steps)} steps in {len(waves)} waves (a wave runs in parallel)"
+    )
+    for wave in waves:
+        for e in wave["steps"]:
+            flags = [
+                f
+                for f, on in (
+                    ("writes", e["writes"]),
+                    ("destructive", e["destructive"]),
+                    ("approval", e["approval"]),
+                )
+                if on
+            ]
+            needs = f" needs {', '.join(e['needs'])}" if e["needs"] else ""
+            typer.echo(
+                f"  {wave['wave']:>2}  {e['id']:<16} {e['uses']:<16} {' '.join(flags):<28}{needs}"
+            )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

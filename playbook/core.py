@@ -1,0 +1,153 @@
+"""The commands as plain functions: the CLI parses and prints, these do the work and never print."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from playbook import runbook as runbooks
+from playbook.engine import Approver, Engine, Reporter, RunResult, create_incident
+from playbook.errors import RunbookError, UsageError
+from playbook.http import ClientOptions, WaitHook
+from playbook.resources import runbooks_dir
+from playbook.runbook import Runbook
+from playbook.services.hub import Services
+from playbook.settings import Mode, Settings
+from playbook.spec import PackageSpec, parse_spec
+from playbook.state import Incident, StepRecord, Store, StoreCache
+
+DEFAULT_RUNBOOK = "npm-leak.yaml"
+
+
+def default_runbook_path() -> Path:
+    return runbooks_dir() / DEFAULT_RUNBOOK
+
+
+def load_runbook(path: Path | None) -> Runbook:
+    return runbooks.load(path or default_runbook_path())
+
+
+def parse_specs(texts: list[str]) -> list[PackageSpec]:
+    specs = [parse_spec(t) for t in texts]
+    if not specs:
+        raise UsageError("No package given; accepted: name@1.2.3 or @scope/name@1.2.3.")
+    duplicates = sorted({str(s) for s in specs if specs.count(s) > 1})
+    if duplicates:
+        raise UsageError(f"{duplicates[0]} is given twice; name each release once.")
+    return specs
+
+
+def open_store(settings: Settings) -> Store:
+    return Store(settings.home)
+
+
+@dataclass
+class Session:
+    """What one command invocation drives: the store, the services and the engine."""
+
+    settings: Settings
+    store: Store
+    reporter: Reporter | None = None
+    approver: Approver | None = None
+    on_wait: WaitHook | None = None
+
+    def services(self) -> Services:
+        options = ClientOptions(
+            dry_run=self.settings.dry_run, timeout=self.settings.timeout, on_wait=self.on_wait
+        )
+        return Services(self.settings, options, cache=StoreCache(self.store))
+
+    async def run(self, incident_id: str, runbook: Runbook) -> RunResult:
+        services = self.services()
+        try:
+            engine = Engine(
+                self.store,
+                self.settings,
+                services,
+                reporter=self.reporter,
+                approver=self.approver,
+            )
+            return await engine.run(incident_id, runbook)
+        finally:
+            await services.aclose()
+
+
+def leak(
+    session: Session,
+    specs: list[PackageSpec],
+    runbook: Runbook,
+    inputs: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Open a new incident for the leaked releases and run the runbook on it."""
+    incident_id = create_incident(
+        session.store, session.settings.mode, runbook, specs, inputs or {}
+    )
+    return asyncio.run(session.run(incident_id, runbook))
+
+
+def resume(session: Session, incident_id: str, *, force: bool = False) -> RunResult:
+    """Run what is not finished of an incident, after a crash, a failure or an approval."""
+    incident = session.store.get_incident(incident_id)
+    runbook = _runbook_for_resume(session.store, incident, force=force)
+    return asyncio.run(session.run(incident_id, runbook))
+
+
+def _runbook_for_resume(store: Store, incident: Incident, *, force: bool) -> Runbook:
+    path = Path(incident.runbook_path)
+    if not path.is_file():
+        return runbooks.parse(incident.runbook_text, incident.runbook_path)
+    current = runbooks.load(path)
+    if current.digest == incident.runbook_hash:
+        return current
+    if not force:
+        raise RunbookError(
+            f"Runbook {path} changed since incident {incident.id} started "
+            f"(sha256 {incident.runbook_hash[:12]} then, {current.digest[:12]} now).",
+            "Resume with --force to continue under the changed runbook; the change is recorded.",
+        )
+    store.replace_runbook(incident.id, str(path), current.digest, current.text)
+    return current
+
+
+def approve(store: Store, incident_id: str, step: str, who: str, note: str) -> list[str]:
+    """Record approval for a step (by id: every package's instance of it) before a resume."""
+    store.get_incident(incident_id)
+    keys = [r.key for r in store.steps(incident_id) if step in (r.key, r.step_id)]
+    if not keys:
+        known = ", ".join(sorted({r.step_id for r in store.steps(incident_id)}))
+        raise UsageError(f"Incident {incident_id} has no step {step!r}; its steps: {known}.")
+    for key in keys:
+        store.approve(incident_id, key, who, note)
+    return keys
+
+
+def mode_of(incident: Incident) -> Mode:
+    return Mode(incident.mode)
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    return {
+        "incident": result.incident_id,
+        "status": result.status,
+        "steps": [step_json(s) for s in result.steps],
+    }
+
+
+def step_json(step: StepRecord) -> dict[str, Any]:
+    return {
+        "key": step.key,
+        "package": step.target,
+        "id": step.step_id,
+        "uses": step.uses,
+        "status": step.status.value,
+        "attempt": step.attempt,
+        "changed": step.changed,
+        "summary": step.summary,
+        "error": step.error,
+        "started_at": step.started_at,
+        "ended_at": step.ended_at,
+        "outputs": step.outputs,
+    }
