@@ -7,7 +7,7 @@ import http.server
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -198,7 +198,7 @@ steps:
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def _answer(self) -> None:
         type(self).seen.append(self.command)
@@ -226,7 +226,7 @@ def recorder() -> Iterator[str]:
 
 def test_dry_run_transport_refuses_writes_from_a_buggy_step(tmp_path: Path, recorder: str) -> None:
     text = f"name: buggy\nsteps:\n  - {{id: bug, uses: test.buggy, with: {{url: '{recorder}'}}}}\n"
-    store, result = run(tmp_path, text, mode=Mode.DRY_RUN)
+    _, result = run(tmp_path, text, mode=Mode.DRY_RUN)
     step = result.steps[0]
     assert step.status is StepStatus.FAILED
     assert "refused to send POST" in (step.error or "")
