@@ -223,3 +223,31 @@ def test_runbook_show_lists_waves_writes_and_approvals(env: dict[str, str], tmp_
         True,
         True,
     )
+
+
+def test_two_incidents_at_once_on_one_store_both_complete(
+    env: dict[str, str], runbook: Path
+) -> None:
+    home = Path(env["RESPOND_HOME"])
+    procs = [
+        spawn(env, "leak", spec, "--runbook", str(runbook), "--non-interactive")
+        for spec in ("one@1.0.0", "two@1.0.0")
+    ]
+    try:
+        wait_for(
+            lambda: len(json.loads(respond(env, "list", "--json").stdout or "[]")) == 2,
+            "both incidents to exist",
+        )
+        incidents = [i["id"] for i in json.loads(respond(env, "list", "--json", check=0).stdout)]
+        for incident in incidents:
+            wait_for(lambda i=incident: (home / "incidents" / i).is_dir(), "incident folder")
+            (home / "incidents" / incident / "release").touch()
+        assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    for incident in incidents:
+        status = json.loads(respond(env, "status", incident, "--json", check=0).stdout)
+        assert status["status"] == "done"
+        assert [s["status"] for s in status["steps"]] == ["succeeded"] * 3
