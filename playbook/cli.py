@@ -428,6 +428,43 @@ def runbook_show(
             )
 
 
+@app.command()
+def rehearse(
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="sourcemap-leak (default), secret-in-release, compromised-maintainer, past-policy."
+        ),
+    ] = None,
+    json_out: JsonOut = False,
+    verbose: Verbose = False,
+) -> None:
+    """A game day against a local registry and a fake GitHub: real writes, to the sandbox only."""
+    try:
+        from playbook import rehearsal
+        from playbook.display import LiveReporter, PlainReporter
+
+        rehearsal.scenario(scenario)  # bad names fail before anything starts
+        settings = _settings()
+        reporter: Any = LiveReporter() if sys.stderr.isatty() and not json_out else PlainReporter()
+        try:
+            card = rehearsal.rehearse(settings.home, scenario, reporter=reporter)
+        finally:
+            if hasattr(reporter, "stop"):
+                reporter.stop()
+    except KeyboardInterrupt:
+        typer.echo("error: rehearsal interrupted; every process it started was stopped.", err=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        _fail(exc, verbose)
+    if json_out:
+        typer.echo(json.dumps(card.as_json(), indent=2))
+    else:
+        for line in rehearsal.scorecard_lines(card):
+            typer.echo(line)
+    raise typer.Exit(0 if card.status == "done" else 1)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,350 @@
+"""Game days: a sandbox registry, a fake outside world, a synthetic leak, the real playbook.
+
+A rehearsal publishes a leaky release into a throwaway local registry, seeds a local server that
+plays GitHub, the CDNs and Software Heritage with copies, legitimate forks and noise, then runs
+the real runbook live against them: real writes, to the sandbox only. Every URL the run may
+reach is checked to be on loopback before the first request. Everything started is stopped by
+PID on the way out, on failure and on Ctrl-C too; only the incident folder stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from playbook.errors import UsageError
+from playbook.secret import Secret
+from playbook.settings import Mode, Settings
+from playbook.state import Store
+
+REHEARSAL_SCOPE = "@rehearsal"
+ORG_DETAILS = """\
+[organization]
+name = "Rehearsal Corp"
+copyright_owner = "Rehearsal Corp"
+signer = "Riley Rehearsal"
+legal_email = "legal@rehearsal.invalid"
+legal_address = "1 Practice Way, Drill City"
+advisory_contact = "security@rehearsal.invalid"
+security_url = "https://rehearsal.invalid/security"
+
+"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    packages: tuple[str, ...]
+    clean_versions: tuple[str, ...]
+    leaked_version: str
+    secret: bool = False
+    past_policy: bool = False
+    sources: int = 240
+    first_party: int = 120
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "sourcemap-leak",
+            "2.1.88 ships a source map carrying the original source; copies appear on GitHub.",
+            (f"{REHEARSAL_SCOPE}/cli",),
+            ("2.1.86", "2.1.87"),
+            "2.1.88",
+        ),
+        Scenario(
+            "secret-in-release",
+            "The leaky release also ships an .env with a live-looking token.",
+            (f"{REHEARSAL_SCOPE}/cli",),
+            ("2.1.86", "2.1.87"),
+            "2.1.88",
+            secret=True,
+        ),
+        Scenario(
+            "compromised-maintainer",
+            "25 packages of one scope each get a bad version at once.",
+            tuple(f"{REHEARSAL_SCOPE}/pkg-{i:02d}" for i in range(1, 26)),
+            ("1.0.0",),
+            "1.0.1",
+            secret=True,
+            sources=40,
+            first_party=20,
+        ),
+        Scenario(
+            "past-policy",
+            "The release is older than 72 hours: the registry refuses the unpublish.",
+            (f"{REHEARSAL_SCOPE}/cli",),
+            ("2.1.86", "2.1.87"),
+            "2.1.88",
+            past_policy=True,
+        ),
+    )
+}
+DEFAULT_SCENARIO = "sourcemap-leak"
+MILESTONES = {
+    "latest moved": "retag",
+    "deprecated": "deprecate",
+    "unpublished": "unpublish",
+    "verified": "verify",
+}
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    scenario: str
+    incident: str
+    status: str
+    packages: int
+    milestones: dict[str, float | None]
+    planted: int
+    found: int
+    true_copies: int
+    precision: float | None
+    recall: float | None
+    notices: dict[str, int]
+    report: str | None
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def scenario(name: str | None) -> Scenario:
+    chosen = SCENARIOS.get(name or DEFAULT_SCENARIO)
+    if chosen is None:
+        raise UsageError(f"Unknown scenario {name!r}; accepted: {', '.join(SCENARIOS)}.")
+    return chosen
+
+
+def assert_loopback(settings: Settings, registry: str) -> None:
+    """Refuse to start unless every URL the run may reach is on this machine's loopback."""
+    urls = {"registry": registry, **dict(settings.endpoints)}
+    for name, url in urls.items():
+        host = urlsplit(url).hostname or ""
+        if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+            raise UsageError(
+                f"Rehearsal refused: {name} would reach {url}, which is not loopback; "
+                "a rehearsal only talks to its own sandbox."
+            )
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the sandbox's processes are stopped by the same path."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def rehearse(
+    home: Path,
+    name: str | None = None,
+    *,
+    reporter: Any = None,
+    pids: list[int] | None = None,
+) -> Scorecard:
+    """Run one scenario end to end; `pids` receives every process started (for tests)."""
+    chosen = scenario(name)
+    from playbook.sandbox import LocalRegistry
+
+    started = time.monotonic()
+    with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+        registry = stack.enter_context(LocalRegistry())
+        if pids is not None and registry.pid is not None:
+            pids.append(registry.pid)
+        token = Secret(registry.add_user("rehearsal", secrets.token_hex(12)))
+        files = _publish(registry, chosen, token)
+        world = _world(chosen, files)
+        fake = stack.enter_context(_fake_world(world))
+        registry_url = registry.url
+        if chosen.past_policy:
+            registry_url = stack.enter_context(_policy_proxy(registry.url)).url
+        project = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="respond-rehearsal-"))
+        )
+        settings = _settings(home, project, registry_url, token, fake, world)
+        assert_loopback(settings, registry_url)
+        incident_id, status = _run(settings, chosen, reporter)
+    store = Store(home)
+    try:
+        return _score(store, incident_id, status, chosen, world, time.monotonic() - started)
+    finally:
+        store.close()
+
+
+def _publish(registry: Any, chosen: Scenario, token: Secret) -> dict[str, bytes]:
+    from playbook.synth import make_package, reconstructed_files
+
+    leaked_files: dict[str, bytes] = {}
+    for index, package in enumerate(chosen.packages):
+        for version in chosen.clean_versions:
+            clean = make_package(
+                package, version, sources=0, first_party=0, with_map=False, seed=index
+            )
+            registry.publish(clean, package, version, token=token.reveal())
+        kwargs: dict[str, Any] = {
+            "sources": chosen.sources,
+            "first_party": chosen.first_party,
+            "with_map": True,
+            "seed": index,
+        }
+        if chosen.secret:
+            kwargs |= {"secret": _fake_secret(), "env_file": True}
+        leaky = make_package(package, chosen.leaked_version, **kwargs)
+        registry.publish(leaky, package, chosen.leaked_version, token=token.reveal())
+        if chosen.past_policy:
+            registry.backdate(package, chosen.leaked_version, datetime.now(UTC) - timedelta(days=5))
+        if index == 0:
+            leaked_files = reconstructed_files(
+                package,
+                chosen.leaked_version,
+                **{k: v for k, v in kwargs.items() if k in ("sources", "first_party", "seed")},
+            )
+    return leaked_files
+
+
+def _fake_secret() -> str:
+    # Shaped like a GitHub token so the scanner's rules fire; random, never a real credential.
+    return "ghp_" + secrets.token_hex(18)
+
+
+def _world(chosen: Scenario, files: dict[str, bytes]) -> Any:
+    from playbook.fakeworld import World
+
+    return World.seeded(files, chosen.packages[0], chosen.leaked_version, seed=7, official_forks=40)
+
+
+def _fake_world(world: Any) -> Any:
+    from playbook.fakeworld import FakeWorld
+
+    return FakeWorld(world)
+
+
+def _policy_proxy(upstream: str) -> Any:
+    from playbook.regproxy import RegistryProxy
+
+    return RegistryProxy(upstream, refuse_unpublish=True)
+
+
+def _settings(
+    home: Path, project: Path, registry: str, token: Secret, fake: Any, world: Any
+) -> Settings:
+    host = urlsplit(registry).netloc
+    (project / ".npmrc").write_text(
+        f"registry={registry}\n//{host}/:_authToken=${{RESPOND_REHEARSAL_TOKEN}}\n"
+    )
+    (project / "package.json").write_text('{"name": "rehearsal-project", "private": true}\n')
+    (project / "respond.toml").write_text(ORG_DETAILS + world.respond_toml)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(project),  # never the operator's own ~/.npmrc
+        "RESPOND_HOME": str(home),
+        "RESPOND_REHEARSAL_TOKEN": token.reveal(),
+        "GITHUB_TOKEN": "rehearsal-" + secrets.token_hex(8),
+        **fake.env(),
+    }
+    return Settings.resolve(
+        env=env, mode=Mode.REHEARSAL, cwd=project, registry=registry, interactive=False
+    )
+
+
+def _run(settings: Settings, chosen: Scenario, reporter: Any) -> tuple[str, str]:
+    from playbook.core import Session, load_runbook
+    from playbook.engine import create_incident
+    from playbook.spec import PackageSpec
+
+    store = Store(settings.home)
+    try:
+        book = load_runbook(None)
+        targets = [PackageSpec(p, chosen.leaked_version) for p in chosen.packages]
+        incident_id = create_incident(store, settings.mode, book, targets, {})
+        store.log(incident_id, "rehearsal.scenario", {"scenario": chosen.name})
+        result = asyncio.run(Session(settings, store, reporter=reporter).run(incident_id, book))
+        return incident_id, result.status
+    finally:
+        store.close()
+
+
+def _score(
+    store: Store, incident_id: str, status: str, chosen: Scenario, world: Any, seconds: float
+) -> Scorecard:
+    events = store.events(incident_id)
+    start = next(_at(e.at) for e in events if e.kind == "run.started")
+    milestones: dict[str, float | None] = {}
+    for label, step_id in MILESTONES.items():
+        ends = [
+            _at(e.at)
+            for e in events
+            if e.kind in ("step.succeeded", "step.skipped")
+            and e.step_key is not None
+            and e.step_key.split("#")[-1] == step_id
+        ]
+        done = len(ends) == len(chosen.packages)
+        milestones[label] = round(max(ends) - start, 3) if done else None
+    copies = {m["url"] for m in store.records(incident_id, "mirror") if m.get("verdict") == "copy"}
+    planted = set(world.expected_copies)
+    true = copies & planted
+    notices: dict[str, int] = {}
+    for notice in store.records(incident_id, "notice"):
+        notices[notice["status"]] = notices.get(notice["status"], 0) + 1
+    report = store.incident_dir(incident_id) / "report" / "report.html"
+    return Scorecard(
+        scenario=chosen.name,
+        incident=incident_id,
+        status=status,
+        packages=len(chosen.packages),
+        milestones=milestones,
+        planted=len(planted),
+        found=len(copies),
+        true_copies=len(true),
+        precision=round(len(true) / len(copies), 3) if copies else None,
+        recall=round(len(true) / len(planted), 3) if planted else None,
+        notices=notices,
+        report=str(report) if report.exists() else None,
+        seconds=round(seconds, 2),
+    )
+
+
+def _at(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def scorecard_lines(card: Scorecard) -> list[str]:
+    lines = [
+        f"rehearsal {card.scenario}: incident {card.incident} {card.status} in {card.seconds:.1f}s"
+        f" ({card.packages} package{'s' if card.packages > 1 else ''})",
+        "containment, seconds from the run's start:",
+    ]
+    for label, value in card.milestones.items():
+        lines.append(f"  {label:<14} {'not reached' if value is None else f'{value:.3f}s'}")
+    precision = "n/a" if card.precision is None else f"{card.precision:.2f}"
+    recall = "n/a" if card.recall is None else f"{card.recall:.2f}"
+    lines.append(
+        f"copies: {card.found} found, {card.planted} planted, {card.true_copies} true"
+        f" (precision {precision}, recall {recall})"
+    )
+    drafted = ", ".join(f"{n} {s}" for s, n in sorted(card.notices.items())) or "none"
+    lines.append(f"notices: {drafted}")
+    lines.append(f"report: {card.report or 'not written'}")
+    lines.extend(card.notes)
+    return lines
