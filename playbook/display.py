@@ -9,8 +9,9 @@ from typing import IO, Any
 
 from playbook.state import StepStatus
 
-# C0/C1 control characters (ESC included) would let hostile names from mirrors drive the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0/C1 controls (ESC included) would let hostile names from mirrors drive the terminal, and
+# bidirectional overrides would let them reorder what a person reads.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 STYLE = {
     StepStatus.PENDING: "dim",
@@ -25,9 +26,20 @@ STYLE = {
 }
 
 
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}"
+
+
 def inert(text: str, limit: int = 300) -> str:
     """Text safe to print: control characters shown as escapes, one line, bounded length."""
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\n", " "))
+    text = text.replace("\n", " ").replace("\t", " ")
+    text = _CONTROL.sub(
+        lambda m: (
+            f"\\u{ord(m.group()):04x}" if ord(m.group()) > 0xFF else f"\\x{ord(m.group()):02x}"
+        ),
+        text,
+    )
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
