@@ -1,0 +1,127 @@
+"""GitHub DMCA specifics: the sworn statements verbatim, fork networks, the network-wide choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from playbook.notices.view import MirrorView
+from playbook.orgconfig import Official
+
+# GitHub's guide asks for these two statements word for word (shared/DOMAIN.md).
+GOOD_FAITH = (
+    "I have a good faith belief that use of the copyrighted materials described above on the "
+    "infringing web pages is not authorized by the copyright owner, or its agent, or the law. "
+    "I have taken fair use into consideration."
+)
+PERJURY = (
+    "I swear, under penalty of perjury, that the information in this notification is accurate "
+    "and that I am the copyright owner, or am authorized to act on behalf of the owner, of an "
+    "exclusive right that is allegedly infringed."
+)
+# Sworn and dangerous: it lets GitHub disable a whole fork network, legitimate forks included.
+NETWORK_STATEMENT = (
+    "Based on the representative number of forks I have reviewed, I believe that all or most "
+    "of the forks are infringing to the same extent as the parent repository."
+)
+LISTED_VERDICTS = ("copy", "partial")
+
+
+@dataclass(frozen=True)
+class Network:
+    """One GitHub fork network with the repositories the hunt proved to be copies."""
+
+    root: str
+    name: str
+    copies: tuple[MirrorView, ...]
+    partials: tuple[MirrorView, ...]
+    others: tuple[MirrorView, ...]
+    has_non_copies: bool | None
+
+    @property
+    def listed(self) -> tuple[MirrorView, ...]:
+        return self.copies + self.partials
+
+    @property
+    def slug(self) -> str:
+        return "".join(c if c.isalnum() else "-" for c in self.name.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class StatementDecision:
+    requested: bool
+    included: bool
+    reason: str
+
+
+def is_official(mirror: MirrorView, official: Official) -> bool:
+    owner = mirror.name.split("/", 1)[0].lower()
+    return mirror.verdict == "official" or (
+        owner in {o.lower() for o in official.github_orgs}
+        or mirror.name.lower() in {r.lower() for r in official.repositories}
+    )
+
+
+def _is_github_repo(mirror: MirrorView) -> bool:
+    return mirror.host == "github.com" and mirror.kind == "repo"
+
+
+def networks(mirrors: tuple[MirrorView, ...], official: Official) -> list[Network]:
+    """GitHub networks holding at least one verified copy, each repo listed once."""
+    groups: dict[str, list[MirrorView]] = {}
+    for mirror in mirrors:
+        if _is_github_repo(mirror):
+            groups.setdefault(mirror.network_root or mirror.url, []).append(mirror)
+    found = []
+    for root, members in sorted(groups.items()):
+        listed = [
+            m
+            for m in members
+            if m.verdict in LISTED_VERDICTS
+            and m.status != "resolved"
+            and not is_official(m, official)
+        ]
+        if not listed:
+            continue
+        others = tuple(m for m in members if m.verdict not in (*LISTED_VERDICTS, "disabled"))
+        others += tuple(m for m in listed if is_official(m, official))
+        flags = [m.network_has_non_copies for m in members]
+        has_non = True if True in flags else (None if None in flags else False)
+        found.append(
+            Network(
+                root=root,
+                name=root.rstrip("/").split("github.com/", 1)[-1],
+                copies=tuple(m for m in listed if m.verdict == "copy"),
+                partials=tuple(m for m in listed if m.verdict == "partial"),
+                others=others,
+                has_non_copies=has_non,
+            )
+        )
+    return found
+
+
+def decide_statement(network: Network, requested: bool) -> StatementDecision:
+    """The network-wide statement: only when asked, and refused unless every repo is a copy."""
+    if not requested:
+        return StatementDecision(False, False, "not requested; it is never made by default")
+    if network.others:
+        names = ", ".join(f"{m.name} ({m.verdict})" for m in network.others[:5])
+        return StatementDecision(
+            True, False, f"the network holds repositories that are not verified copies: {names}"
+        )
+    if network.has_non_copies:
+        return StatementDecision(
+            True,
+            False,
+            "mirrors.verify found repositories in the fork network that are not proven copies",
+        )
+    if network.has_non_copies is None:
+        return StatementDecision(
+            True,
+            False,
+            "the hunt did not establish that every repository in the fork network is a copy",
+        )
+    if network.partials:
+        return StatementDecision(
+            True, False, "some repositories hold only part of the work, not the whole of it"
+        )
+    return StatementDecision(True, True, "every repository in the network is a verified copy")

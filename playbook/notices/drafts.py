@@ -1,0 +1,281 @@
+"""Which notices an incident needs, and drafting each one from its template."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup
+
+from playbook.notices import dmca
+from playbook.notices.render import Renderer, blanks, missing
+from playbook.notices.view import IncidentView, MirrorView, NoticeView, TargetView
+from playbook.orgconfig import ORG_FIELDS, OrgConfig
+from playbook.state import utcnow
+
+FINAL_STATUSES = ("sent", "resolved")
+STATEMENTS = {
+    "good_faith": Markup(dmca.GOOD_FAITH),
+    "perjury": Markup(dmca.PERJURY),
+    "network": Markup(dmca.NETWORK_STATEMENT),
+}
+# The steps a public timeline shows, by what they did rather than by their runbook ids.
+CONTAINMENT_STEPS = {
+    "npm.retag": "dist-tags moved off the version",
+    "npm.deprecate": "version deprecated",
+    "npm.unpublish": "unpublish attempted",
+    "npm.verify": "containment verified on the registry",
+    "cdn.check": "CDN copies checked",
+}
+CDN_BASES = {"jsdelivr": "https://cdn.jsdelivr.net/npm", "unpkg": "https://unpkg.com"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One notice to draft: its identity, template and the data only it needs."""
+
+    id: str
+    kind: str
+    title: str
+    template: str
+    target: TargetView | None
+    mirrors: tuple[MirrorView, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A rendered notice: the record to store, where its file goes, and its text."""
+
+    record: Mapping[str, Any]
+    file: str
+    text: str
+    statement: dmca.StatementDecision | None = None
+
+
+def org_context(org: OrgConfig) -> dict[str, Any]:
+    """Every organization detail, or its visible [MISSING: ...] blank."""
+    return {name: org.detail(name) or missing(name) for name in ORG_FIELDS}
+
+
+def draft_notices(
+    view: IncidentView,
+    org: OrgConfig,
+    *,
+    target: str | None = None,
+    network_statement: bool = False,
+    renderer: Renderer | None = None,
+    now: str | None = None,
+) -> list[Draft]:
+    """Render every notice the incident calls for; sent and resolved ones are left alone."""
+    renderer = renderer or Renderer(org.templates_dir)
+    existing = {n.id: n for n in view.notices}
+    drafts = []
+    for spec in notice_specs(view, org, target=target, network_statement=network_statement):
+        old = existing.get(spec.id)
+        if old is not None and old.status in FINAL_STATUSES:
+            follow_up = _follow_up(spec, view.notices)
+            if follow_up is None:
+                continue
+            spec = follow_up
+        drafts.append(_draft(view, org, spec, renderer, now or utcnow()))
+    return drafts
+
+
+def _follow_up(spec: Spec, notices: tuple[NoticeView, ...]) -> Spec | None:
+    """A further DMCA notice for copies found after the network's notice was sent, or None."""
+    network = spec.extra.get("network")
+    if not isinstance(network, dmca.Network):
+        return None
+    numbered = re.compile(rf"{re.escape(spec.id)}(-\d+)?")
+    family = [n for n in notices if numbered.fullmatch(n.id)]
+    covered = {url for n in family if n.status in FINAL_STATUSES for url in n.mirrors}
+    copies = tuple(m for m in network.copies if m.url not in covered)
+    partials = tuple(m for m in network.partials if m.url not in covered)
+    if not copies and not partials:
+        return None
+    open_ids = [n.id for n in family if n.status not in FINAL_STATUSES]
+    notice_id = open_ids[0] if open_ids else f"{spec.id}-{len(family) + 1}"
+    later = dataclasses.replace(network, copies=copies, partials=partials)
+    return dataclasses.replace(
+        spec,
+        id=notice_id,
+        title=f"{spec.title} (copies found later)",
+        mirrors=later.listed,
+        extra={**spec.extra, "network": later},
+    )
+
+
+def notice_specs(
+    view: IncidentView, org: OrgConfig, *, target: str | None, network_statement: bool
+) -> list[Spec]:
+    targets = [t for t in view.targets if target is None or t.spec == target]
+    specs = [_dmca_spec(n, network_statement) for n in dmca.networks(view.mirrors, org.official)]
+    specs += _npm_copyright(view, org)
+    for t in targets:
+        specs += _target_specs(view, org, t)
+    return specs
+
+
+def _dmca_spec(network: dmca.Network, requested: bool) -> Spec:
+    decision = dmca.decide_statement(network, requested)
+    return Spec(
+        id=f"dmca-github-{network.slug}",
+        kind="dmca-github",
+        title=f"GitHub DMCA takedown notice: {network.name} fork network",
+        template="notices/dmca-github.md.j2",
+        target=None,
+        mirrors=network.listed,
+        extra={
+            "network": network,
+            "statement": decision,
+        },
+    )
+
+
+def _npm_copyright(view: IncidentView, org: OrgConfig) -> list[Spec]:
+    scopes = {s.lower() for s in org.official.npm_scopes}
+    copies = tuple(
+        m
+        for m in view.mirrors
+        if m.host == "npm"
+        and m.verdict in dmca.LISTED_VERDICTS
+        and m.status != "resolved"
+        and m.name.split("/", 1)[0].lower() not in scopes
+    )
+    if not copies:
+        return []
+    return [
+        Spec(
+            "npm-copyright",
+            "npm-copyright",
+            "Copyright notice to npm: republished copies",
+            "notices/npm-copyright.md.j2",
+            None,
+            copies,
+        )
+    ]
+
+
+def _target_specs(view: IncidentView, org: OrgConfig, t: TargetView) -> list[Spec]:
+    specs = []
+    secrets = t.scan.secrets if t.scan else ()
+    github_copies = tuple(m for n in dmca.networks(view.mirrors, org.official) for m in n.listed)
+    if secrets and github_copies:
+        specs.append(
+            Spec(
+                f"private-info-github-{t.slug}",
+                "private-info-github",
+                f"GitHub private-information removal request: credentials from {t.spec}",
+                "notices/private-info-github.md.j2",
+                t,
+                github_copies,
+                {"secrets": secrets},
+            )
+        )
+    if t.unpublish.get("support_request_needed"):
+        specs.append(
+            Spec(
+                f"npm-support-{t.slug}",
+                "npm-support",
+                f"npm support request: unpublish {t.spec}",
+                "notices/npm-support.md.j2",
+                t,
+            )
+        )
+    specs += _cdn_specs(t)
+    specs.append(
+        Spec(
+            f"advisory-{t.slug}",
+            "advisory",
+            f"Security advisory: {t.spec}",
+            "notices/advisory.md.j2",
+            t,
+        )
+    )
+    specs.append(
+        Spec(
+            f"customer-{t.slug}",
+            "customer",
+            f"Customer notice: {t.spec}",
+            "notices/customer.md.j2",
+            t,
+        )
+    )
+    return specs
+
+
+def _cdn_specs(t: TargetView) -> list[Spec]:
+    copies = [c for c in t.cdn.get("copies") or () if isinstance(c, Mapping)]
+    needed = {str(c) for c in t.cdn.get("requests_needed") or ()}
+    specs = []
+    for cdn, base in CDN_BASES.items():
+        urls = tuple(str(c.get("url")) for c in copies if c.get("cdn") == cdn and c.get("url"))
+        if cdn not in needed and not urls:
+            continue
+        specs.append(
+            Spec(
+                f"{cdn}-{t.slug}",
+                cdn,
+                f"Removal request to {'jsDelivr' if cdn == 'jsdelivr' else 'unpkg'}: {t.spec}",
+                f"notices/{cdn}.md.j2",
+                t,
+                extra={"base_url": f"{base}/{t.name}@{t.version}/", "urls": urls},
+            )
+        )
+    return specs
+
+
+def _draft(view: IncidentView, org: OrgConfig, spec: Spec, renderer: Renderer, now: str) -> Draft:
+    context = {
+        "incident": view.incident,
+        "targets": view.targets,
+        "target": spec.target,
+        "org": org_context(org),
+        "given": [name for name in ORG_FIELDS if org.detail(name)],
+        "statements": STATEMENTS,
+        "containment": CONTAINMENT_STEPS,
+        "official": org.official,
+        "notice": {"id": spec.id, "kind": spec.kind, "title": spec.title},
+        "mirrors": spec.mirrors,
+        "generated_at": now,
+        **spec.extra,
+    }
+    text = renderer.render(spec.template, context)
+    gaps = blanks(text)
+    prefix = f"{spec.target.slug}/" if spec.target and len(view.targets) > 1 else ""
+    file = f"{prefix}notices/{spec.id}.md"
+    statement = spec.extra.get("statement")
+    record: dict[str, Any] = {
+        "id": spec.id,
+        "kind": spec.kind,
+        "title": spec.title,
+        "status": "needs_details" if gaps else "drafted",
+        "file": file,
+        "mirrors": [m.url for m in spec.mirrors],
+        "missing": gaps,
+        "ref": None,
+        "sent_at": None,
+        "resolved_at": None,
+        "rehearsal": view.incident.is_draft,
+        "target": spec.target.spec if spec.target else None,
+        "drafted_at": now,
+    }
+    if isinstance(statement, dmca.StatementDecision):
+        record["network_statement"] = {
+            "requested": statement.requested,
+            "included": statement.included,
+            "reason": statement.reason,
+        }
+    return Draft(
+        record, file, text, statement if isinstance(statement, dmca.StatementDecision) else None
+    )
+
+
+def as_view(record: Mapping[str, Any]) -> NoticeView:
+    from playbook.notices.view import notice_view
+
+    return notice_view(record)

@@ -1,0 +1,62 @@
+"""notices.draft: render every notice the incident needs into local files and notice records."""
+
+from __future__ import annotations
+
+from playbook.notices.drafts import draft_notices
+from playbook.notices.view import step_view
+from playbook.orgconfig import load_org
+from playbook.steps import register
+from playbook.steps.base import Outcome, Plan, StepContext, StepType
+
+
+@register
+class DraftNotices(StepType):
+    """Drafts notices for a person to review and file; it sends nothing (mutates=False)."""
+
+    uses = "notices.draft"
+    mutates = False
+    description = "Draft DMCA, private-information, npm, CDN, advisory and customer notices."
+    params = frozenset(
+        {"network_statement", "scan", "verify", "cdn", "verify_mirrors", "unpublish", "lookup"}
+    )
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        org = load_org(ctx.settings.cwd, ctx.settings.home, ctx.settings.env)
+        requested = ctx.params.get("network_statement") is True
+        drafts = draft_notices(
+            step_view(ctx), org, target=str(ctx.target), network_statement=requested
+        )
+        changed = False
+        for draft in drafts:
+            ctx.write_file(draft.file, draft.text.encode("utf-8"))
+            changed |= ctx.records.put("notice", str(draft.record["id"]), draft.record)
+            decision = draft.statement
+            if decision is not None and decision.requested and not decision.included:
+                ctx.event(
+                    "notice.network_statement_refused",
+                    {"notice": draft.record["id"], "reason": decision.reason},
+                )
+            ctx.progress(f"drafted {draft.file} ({draft.record['status']})")
+        for mirror_url in {u for d in drafts for u in d.record["mirrors"]}:
+            _mark_drafted(ctx, mirror_url)
+        notices = [ctx.records.get("notice", str(d.record["id"])) or d.record for d in drafts]
+        waiting = [n["id"] for n in notices if n["status"] == "needs_details"]
+        summary = f"{len(drafts)} notice(s) drafted" + (
+            f", {len(waiting)} need details from respond.toml" if waiting else ""
+        )
+        return Outcome(
+            outputs={
+                "notices": [
+                    {"id": n["id"], "kind": n["kind"], "status": n["status"], "file": n["file"]}
+                    for n in notices
+                ]
+            },
+            changed=changed,
+            summary=summary,
+        )
+
+
+def _mark_drafted(ctx: StepContext, url: str) -> None:
+    mirror = ctx.records.get("mirror", url)
+    if mirror is not None and mirror.get("status", "open") == "open":
+        ctx.records.put("mirror", url, {**mirror, "status": "notice_drafted"})

@@ -1,0 +1,34 @@
+"""report.write: the incident report as Markdown, self-contained HTML and JSON files."""
+
+from __future__ import annotations
+
+from playbook.notices.render import Renderer
+from playbook.notices.report import Format, render_documents
+from playbook.notices.view import step_view
+from playbook.orgconfig import load_org
+from playbook.state import utcnow
+from playbook.steps import register
+from playbook.steps.base import Outcome, Plan, StepContext, StepType
+
+FILES = {"markdown": "report/report.md", "html": "report/report.html", "json": "report/report.json"}
+FORMAT_OF: dict[str, Format] = {"markdown": "md", "html": "html", "json": "json"}
+
+
+@register
+class WriteReport(StepType):
+    """Writes the report from the incident record; local files only (mutates=False)."""
+
+    uses = "report.write"
+    mutates = False
+    description = "Write the incident report (Markdown, HTML with a timeline, JSON)."
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        org = load_org(ctx.settings.cwd, ctx.settings.home, ctx.settings.env)
+        view = step_view(ctx)
+        renderer, now = Renderer(org.templates_dir), utcnow()
+        outputs = {}
+        for key, name in FILES.items():
+            text = render_documents(view, org, FORMAT_OF[key], renderer=renderer, now=now)
+            ctx.write_file(name, text.encode("utf-8"))
+            outputs[key] = name
+        return Outcome(outputs=outputs, changed=True, summary="report written to report/")

@@ -1,0 +1,428 @@
+"""Notices drafted from a fixed incident: GitHub's DMCA elements, blanks, lifecycle, hostile data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from playbook.errors import UsageError
+from playbook.notices import dmca
+from playbook.notices.drafts import Draft
+from playbook.notices.lifecycle import auto_resolve, list_notices, mark_resolved, mark_sent
+from playbook.orgconfig import OrgConfig, load_org
+from playbook.state import Store
+from tests.test_notices_fixture import (
+    FULL_TOML,
+    HOSTILE_NAME,
+    INCIDENT,
+    RAW_SECRET,
+    ROOT,
+    build_incident,
+    fixed_clock,
+    full_org,
+    mirror,
+    store_drafts,
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, Draft]]:
+    tmp = tmp_path_factory.mktemp("notices")
+    store = build_incident(tmp / "home", with_notices=False)
+    drafts = store_drafts(store, full_org(tmp))
+    return store, {d.record["id"]: d for d in drafts}
+
+
+@pytest.fixture(scope="module")
+def leaker_dmca(world: tuple[Store, dict[str, Draft]]) -> str:
+    return world[1]["dmca-github-leaker-acme-cli-src"].text
+
+
+def section(text: str, title: str) -> str:
+    """The body of one `## title` section of a notice."""
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 3)
+    return text[start : end if end != -1 else None]
+
+
+# Which notices the incident calls for -------------------------------------------------------------
+
+
+def test_the_fixture_incident_gets_every_kind_of_notice(world: Any) -> None:
+    kinds = sorted({d.record["kind"] for d in world[1].values()})
+    assert kinds == [
+        "advisory",
+        "customer",
+        "dmca-github",
+        "jsdelivr",
+        "npm-copyright",
+        "npm-support",
+        "private-info-github",
+        "unpkg",
+    ]
+
+
+def test_one_dmca_notice_per_fork_network(world: Any) -> None:
+    dmcas = sorted(i for i in world[1] if i.startswith("dmca-github-"))
+    assert dmcas == ["dmca-github-acme-cli", "dmca-github-leaker-acme-cli-src"]
+
+
+def test_official_and_unrelated_repositories_are_never_listed(world: Any) -> None:
+    listed = {u for d in world[1].values() for u in d.record["mirrors"]}
+    assert "https://github.com/acme/cli" not in listed
+    assert "https://github.com/random/other" not in listed
+    assert "https://github.com/someone/cli" in listed
+
+
+# GitHub's required elements, one test each (shared/DOMAIN.md) ---------------------------------------
+
+
+def test_dmca_element_statement_of_having_read_the_guide(leaker_dmca: str) -> None:
+    assert "I have read and understand GitHub's Guide to Submitting a DMCA Takedown Notice." in (
+        section(leaker_dmca, "Confirmation")
+    )
+
+
+def test_dmca_element_identification_of_the_original_work(leaker_dmca: str) -> None:
+    body = section(leaker_dmca, "Original copyrighted work")
+    assert "@acme/cli@2.1.88" in body and "not public" in body
+    assert "https://github.com/acme/cli" in body  # the official repository, by URL
+
+
+def test_dmca_element_each_infringing_url_with_its_evidence(leaker_dmca: str) -> None:
+    body = section(leaker_dmca, "Infringing material")
+    for name, evidence in [
+        ("leaker/acme-cli-src", "1,906 of 1,906 first-party files match"),
+        ("fork1/acme-cli-src", "1,906 of 1,906 first-party files match"),
+        ("fork2/acme-cli-src", "420 of 1,906 first-party files match"),
+    ]:
+        line = body.index(f"https://github.com/{name}")
+        assert evidence in body[line : body.index("Evidence", line) + 120]
+
+
+def test_dmca_element_every_fork_listed_individually(leaker_dmca: str) -> None:
+    body = section(leaker_dmca, "Infringing material")
+    assert body.count(f"(fork of {ROOT})") == 2
+    assert "Every fork\nfound is listed individually" in section(leaker_dmca, "Forks")
+
+
+def test_dmca_element_entire_repository_or_which_files(leaker_dmca: str) -> None:
+    body = section(leaker_dmca, "Infringing material")
+    assert "the entire repository infringes" in body
+    assert "src/tools/BashTool/BashTool.tsx" in body.split("copy part of the work")[1]
+
+
+def test_dmca_element_the_remedy_asked(leaker_dmca: str) -> None:
+    assert "Please disable the repositories listed above." in section(
+        leaker_dmca, "Requested remedy"
+    )
+
+
+def test_dmca_element_the_senders_contact_details(leaker_dmca: str) -> None:
+    body = section(leaker_dmca, "Contact")
+    assert "legal@acme.example" in body and "1 Example Road, Springfield" in body
+    assert "Jane Doe" in body
+
+
+def test_dmca_element_the_alleged_infringers_contact(leaker_dmca: str) -> None:
+    body = section(leaker_dmca, "Alleged infringer")
+    for owner in ("leaker", "fork1", "fork2"):
+        assert f"GitHub account {owner} " in body
+
+
+def test_dmca_element_good_faith_statement_word_for_word(leaker_dmca: str) -> None:
+    statement = (
+        "I have a good faith belief that use of the copyrighted materials described above on the "
+        "infringing web pages is not authorized by the copyright owner, or its agent, or the "
+        "law. I have taken fair use into consideration."
+    )
+    assert statement in section(leaker_dmca, "Statements")
+
+
+def test_dmca_element_perjury_statement_word_for_word(leaker_dmca: str) -> None:
+    statement = (
+        "I swear, under penalty of perjury, that the information in this notification is "
+        "accurate and that I am the copyright owner, or am authorized to act on behalf of the "
+        "owner, of an exclusive right that is allegedly infringed."
+    )
+    assert statement in section(leaker_dmca, "Statements")
+
+
+def test_dmca_element_signature(leaker_dmca: str) -> None:
+    assert section(leaker_dmca, "Signature").strip().endswith("Jane Doe")
+
+
+def test_dmca_sections_follow_githubs_form_order(leaker_dmca: str) -> None:
+    order = [
+        "Confirmation",
+        "Copyright ownership",
+        "Original copyrighted work",
+        "Infringing material",
+        "Forks",
+        "Requested remedy",
+        "Alleged infringer",
+        "Statements",
+        "Contact",
+        "Signature",
+    ]
+    positions = [leaker_dmca.index(f"## {title}\n") for title in order]
+    assert positions == sorted(positions)
+
+
+# The network-wide statement -------------------------------------------------------------------
+
+
+def test_network_statement_is_never_made_by_default(world: Any) -> None:
+    for draft in world[1].values():
+        assert dmca.NETWORK_STATEMENT not in draft.text
+    record = world[1]["dmca-github-leaker-acme-cli-src"].record
+    assert record["network_statement"] == {
+        "requested": False,
+        "included": False,
+        "reason": "not requested; it is never made by default",
+    }
+
+
+def test_network_statement_refused_when_the_network_holds_non_copies(tmp_path: Path) -> None:
+    store = build_incident(tmp_path / "home", with_notices=False)
+    drafts = {
+        d.record["id"]: d for d in store_drafts(store, full_org(tmp_path), network_statement=True)
+    }
+    official = drafts["dmca-github-acme-cli"]
+    assert dmca.NETWORK_STATEMENT not in official.text
+    assert official.statement is not None and not official.statement.included
+    assert "acme/cli (official)" in official.statement.reason
+    assert "requested and refused" in official.text and official.statement.reason in official.text
+    stored = store.record(INCIDENT, "notice", "dmca-github-acme-cli")
+    assert stored is not None and stored["network_statement"]["included"] is False
+
+
+def test_network_statement_refused_when_the_hunt_could_not_tell(tmp_path: Path) -> None:
+    unknown = [mirror("leaker/acme-cli-src", "copy", non_copies=None)]
+    store = build_incident(tmp_path / "home", with_notices=False, mirror_list=unknown)
+    (draft,) = [
+        d
+        for d in store_drafts(store, full_org(tmp_path), network_statement=True)
+        if d.record["kind"] == "dmca-github"
+    ]
+    assert draft.statement is not None and not draft.statement.included
+    assert dmca.NETWORK_STATEMENT not in draft.text
+
+
+def test_network_statement_included_only_when_asked_and_every_repo_is_a_copy(
+    tmp_path: Path,
+) -> None:
+    clean = [
+        mirror("leaker/acme-cli-src", "copy"),
+        mirror("fork1/acme-cli-src", "copy", parent=ROOT),
+    ]
+    store = build_incident(tmp_path / "home", with_notices=False, mirror_list=clean)
+    org = full_org(tmp_path)
+    (asked,) = [
+        d
+        for d in store_drafts(store, org, network_statement=True)
+        if d.record["kind"] == "dmca-github"
+    ]
+    assert dmca.NETWORK_STATEMENT in asked.text
+    assert asked.record["network_statement"]["included"] is True
+
+
+# Credentials: a separate private-information request ------------------------------------------
+
+
+def test_credentials_never_appear_in_a_dmca_notice(world: Any) -> None:
+    for notice_id, draft in world[1].items():
+        if notice_id.startswith("dmca-"):
+            assert "aws-access-key" not in draft.text
+            assert "AKIA" not in draft.text
+
+
+def test_private_information_request_links_lines_and_redacts(world: Any) -> None:
+    text = world[1]["private-info-github-acme-cli-2.1.88"].text
+    assert "https://github.com/leaker/acme-cli-src/blob/HEAD/src/config/aws.ts#L12" in text
+    assert "AKIA\\*\\*\\*\\*" in text  # the redacted form, Markdown-escaped
+    assert "Risk:" in text and "## Rotation checklist" in text
+    assert "- [ ] Revoke and replace the aws-access-key" in text
+
+
+def test_a_raw_secret_reaches_no_document(world: Any) -> None:
+    for draft in world[1].values():
+        assert RAW_SECRET not in draft.text
+
+
+# Organization details and blanks ----------------------------------------------------------------
+
+
+def test_a_missing_signer_gives_needs_details_and_a_visible_blank(tmp_path: Path) -> None:
+    (tmp_path / "respond.toml").write_text(FULL_TOML.replace('signer = "Jane Doe"\n', ""))
+    org = load_org(tmp_path, tmp_path / "home", {})
+    store = build_incident(tmp_path / "home", with_notices=False)
+    drafts = {d.record["id"]: d for d in store_drafts(store, org)}
+    dmca_draft = drafts["dmca-github-leaker-acme-cli-src"]
+    assert dmca_draft.record["status"] == "needs_details"
+    assert dmca_draft.record["missing"] == ["signer"]
+    assert "[MISSING: signer]" in section(dmca_draft.text, "Signature")
+    advisory = drafts["advisory-acme-cli-2.1.88"]  # the advisory does not need a signer
+    assert advisory.record["status"] == "drafted" and advisory.record["missing"] == []
+
+
+def test_without_respond_toml_every_notice_shows_its_blanks(tmp_path: Path) -> None:
+    store = build_incident(tmp_path / "home", with_notices=False)
+    for draft in store_drafts(store, OrgConfig()):
+        assert draft.record["status"] == "needs_details", draft.record["id"]
+        for name in draft.record["missing"]:
+            assert f"[MISSING: {name}]" in draft.text
+        assert "None" not in draft.text
+
+
+def test_an_optional_detail_left_out_is_not_a_blank(tmp_path: Path) -> None:
+    toml = FULL_TOML.replace('security_url = "https://acme.example/security"\n', "")
+    (tmp_path / "respond.toml").write_text(toml)
+    store = build_incident(tmp_path / "home", with_notices=False)
+    drafts = store_drafts(store, load_org(tmp_path, tmp_path, {}))
+    assert {d.record["status"] for d in drafts} == {"drafted"}
+
+
+# Lifecycle ---------------------------------------------------------------------------------------
+
+
+def test_sent_then_resolved_is_recorded_with_who_and_ref(tmp_path: Path) -> None:
+    store = build_incident(tmp_path / "home", with_notices=False)
+    store_drafts(store, full_org(tmp_path))
+    notice_id = "dmca-github-leaker-acme-cli-src"
+    with fixed_clock("2026-04-01T10:00:00"):
+        sent = mark_sent(store, INCIDENT, notice_id, "GH-TICKET-42", who="jane")
+        assert (sent.status, sent.ref, sent.sent_at) == ("sent", "GH-TICKET-42", sent.sent_at)
+        assert sent.sent_at is not None and sent.sent_at.startswith("2026-04-01")
+        mirror_record = store.record(INCIDENT, "mirror", ROOT)
+        assert mirror_record is not None and mirror_record["status"] == "notice_sent"
+        done = mark_resolved(store, INCIDENT, notice_id, who="jane")
+    assert done.status == "resolved" and done.resolved_at is not None
+    sent_events = [e for e in store.events(INCIDENT) if e.kind == "notice.updated"]
+    assert [e.actor for e in sent_events][-2:] == ["jane", "jane"]
+    listed = {n.id: n.status for n in list_notices(store, INCIDENT)}
+    assert listed[notice_id] == "resolved"
+
+
+def test_a_notice_with_blanks_cannot_be_marked_sent_until_filled(tmp_path: Path) -> None:
+    store = build_incident(tmp_path / "home", with_notices=False)
+    store_drafts(store, OrgConfig())
+    notice_id = "advisory-acme-cli-2.1.88"
+    with pytest.raises(UsageError, match="still has blanks: advisory_contact, name"):
+        mark_sent(store, INCIDENT, notice_id, None, who="jane")
+    path = store.incident_dir(INCIDENT) / "notices" / f"{notice_id}.md"
+    filled = (
+        path.read_text()
+        .replace("[MISSING: name]", "Acme")
+        .replace("[MISSING: advisory_contact]", "sec@acme.example")
+    )
+    path.write_text(filled)
+    assert mark_sent(store, INCIDENT, notice_id, None, who="jane").status == "sent"
+
+
+def test_an_unknown_notice_is_a_usage_error_naming_the_known_ones(tmp_path: Path) -> None:
+    store = build_incident(tmp_path / "home")
+    with pytest.raises(UsageError, match=r"has no notice 'nope'.*advisory-acme-cli-2\.1\.88"):
+        mark_resolved(store, INCIDENT, "nope", who="jane")
+
+
+def test_auto_resolve_closes_a_notice_only_when_all_its_copies_are_down(tmp_path: Path) -> None:
+    store = build_incident(tmp_path / "home", with_notices=False)
+    store_drafts(store, full_org(tmp_path))
+    mark_sent(store, INCIDENT, "dmca-github-leaker-acme-cli-src", "T-1", who="jane")
+    urls = [ROOT, "https://github.com/fork1/acme-cli-src", "https://github.com/fork2/acme-cli-src"]
+    for url in urls[:2]:
+        record = store.record(INCIDENT, "mirror", url)
+        assert record is not None
+        store.put_record(INCIDENT, "mirror", url, {**record, "verdict": "disabled"})
+    assert auto_resolve(store, INCIDENT) == []
+    last = store.record(INCIDENT, "mirror", urls[2])
+    assert last is not None
+    store.put_record(INCIDENT, "mirror", urls[2], {**last, "verdict": "gone"})
+    resolved = auto_resolve(store, INCIDENT)
+    assert [n.id for n in resolved] == ["dmca-github-leaker-acme-cli-src"]
+    assert resolved[0].resolved_at is not None
+    assert auto_resolve(store, INCIDENT) == []  # idempotent
+
+
+def test_redrafting_leaves_sent_notices_alone(tmp_path: Path) -> None:
+    store = build_incident(tmp_path / "home", with_notices=False)
+    org = full_org(tmp_path)
+    store_drafts(store, org)
+    mark_sent(store, INCIDENT, "npm-copyright", "NPM-7", who="jane")
+    again = {d.record["id"] for d in store_drafts(store, org)}
+    assert "npm-copyright" not in again and "advisory-acme-cli-2.1.88" in again
+    record = store.record(INCIDENT, "notice", "npm-copyright")
+    assert record is not None and (record["status"], record["ref"]) == ("sent", "NPM-7")
+
+
+def test_copies_found_after_a_notice_was_sent_get_a_follow_up_notice(tmp_path: Path) -> None:
+    store = build_incident(tmp_path / "home", with_notices=False)
+    org = full_org(tmp_path)
+    store_drafts(store, org)
+    mark_sent(store, INCIDENT, "dmca-github-leaker-acme-cli-src", "T-1", who="jane")
+    late = mirror("late/acme-cli-src", "copy", parent=ROOT)
+    store.put_record(INCIDENT, "mirror", late["url"], late)
+    drafts = {d.record["id"]: d for d in store_drafts(store, org)}
+    follow_up = drafts["dmca-github-leaker-acme-cli-src-2"]
+    assert follow_up.record["mirrors"] == ["https://github.com/late/acme-cli-src"]
+    assert "https://github.com/fork1/acme-cli-src" not in follow_up.text
+    assert "dmca-github-leaker-acme-cli-src" not in drafts  # the sent one is left alone
+    again = {d.record["id"] for d in store_drafts(store, org)}
+    assert "dmca-github-leaker-acme-cli-src-2" in again  # redrafted in place, not a third one
+    assert "dmca-github-leaker-acme-cli-src-3" not in again
+
+
+# Dry runs and rehearsals ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "label"), [("dry-run", "DRY RUN"), ("rehearsal", "REHEARSAL")])
+def test_a_dry_run_or_rehearsal_marks_every_notice_as_its_draft(
+    tmp_path: Path, mode: str, label: str
+) -> None:
+    store = build_incident(tmp_path / "home", mode=mode, with_notices=False)
+    drafts = store_drafts(store, full_org(tmp_path))
+    assert drafts
+    for draft in drafts:
+        assert f"**DRAFT OF A {label}: NOT FOR SENDING.**" in draft.text.splitlines()[2]
+        assert draft.record["rehearsal"] is True
+
+
+def test_a_live_incident_carries_no_rehearsal_banner(world: Any) -> None:
+    for draft in world[1].values():
+        assert "DRAFT OF A" not in draft.text and draft.record["rehearsal"] is False
+
+
+# Hostile strings from mirrors -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Draft]:
+    tmp = tmp_path_factory.mktemp("hostile")
+    store = build_incident(tmp / "home", hostile=True, with_notices=False)
+    return {d.record["id"]: d for d in store_drafts(store, full_org(tmp))}
+
+
+def test_hostile_repository_names_are_listed_but_inert_in_markdown(
+    hostile: dict[str, Draft],
+) -> None:
+    text = hostile["dmca-github-leaker-acme-cli-src"].text
+    assert "GitHub account evil " in text  # still listed: a person decides
+    assert "<img" not in text and "<script" not in text
+    assert "%3Cscript%3E" in text  # the URL is percent-encoded, not dropped
+    assert "{{7*7}}" not in text and "%7B%7B7*7%7D%7D" in text
+    named = hostile["private-info-github-acme-cli-2.1.88"].text  # prints the full name
+    assert "### evil/\\<img src=x onerror=alert(1)\\>\\{\\{7\\*7\\}\\}" in named
+    assert HOSTILE_NAME not in named
+    assert not re.search(r"(?<!\\)[<>{}*\[\]]", named.split("### evil/", 1)[1].split("(", 1)[0])
+
+
+def test_hostile_strings_carry_no_terminal_escapes_or_control_bytes(
+    hostile: dict[str, Draft],
+) -> None:
+    for draft in hostile.values():
+        assert not any(ord(c) < 32 and c not in "\n" for c in draft.text), draft.record["id"]
+        assert "\x9b" not in draft.text
