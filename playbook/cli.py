@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 runbook_app = typer.Typer(help="Check and inspect runbooks.", no_args_is_help=True)
 app.add_typer(runbook_app, name="runbook")
+notice_app = typer.Typer(help="Track a drafted notice: sent, then resolved.", no_args_is_help=True)
+app.add_typer(notice_app, name="notice")
 
 # -- shared options (fastapi-cloud-cli style aliases) ------------------------------------------
 
@@ -463,6 +465,122 @@ def rehearse(
         for line in rehearsal.scorecard_lines(card):
             typer.echo(line)
     raise typer.Exit(0 if card.status == "done" else 1)
+
+
+@app.command()
+def report(
+    incident: IncidentArg,
+    format: Annotated[str, typer.Option("--format", help="md, html or json.")] = "md",
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Write the incident report (blameless postmortem shape) from the record."""
+    try:
+        from playbook import core
+        from playbook.errors import UsageError
+        from playbook.notices import render_report
+
+        if format not in ("md", "html", "json"):
+            raise UsageError(f"--format {format!r} is not known; accepted: md, html, json.")
+        settings = _settings()
+        text = render_report(core.open_store(settings), incident, format, settings=settings)  # type: ignore[arg-type]
+        if output is not None:
+            core.write_atomic(output, text)
+    except Exception as exc:
+        _fail(exc, verbose)
+    if output is None:
+        typer.echo(text)
+    else:
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def notices(incident: IncidentArg, json_out: JsonOut = False, verbose: Verbose = False) -> None:
+    """List an incident's notices and where each stands."""
+    try:
+        from dataclasses import asdict
+
+        from playbook import core
+        from playbook.display import inert
+        from playbook.notices import list_notices
+
+        store = core.open_store(_settings())
+        store.get_incident(incident)
+        found = list_notices(store, incident)
+    except Exception as exc:
+        _fail(exc, verbose)
+    if json_out:
+        typer.echo(json.dumps([asdict(n) for n in found], indent=2))
+        return
+    for n in found:
+        missing = f" missing: {', '.join(n.missing)}" if n.missing else ""
+        typer.echo(f"{n.id:<40} {n.kind:<20} {n.status:<14} {inert(n.file)}{missing}")
+
+
+NoticeIncident = Annotated[
+    str | None, typer.Option("--incident", help="The incident (default: the one holding ID).")
+]
+
+
+@notice_app.command("sent")
+def notice_sent(
+    notice_id: Annotated[str, typer.Argument(help="Notice id (see `respond notices`).")],
+    ref: Annotated[str | None, typer.Option(help="The host's ticket or reference.")] = None,
+    incident: NoticeIncident = None,
+    verbose: Verbose = False,
+) -> None:
+    """Record that a person reviewed and sent a notice (respond never sends one itself)."""
+    try:
+        from playbook import core
+        from playbook.notices import mark_sent
+
+        settings = _settings()
+        store = core.open_store(settings)
+        owner = core.incident_of_notice(store, notice_id, incident)
+        view = mark_sent(store, owner, notice_id, ref, settings.operator)
+    except Exception as exc:
+        _fail(exc, verbose)
+    typer.echo(f"{view.id}: {view.status}" + (f" (ref {view.ref})" if view.ref else ""), err=True)
+
+
+@notice_app.command("resolve")
+def notice_resolve(
+    notice_id: Annotated[str, typer.Argument(help="Notice id (see `respond notices`).")],
+    incident: NoticeIncident = None,
+    verbose: Verbose = False,
+) -> None:
+    """Record that a notice's targets are down (a mirror recheck does this by itself)."""
+    try:
+        from playbook import core
+        from playbook.notices import mark_resolved
+
+        settings = _settings()
+        store = core.open_store(settings)
+        owner = core.incident_of_notice(store, notice_id, incident)
+        view = mark_resolved(store, owner, notice_id, settings.operator)
+    except Exception as exc:
+        _fail(exc, verbose)
+    typer.echo(f"{view.id}: {view.status}", err=True)
+
+
+@app.command()
+def init(
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Write a commented respond.toml (organization details for notices) in this folder."""
+    try:
+        from playbook import core
+        from playbook.errors import UsageError
+        from playbook.orgconfig import init_text
+
+        path = Path.cwd() / "respond.toml"
+        if path.exists() and not force:
+            raise UsageError(f"{path} exists; pass --force to overwrite it.")
+        core.write_atomic(path, init_text())
+    except Exception as exc:
+        _fail(exc, verbose)
+    typer.echo(f"wrote {path}: fill in [organization] and [official]", err=True)
 
 
 def main() -> None:

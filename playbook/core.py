@@ -151,3 +151,29 @@ def step_json(step: StepRecord) -> dict[str, Any]:
         "ended_at": step.ended_at,
         "outputs": step.outputs,
     }
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a temp file beside it, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def incident_of_notice(store: Store, notice_id: str, incident_id: str | None) -> str:
+    """The incident that holds a notice id (given, or found when exactly one holds it)."""
+    if incident_id is not None:
+        store.get_incident(incident_id)
+        return incident_id
+    owners = [
+        i.id for i in store.list_incidents() if store.record(i.id, "notice", notice_id) is not None
+    ]
+    if len(owners) == 1:
+        return owners[0]
+    if not owners:
+        raise UsageError(f"No incident holds a notice {notice_id!r}; see `respond notices ID`.")
+    raise UsageError(
+        f"Notice {notice_id!r} exists in {len(owners)} incidents ({', '.join(owners)}); "
+        "name one with --incident."
+    )

@@ -241,9 +241,12 @@ def _fake_world(world: Any) -> Any:
 
 
 def _policy_proxy(upstream: str) -> Any:
+    """The public registry's behaviour Verdaccio lacks: refusing an unpublish by policy."""
     from playbook.regproxy import RegistryProxy
 
-    return RegistryProxy(upstream, refuse_unpublish=True)
+    proxy = RegistryProxy(upstream)
+    proxy.refuse_unpublish()
+    return proxy
 
 
 def _settings(
