@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from playbook import steps as step_types
-from playbook.errors import DryRunViolation, PolicyRefused, RespondError, UsageError
+from playbook.errors import DryRunViolation, OtpRequired, PolicyRefused, RespondError, UsageError
 from playbook.runbook import Runbook, StepSpec, evaluate_condition, render_params
 from playbook.services.hub import Services
 from playbook.settings import Mode, Settings
@@ -19,7 +19,12 @@ from playbook.state import Incident, StepRecord, StepStatus, Store, utcnow
 from playbook.steps.base import Outcome, Plan, StepContext, StepType
 
 # Errors that a retry cannot fix: the same request would be refused the same way.
-NOT_RETRYABLE: tuple[type[BaseException], ...] = (DryRunViolation, PolicyRefused, UsageError)
+NOT_RETRYABLE: tuple[type[BaseException], ...] = (
+    DryRunViolation,
+    PolicyRefused,
+    OtpRequired,
+    UsageError,
+)
 
 
 class Reporter(Protocol):
@@ -393,6 +398,7 @@ class Engine:
             services=self.services,
             workdir=self.store.incident_dir(incident_id),
             records=StoreRecords(self.store, incident_id),
+            file_prefix=f"{node.target.slug}/" if many else "",
             resumed=resumed,
             progress=lambda message: self.reporter.progress(node.key, message),
             event=lambda kind, data: self.store.log(incident_id, kind, data, step_key=node.key),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class StepContext:
     services: Services
     workdir: Path
     records: Records = field(default_factory=MemoryRecords)
+    file_prefix: str = ""  # "<package slug>/" when an incident has several packages
     attempt: int = 1
     resumed: bool = False
     progress: ProgressHook = field(default=lambda _m: None)
@@ -100,6 +102,11 @@ class StepContext:
     def output_of(self, step_id: str) -> Mapping[str, Any]:
         """Outputs of a step this one needs (same package); empty when it was skipped."""
         return self.needs.get(step_id, {})
+
+    def temp_dir(self) -> tempfile.TemporaryDirectory[str]:
+        """A private scratch folder inside the incident folder (removed when the step is done)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=".tmp-", dir=self.workdir)
 
     def write_file(self, name: str, data: bytes) -> Path:
         """Write a file under the incident folder atomically (temp file, then rename)."""

@@ -1,0 +1,283 @@
+"""The npm registry URL and token, resolved through npm's own configuration chain.
+
+Layers, highest first, as the npm CLI reads them: the `--registry` flag, `npm_config_*` environment
+variables (prefix case-insensitive), the project `.npmrc` (in the nearest folder from the working
+directory that holds a package.json or node_modules), the user `.npmrc` (`NPM_CONFIG_USERCONFIG`
+or ~/.npmrc). A package's `@scope:registry` wins over `registry`, as in npm, except over the
+explicit `--registry` flag: an operator who names a registry (a rehearsal's loopback one) must never
+have a write land on another. The token is the `//host/path/:_authToken` whose nerf dart is the
+longest prefix of the registry URL, else `NPM_TOKEN`. When nothing names a registry, npm itself
+is asked (`npm config get registry`), so global config and npm's built-in default apply unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from playbook.errors import RespondError, UsageError
+from playbook.secret import Secret
+from playbook.settings import Settings
+
+NPM_TIMEOUT = 15.0
+# @npmcli/config's env-replace: `${NAME}` or `${NAME?}`, a backslash escapes the `$`.
+_ENV_EXPR = re.compile(r"(?<!\\)(\\*)\$\{([^${}?]+)(\?)?\}")
+_SECTION = re.compile(r"^\[([^\]]*)\]\s*$")
+
+
+class NpmrcError(UsageError):
+    """An .npmrc file or npm setting that cannot be used; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One configuration value and where it was set (file:line, or the variable's name)."""
+
+    value: str
+    where: str
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Where to send registry requests and with which token. `source` never mentions the token."""
+
+    url: str
+    token: Secret | None
+    source: str
+    token_source: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RegistryConfig(url={self.url!r}, token=<hidden>, source={self.source!r})"
+
+
+def expand_env(text: str, env: Mapping[str, str]) -> str:
+    """`${NAME}` → its value (left as written when unset, as npm does); `${NAME?}` → '' if unset."""
+
+    def replace(match: re.Match[str]) -> str:
+        escapes, name, optional = match.group(1), match.group(2), match.group(3)
+        if len(escapes) % 2:
+            return match.group(0)[(len(escapes) + 1) // 2 :]
+        fallback = "" if optional else "${" + name + "}"
+        return escapes[len(escapes) // 2 :] + env.get(name, fallback)
+
+    return _ENV_EXPR.sub(replace, text)
+
+
+def _unquote(raw: str) -> str:
+    """The `ini` package's value rules: quoted → JSON string; else cut at an unescaped ; or #."""
+    val = raw.strip()
+    if len(val) >= 2 and val[0] == val[-1] and val[0] in "\"'":
+        inner = val[1:-1] if val[0] == "'" else val
+        try:
+            decoded = json.loads(inner)
+        except ValueError:
+            return inner
+        return decoded if isinstance(decoded, str) else inner
+    out: list[str] = []
+    escaped = False
+    for char in val:
+        if escaped:
+            out.append(char if char in "\\;#" else "\\" + char)
+            escaped = False
+        elif char in ";#":
+            break
+        elif char == "\\":
+            escaped = True
+        else:
+            out.append(char)
+    if escaped:
+        out.append("\\")
+    return "".join(out).strip()
+
+
+def parse_npmrc(text: str, path: str, env: Mapping[str, str]) -> dict[str, Entry]:
+    """Top-level `key = value` entries of one .npmrc; lines npm would silently drop are errors."""
+    entries: dict[str, Entry] = {}
+    section: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        where = f"{path}:{number}"
+        stripped = line.strip()
+        if not stripped or stripped[0] in ";#":
+            continue
+        if "\x00" in line:
+            raise NpmrcError(f"{where} holds a NUL byte; an .npmrc is a text file.")
+        if _SECTION.match(stripped):
+            section = stripped[1:-1]  # npm ignores keys under an ini [section]; so do we
+            continue
+        key_raw, has_value, value_raw = line.partition("=")
+        key = _unquote(key_raw)
+        if not key:
+            raise NpmrcError(
+                f"{where} is not a `key = value` line: {_shown(stripped)}.",
+                "Fix or delete that line in the .npmrc.",
+            )
+        if not has_value and re.search(r"\s", key):
+            raise NpmrcError(
+                f"{where} is not a `key = value` line: {_shown(stripped)}.",
+                "Fix or delete that line in the .npmrc.",
+            )
+        if section is None and key != "__proto__":
+            value = expand_env(_unquote(value_raw), env) if has_value else "true"
+            entries[key] = Entry(value, where)
+    return entries
+
+
+def _shown(line: str) -> str:
+    """A bad line, shown without any value that might be a token."""
+    key = line.split("=", 1)[0].strip()
+    return repr(key[:60] + ("=..." if "=" in line else ""))
+
+
+def env_entries(env: Mapping[str, str]) -> dict[str, Entry]:
+    """`npm_config_<key>` variables (prefix in any case), as @npmcli/config maps them to keys."""
+    entries: dict[str, Entry] = {}
+    for name, value in env.items():
+        if not name.lower().startswith("npm_config_") or value == "":
+            continue
+        key = name[len("npm_config_") :]
+        if not key.startswith("//"):
+            key = key[:1] + key[1:].replace("_", "-")
+            key = key.lower()
+        entries[key] = Entry(value, f"environment variable {name}")
+    return entries
+
+
+def project_root(cwd: Path) -> Path:
+    """npm's local prefix: the nearest folder up from cwd holding package.json or node_modules."""
+    for folder in (cwd, *cwd.parents):
+        if (folder / "package.json").exists() or (folder / "node_modules").exists():
+            return folder
+    return cwd
+
+
+def user_npmrc(env: Mapping[str, str]) -> Path:
+    for name, value in env.items():
+        if name.lower() == "npm_config_userconfig" and value:
+            return Path(value).expanduser()
+    home = env.get("HOME") or str(Path.home())
+    return Path(home) / ".npmrc"
+
+
+def _read(path: Path, env: Mapping[str, str]) -> dict[str, Entry]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise NpmrcError(f"Cannot read {path}: {exc.strerror}.") from None
+    return parse_npmrc(text, str(path), env)
+
+
+def merged_config(settings: Settings) -> dict[str, Entry]:
+    """Every layer npm reads, lowest first, so that higher layers overwrite lower ones."""
+    env = settings.env
+    user = user_npmrc(env)
+    project = project_root(settings.cwd) / ".npmrc"
+    merged = _read(user, env)
+    if project.resolve() != user.resolve():
+        merged.update(_read(project, env))
+    merged.update(env_entries(env))
+    return merged
+
+
+def nerf_dart(url: str) -> str:
+    """npm's key for credentials: `//host[:port]/path/` without scheme, query or file part."""
+    parts = urlsplit(url)
+    path = parts.path if parts.path.endswith("/") else parts.path.rsplit("/", 1)[0] + "/"
+    return f"//{parts.netloc}{path}"
+
+
+def normalize_registry(url: str, where: str) -> str:
+    try:
+        parts = urlsplit(url.strip())
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a malformed IPv6 literal or port
+        valid = False
+    if not valid:
+        raise NpmrcError(
+            f"The registry set by {where} is not an http(s) URL: {url.strip()[:100]!r}.",
+            "Set registry=https://your-registry/ (npm config set registry URL).",
+        )
+    if parts.username or parts.password:
+        raise NpmrcError(
+            f"The registry URL set by {where} carries credentials; respond sends tokens only "
+            "in headers.",
+            "Move the credentials to a //host/:_authToken line in .npmrc.",
+        )
+    return url.strip() if url.strip().endswith("/") else url.strip() + "/"
+
+
+def find_token(
+    url: str, config: Mapping[str, Entry], env: Mapping[str, str]
+) -> tuple[Secret | None, str | None]:
+    """The `_authToken` of the longest nerf-dart prefix of `url`, else `NPM_TOKEN`."""
+    key = nerf_dart(url)
+    while len(key) > 2:
+        entry = config.get(f"{key}:_authToken")
+        if entry is not None and entry.value:
+            if _ENV_EXPR.search(entry.value):
+                raise NpmrcError(
+                    f"The token at {entry.where} names an environment variable that is not set.",
+                    "Export that variable, or put the token in the .npmrc line itself.",
+                )
+            return Secret(entry.value), entry.where
+        key = re.sub(r"(?:[^/]+|/)$", "", key)
+    if env.get("NPM_TOKEN"):
+        return Secret(env["NPM_TOKEN"]), "environment variable NPM_TOKEN"
+    return None, None
+
+
+def ask_npm(settings: Settings) -> str:
+    """`npm config get registry`: npm's global config and built-in default, naming no host."""
+    npm = shutil.which("npm", path=settings.env.get("PATH"))
+    if npm is None:
+        raise RespondError(
+            "No registry is configured and npm is not installed to say which one it would use.",
+            "Pass --registry URL, set NPM_CONFIG_REGISTRY, or add registry=URL to an .npmrc.",
+        )
+    try:
+        done = subprocess.run(
+            [npm, "config", "get", "registry"],
+            cwd=settings.cwd,
+            env=dict(settings.env),
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RespondError(
+            f"Asking npm for its registry (`npm config get registry`) failed: {exc}.",
+            "Pass --registry URL or set NPM_CONFIG_REGISTRY.",
+        ) from None
+    lines = [ln.strip() for ln in done.stdout.splitlines() if ln.strip()]
+    if done.returncode != 0 or not lines:
+        raise RespondError(
+            f"`npm config get registry` failed with status {done.returncode}.",
+            "Pass --registry URL or set NPM_CONFIG_REGISTRY.",
+        )
+    return lines[-1]
+
+
+def resolve(settings: Settings, package: str | None = None) -> RegistryConfig:
+    """The registry and token npm would use for `package` (its scope may pick another registry)."""
+    config = merged_config(settings)
+    scope = package.split("/", 1)[0] if package and package.startswith("@") else None
+    scoped = config.get(f"{scope}:registry") if scope else None
+    if settings.registry:
+        url, source = settings.registry, "--registry"
+    elif scoped is not None:
+        url, source = scoped.value, scoped.where
+    elif "registry" in config:
+        url, source = config["registry"].value, config["registry"].where
+    else:
+        url, source = ask_npm(settings), "npm config get registry"
+    url = normalize_registry(url, source)
+    token, token_source = find_token(url, config, settings.env)
+    return RegistryConfig(url=url, token=token, source=source, token_source=token_source)

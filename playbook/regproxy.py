@@ -1,0 +1,300 @@
+"""A recording loopback proxy in front of the local registry that adds what Verdaccio lacks.
+
+It records every request (method, path, status) and can inject the public registry's behaviour:
+the two-factor challenge (header form, body form, web flow), the unpublish policy refusal, 429 with
+Retry-After, 5xx, and a rewritten publish time. Tests use it to prove that a dry run writes nothing;
+the rehearsal uses it for the "published long ago" scenario.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+READS = frozenset({"GET", "HEAD"})
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
+)
+POLICY_MESSAGE = (
+    "You can no longer unpublish this package. Failed criteria: "
+    "has dependent packages in the registry; published more than 72 hours ago"
+)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    status: int
+    authorized: bool = False  # an authorization header came with it (never its value)
+
+    @property
+    def write(self) -> bool:
+        return self.method not in READS
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Rule:
+    """Answer requests that match `method` and `path` (a regex) with `reply`, `times` times."""
+
+    method: str | None
+    path: str
+    reply: Callable[[Request], Reply | None]
+    times: int | None = 1
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        return (self.method is None or self.method == method) and bool(re.search(self.path, path))
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def _json_reply(status: int, body: object, *headers: tuple[str, str]) -> Reply:
+    return Reply(
+        status, json.dumps(body).encode(), (("content-type", "application/json"), *headers)
+    )
+
+
+@dataclass
+class _State:
+    upstream: str
+    rules: list[Rule] = field(default_factory=list)
+    log: list[Recorded] = field(default_factory=list)
+    time_overrides: dict[tuple[str, str], str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class RegistryProxy:
+    """Start with `with RegistryProxy(upstream_url) as proxy:`; point clients at `proxy.url`."""
+
+    def __init__(self, upstream: str) -> None:
+        self.state = _State(upstream=upstream.rstrip("/"))
+        handler = type("Handler", (_Handler,), {"state": self.state})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __enter__(self) -> RegistryProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- what it saw --
+
+    @property
+    def requests(self) -> list[Recorded]:
+        with self.state.lock:
+            return list(self.state.log)
+
+    @property
+    def writes(self) -> list[Recorded]:
+        return [r for r in self.requests if r.write]
+
+    def clear(self) -> None:
+        with self.state.lock:
+            self.state.log.clear()
+
+    # -- what it injects --
+
+    def add(self, rule: Rule) -> Rule:
+        with self.state.lock:
+            self.state.rules.append(rule)
+        return rule
+
+    def reset_rules(self) -> None:
+        with self.state.lock:
+            self.state.rules.clear()
+            self.state.time_overrides.clear()
+
+    def require_otp(self, code: str, *, form: str = "header", times: int | None = None) -> Rule:
+        """Writes without `npm-otp: code` get the public registry's 401 challenge."""
+
+        def reply(request: Request) -> Reply | None:
+            if request.headers.get("npm-otp") == code:
+                return None
+            if form == "header":
+                return _json_reply(401, {"error": "otp required"}, ("www-authenticate", "OTP"))
+            return _json_reply(
+                401, {"error": "This operation requires a one-time password from your app."}
+            )
+
+        return self.add(Rule(None, r"", _writes_only(reply), times))
+
+    def require_web_otp(self, token: str, *, pending_polls: int = 1) -> Rule:
+        """Writes get the web flow's 401 (authUrl, doneUrl); doneUrl says 202 a few times, then
+        200 with `token`, which the client must send back as `npm-otp`."""
+        session = uuid.uuid4().hex
+        polls = {"left": pending_polls}
+
+        def done(_request: Request) -> Reply:
+            if polls["left"] > 0:
+                polls["left"] -= 1
+                return _json_reply(202, {}, ("retry-after", "0"))
+            return _json_reply(200, {"token": token})
+
+        self.add(Rule("GET", rf"^/-/v1/done\?sessionId={session}$", done, None))
+
+        def challenge(request: Request) -> Reply | None:
+            if request.headers.get("npm-otp") == token:
+                return None
+            base = self.url.rstrip("/")
+            body = {
+                "authUrl": f"{base}/-/v1/auth/{session}",
+                "doneUrl": f"{base}/-/v1/done?sessionId={session}",
+            }
+            return _json_reply(401, body, ("www-authenticate", "OTP"))
+
+        return self.add(Rule(None, r"", _writes_only(challenge), None))
+
+    def refuse_unpublish(self, message: str = POLICY_MESSAGE, status: int = 405) -> Rule:
+        """Unpublish requests (anything to /-rev/) get the public registry's policy refusal."""
+        return self.add(
+            Rule(None, r"/-rev/", _writes_only(lambda _r: _json_reply(status, {"error": message})))
+        )
+
+    def fail(
+        self,
+        method: str | None,
+        path: str,
+        status: int = 503,
+        *,
+        times: int = 1,
+        retry_after: str | None = None,
+    ) -> Rule:
+        headers = (("retry-after", retry_after),) if retry_after is not None else ()
+        body = {"error": f"injected {status}"}
+        return self.add(Rule(method, path, lambda _r: _json_reply(status, body, *headers), times))
+
+    def set_time(self, name: str, version: str, iso: str) -> None:
+        """Report `iso` as the publish time of `name@version` in every packument served."""
+        with self.state.lock:
+            self.state.time_overrides[(name, version)] = iso
+
+
+def _writes_only(reply: Callable[[Request], Reply | None]) -> Callable[[Request], Reply | None]:
+    def wrapped(request: Request) -> Reply | None:
+        return None if request.method in READS else reply(request)
+
+    return wrapped
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: _State
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out as two writes; without NODELAY, Nagle and delayed ACKs add
+        # 40 ms to every request on keep-alive connections.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # the recording is the log; stderr noise would fail tests under filterwarnings
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = do_GET
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(
+            self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+        )
+        reply = self._injected(request) or self._forward(request)
+        with self.state.lock:  # before the reply leaves: a client that got it can rely on the log
+            authorized = "authorization" in request.headers
+            self.state.log.append(Recorded(request.method, request.path, reply.status, authorized))
+        self._send(reply)
+
+    def _injected(self, request: Request) -> Reply | None:
+        with self.state.lock:
+            rules = [r for r in self.state.rules if r.matches(request.method, request.path)]
+        for rule in rules:
+            reply = rule.reply(request)
+            if reply is not None:
+                with self.state.lock:
+                    if rule.times is not None:
+                        rule.times -= 1
+                return reply
+        return None
+
+    def _forward(self, request: Request) -> Reply:
+        target = urlsplit(self.state.upstream)
+        conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
+        headers = {k: v for k, v in request.headers.items() if k not in HOP_BY_HOP}
+        headers.pop("accept-encoding", None)  # identity bodies, so packuments can be rewritten
+        try:
+            conn.request(request.method, request.path, body=request.body or None, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            pairs = tuple((k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP)
+            return Reply(response.status, self._rewrite(request, data), pairs)
+        finally:
+            conn.close()
+
+    def _rewrite(self, request: Request, data: bytes) -> bytes:
+        if request.method != "GET" or not self.state.time_overrides or not data.startswith(b"{"):
+            return data
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return data
+        name = doc.get("name") if isinstance(doc, dict) else None
+        changed = False
+        for (pkg, version), iso in self.state.time_overrides.items():
+            if pkg == name and version in (doc.get("time") or {}):
+                doc["time"][version] = iso
+                changed = True
+        return json.dumps(doc).encode() if changed else data
+
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        for key, value in reply.headers:
+            if key.lower() != "content-length":
+                self.send_header(key, value)
+        self.send_header("content-length", str(len(reply.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)

@@ -1,0 +1,575 @@
+"""Step types that read the leaked release and contain it on the npm registry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nodesemver
+
+from playbook import scan
+from playbook.errors import PolicyRefused, RemoteError, UsageError
+from playbook.scan import ScanResult
+from playbook.services.hub import Cache
+from playbook.services.npm import NpmRegistry, Packument, registry_for, tarball_filename
+from playbook.spec import PackageSpec
+from playbook.state import utcnow
+from playbook.steps import register
+from playbook.steps.base import Action, Outcome, Plan, StepContext, StepType
+
+POLICY_HOURS = 72.0
+MAX_CANDIDATE_SCANS = 5
+UNPUBLISHED_KEY = "npm.unpublished:{registry}:{spec}"
+SCAN_KEY = "npm.scan-verdict:{integrity}"
+
+
+def registry(ctx: StepContext) -> NpmRegistry:
+    return registry_for(ctx.services, ctx.target.name)
+
+
+def lookup_of(ctx: StepContext) -> Mapping[str, Any]:
+    """The npm.lookup outputs this step depends on (id from `with: {lookup: ...}`)."""
+    step_id = str(ctx.params.get("lookup", "lookup"))
+    found = ctx.output_of(step_id)
+    if not found:
+        raise UsageError(
+            f"Step {ctx.step_id} needs the outputs of npm.lookup step {step_id!r} for "
+            f"{ctx.target}; add it to `needs:`."
+        )
+    return found
+
+
+def _path(name: str, *parts: str) -> str:
+    return "/".join([name.replace("/", "%2f"), *parts])
+
+
+def _parse_time(iso: str | None) -> datetime | None:
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _hours_since(iso: str | None, now: datetime | None = None) -> float | None:
+    when = _parse_time(iso)
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return round(((now or datetime.now(UTC)) - when).total_seconds() / 3600, 2)
+
+
+def mark_unpublished(cache: Cache, reg: NpmRegistry, spec: PackageSpec) -> None:
+    """Remember our own unpublish: Verdaccio forgets a removed version's publish time."""
+    cache.put(UNPUBLISHED_KEY.format(registry=reg.url, spec=spec), utcnow())
+
+
+def was_unpublished(cache: Cache, reg: NpmRegistry, spec: PackageSpec) -> bool:
+    return cache.get(UNPUBLISHED_KEY.format(registry=reg.url, spec=spec)) is not None
+
+
+# -- npm.lookup -----------------------------------------------------------------------------------
+
+
+async def lookup(reg: NpmRegistry, spec: PackageSpec, cache: Cache) -> dict[str, Any]:
+    """The npm.lookup outputs for `spec`: what the registry says about it right now."""
+    doc = await reg.packument(spec.name)
+    if doc is None:
+        if was_unpublished(cache, reg, spec):
+            return _gone(reg, spec, None, await _leftover_tarball(reg, spec))
+        raise RemoteError(
+            f"The registry {reg.url} has no package {spec.name}.",
+            f"Check the name and the registry (set by {reg.source}).",
+            status=404,
+        )
+    info = doc.versions.get(spec.version)
+    if info is None:
+        recorded = spec.version in doc.time or spec.version in doc.unpublished_versions
+        if recorded or was_unpublished(cache, reg, spec):
+            return _gone(reg, spec, doc, await _leftover_tarball(reg, spec))
+        known = ", ".join(nodesemver.sort(list(doc.versions), True)[-5:]) or "none"
+        raise RemoteError(
+            f"{spec.name} has no version {spec.version} on {reg.url} (latest versions: {known}).",
+            "Check the version; a version never published cannot have leaked from this registry.",
+            status=404,
+        )
+    published = doc.time.get(spec.version)
+    return {
+        **_base(reg, spec, doc),
+        "exists": True,
+        "unpublished": False,
+        "published_at": published,
+        "hours_since_publish": _hours_since(published),
+        "tags_on_version": doc.tags_on(spec.version),
+        "maintainers": list(info.maintainers or doc.maintainers),
+        "deprecated": info.deprecated,
+        "tarball": info.dist.tarball,
+        "integrity": info.dist.integrity,
+        "shasum": info.dist.shasum,
+    }
+
+
+def _base(reg: NpmRegistry, spec: PackageSpec, doc: Packument | None) -> dict[str, Any]:
+    versions = nodesemver.sort(list(doc.versions), True) if doc else []
+    return {
+        "package": spec.name,
+        "version": spec.version,
+        "registry": reg.url,
+        "registry_source": reg.source,
+        "dist_tags": dict(doc.dist_tags) if doc else {},
+        "versions": versions,
+    }
+
+
+async def _leftover_tarball(reg: NpmRegistry, spec: PackageSpec) -> str | None:
+    """The tarball of a removed version if it is still served (an unpublish cut short)."""
+    url = f"{reg.url}{spec.name}/-/{tarball_filename(spec.name, spec.version)}"
+    return url if await reg.tarball_reachable(url) else None
+
+
+def _gone(
+    reg: NpmRegistry, spec: PackageSpec, doc: Packument | None, leftover: str | None
+) -> dict[str, Any]:
+    published = doc.time.get(spec.version) if doc else None
+    return {
+        **_base(reg, spec, doc),
+        "exists": False,
+        "unpublished": True,
+        "published_at": published,
+        "hours_since_publish": _hours_since(published),
+        "tags_on_version": doc.tags_on(spec.version) if doc else [],
+        "maintainers": list(doc.maintainers) if doc else [],
+        "deprecated": None,
+        "tarball": leftover,
+        "tarball_still_served": leftover is not None,
+        "integrity": None,
+        "shasum": None,
+    }
+
+
+@register
+class Lookup(StepType):
+    uses = "npm.lookup"
+    description = "Read the packument: versions, dist-tags, publish time, maintainers."
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        out = await lookup(registry(ctx), ctx.target, ctx.services.cache)
+        if out["unpublished"]:
+            summary = f"{ctx.target} is already unpublished from {out['registry']}"
+        else:
+            tags = ", ".join(out["tags_on_version"]) or "no tags"
+            age = out["hours_since_publish"]
+            summary = f"{ctx.target} found ({tags}; published {age} h ago)"
+        return Outcome(outputs=out, summary=summary)
+
+
+# -- npm.scan -------------------------------------------------------------------------------------
+
+
+async def fetch_tarball(reg: NpmRegistry, look: Mapping[str, Any], folder: Path) -> Path:
+    """Download the version's tarball into `folder`, checked against integrity and shasum."""
+    url = str(look["tarball"])
+    dest = folder / tarball_filename(str(look["package"]), str(look["version"]))
+    await reg.download(url, dest, integrity=look.get("integrity"), shasum=look.get("shasum"))
+    return dest
+
+
+def _scan_file(path: Path, package: str, version: str) -> ScanResult:
+    return scan.scan_tarball(path, package=package, version=version)
+
+
+@register
+class Scan(StepType):
+    uses = "npm.scan"
+    description = (
+        "Download the tarball (integrity-checked) and size the leak: maps, secrets, files."
+    )
+    params = frozenset({"lookup", "tarball", "prefix"})
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        look = lookup_of(ctx)
+        local = ctx.params.get("tarball")
+        with ctx.temp_dir() as tmp:
+            if local:
+                path = Path(str(local)).expanduser()
+            elif look.get("tarball"):
+                ctx.progress(f"downloading {look['tarball']}")
+                path = await fetch_tarball(registry(ctx), look, Path(tmp))
+            else:
+                return Outcome(
+                    skipped=True,
+                    summary=f"{ctx.target} is no longer downloadable; scan a saved copy with "
+                    "`with: {tarball: PATH}`",
+                )
+            ctx.progress("scanning the tarball")
+            result = await asyncio.to_thread(_scan_file, path, ctx.target.name, ctx.target.version)
+        prefix = str(ctx.params.get("prefix", ctx.file_prefix))
+        findings, manifest = scan.write_outputs(result, ctx.write_file, prefix)
+        outputs = {
+            "leaky": result.leaky,
+            "reasons": list(result.reasons),
+            "findings_file": findings,
+            "manifest_file": manifest,
+            "summary": result.summary(),
+        }
+        verdict = "LEAKY: " + "; ".join(result.reasons) if result.leaky else "clean"
+        return Outcome(outputs=outputs, summary=f"{ctx.target}: {verdict}")
+
+
+# -- npm.retag ------------------------------------------------------------------------------------
+
+
+def earlier_versions(versions: list[str], leaked: str) -> list[str]:
+    """Versions below the leaked one, newest first; prereleases only when the leaked one is one."""
+    leaked_pre = bool(nodesemver.parse(leaked, True).prerelease)
+    out: list[str] = []
+    for v in versions:
+        if not nodesemver.valid(v, True) or not nodesemver.lt(v, leaked, True):
+            continue
+        if nodesemver.parse(v, True).prerelease and not leaked_pre:
+            continue
+        out.append(v)
+    return nodesemver.rsort(out, True)  # type: ignore[no-any-return]
+
+
+async def scan_verdict(
+    reg: NpmRegistry, cache: Cache, doc: Packument, version: str, scratch: Path
+) -> tuple[bool, list[str]]:
+    """Whether an earlier version leaks too. One download and scan per candidate, cached in the
+    store by its integrity, so a re-run (or the next incident) costs nothing."""
+    dist = doc.versions[version].dist
+    key = SCAN_KEY.format(integrity=dist.integrity or dist.shasum or f"{doc.name}@{version}")
+    cached = cache.get(key)
+    if cached is not None:
+        verdict = json.loads(cached)
+        return bool(verdict["leaky"]), list(verdict["reasons"])
+    if not dist.tarball:
+        return True, ["no tarball to scan"]
+    look = {"package": doc.name, "version": version, "tarball": dist.tarball,
+            "integrity": dist.integrity, "shasum": dist.shasum}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="candidate-", dir=scratch) as tmp:
+        path = await fetch_tarball(reg, look, Path(tmp))
+        result = await asyncio.to_thread(_scan_file, path, doc.name, version)
+    cache.put(key, json.dumps({"leaky": result.leaky, "reasons": list(result.reasons)}))
+    return bool(result.leaky), list(result.reasons)
+
+
+async def choose_safe_version(
+    ctx: StepContext, reg: NpmRegistry, doc: Packument
+) -> tuple[str | None, str]:
+    """The newest earlier version that is neither deprecated nor leaky, and why."""
+    leaked = ctx.target.version
+    override = ctx.settings.safe_version or ctx.params.get("safe_version")
+    if override:
+        if str(override) not in doc.versions or str(override) == leaked:
+            raise UsageError(
+                f"--safe-version {override} is not another published version of {doc.name}.",
+                f"Published versions: {', '.join(nodesemver.sort(list(doc.versions), True)[-8:])}",
+            )
+        return str(override), f"{override} chosen by --safe-version"
+    skipped: list[str] = []
+    candidates = earlier_versions(list(doc.versions), leaked)
+    for version in candidates[:MAX_CANDIDATE_SCANS]:
+        if doc.versions[version].deprecated:
+            skipped.append(f"{version} deprecated")
+            continue
+        ctx.progress(f"scanning candidate {doc.name}@{version}")
+        with ctx.temp_dir() as scratch:
+            leaky, reasons = await scan_verdict(
+                reg, ctx.services.cache, doc, version, Path(scratch)
+            )
+        if not leaky:
+            why = f"{version} is the newest earlier version, not deprecated, scanned clean"
+            return version, why + (f" (skipped: {'; '.join(skipped)})" if skipped else "")
+        skipped.append(f"{version} leaky ({'; '.join(reasons)})")
+    if not candidates:
+        return None, f"no earlier version of {doc.name} exists"
+    limit = "" if len(candidates) <= MAX_CANDIDATE_SCANS else f", first {MAX_CANDIDATE_SCANS} tried"
+    return None, f"no safe earlier version ({'; '.join(skipped)}{limit})"
+
+
+def _tag_actions(reg: NpmRegistry, name: str, tags: list[str], to: str) -> tuple[Action, ...]:
+    return tuple(
+        Action("PUT", f"{reg.url}-/package/{_path(name)}/dist-tags/{tag}", f"move {tag} to {to}")
+        for tag in tags
+    )
+
+
+@register
+class Retag(StepType):
+    uses = "npm.retag"
+    mutates = True
+    description = "Move every dist-tag off the leaked version to the newest safe earlier version."
+    params = frozenset({"lookup", "safe_version"})
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        reg = registry(ctx)
+        doc = await reg.packument(ctx.target.name)
+        if doc is None:
+            out: dict[str, Any] = {
+                "safe_version": None, "moved": {}, "left": [], "reason": "package gone"
+            }  # fmt: skip
+            return Plan(outputs=out, summary=f"{ctx.target.name} is no longer on the registry")
+        safe, reason = await choose_safe_version(ctx, reg, doc)
+        tags = doc.tags_on(ctx.target.version)
+        if safe is None:
+            out = {"safe_version": None, "moved": {}, "left": tags, "reason": reason}
+            return Plan(outputs=out, summary=f"tags left on {ctx.target.version}: {reason}")
+        moved = {t: {"from": ctx.target.version, "to": safe} for t in tags}
+        out = {"safe_version": safe, "moved": moved, "left": [], "reason": reason}
+        actions = _tag_actions(reg, ctx.target.name, tags, safe)
+        return Plan(actions=actions, outputs=out, summary=_moved_summary(moved, safe))
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        out = dict(plan.outputs)
+        safe = out["safe_version"]
+        if safe is None:
+            return Outcome(outputs=out, summary=plan.summary)
+        reg = registry(ctx)
+        current = await reg.dist_tags(ctx.target.name)  # re-read: act on the state as it is now
+        moved: dict[str, dict[str, str]] = {}
+        for tag in sorted(t for t, v in current.items() if v == ctx.target.version):
+            await reg.set_dist_tag(ctx.target.name, tag, safe, progress=ctx.progress)
+            ctx.event("npm.dist-tag", {"tag": tag, "from": ctx.target.version, "to": safe})
+            moved[tag] = {"from": ctx.target.version, "to": safe}
+        out["moved"] = moved
+        return Outcome(outputs=out, changed=bool(moved), summary=_moved_summary(moved, safe))
+
+
+def _moved_summary(moved: Mapping[str, Any], safe: str) -> str:
+    if not moved:
+        return f"no tag points at the leaked version (safe version {safe})"
+    return f"moved {', '.join(sorted(moved))} to {safe}"
+
+
+# -- npm.deprecate --------------------------------------------------------------------------------
+
+
+def deprecation_message(ctx: StepContext, safe: str | None) -> str:
+    given = ctx.params.get("message")
+    if given:
+        return str(given)
+    instead = f"; use {safe} instead" if safe else "; do not install it"
+    return f"{ctx.target} shipped files that should not have been published{instead}."
+
+
+@register
+class Deprecate(StepType):
+    uses = "npm.deprecate"
+    mutates = True
+    description = "Set the deprecation message on the leaked version only."
+    params = frozenset({"lookup", "retag", "message"})
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        retag = ctx.output_of(str(ctx.params.get("retag", "retag")))
+        message = deprecation_message(ctx, retag.get("safe_version"))
+        doc = await registry(ctx).packument(ctx.target.name)
+        info = doc.versions.get(ctx.target.version) if doc else None
+        if info is None:
+            out = {"deprecated": False, "message": message, "gone": True}
+            return Plan(outputs=out, summary=f"{ctx.target} is no longer on the registry")
+        out = {"deprecated": True, "message": message, "gone": False}
+        if info.deprecated == message:
+            return Plan(outputs=out, summary=f"{ctx.target} is already deprecated")
+        url = f"{registry(ctx).url}{_path(ctx.target.name)}"
+        action = Action("PUT", url, f"deprecate {ctx.target}: {message!r}")
+        return Plan(actions=(action,), outputs=out, summary=f"deprecate {ctx.target}")
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        out = dict(plan.outputs)
+        if out.get("gone"):
+            return Outcome(outputs=out, summary=plan.summary)
+        reg = registry(ctx)
+        message = str(out["message"])
+        changed = await reg.deprecate(
+            ctx.target.name, ctx.target.version, message, progress=ctx.progress
+        )
+        if changed:
+            ctx.event("npm.deprecate", {"version": ctx.target.version, "message": message})
+        summary = f"deprecated {ctx.target}" if changed else f"{ctx.target} was already deprecated"
+        return Outcome(outputs=out, changed=changed, summary=summary)
+
+
+# -- npm.unpublish --------------------------------------------------------------------------------
+
+
+def evaluate_policy(look: Mapping[str, Any]) -> dict[str, Any]:
+    """npm's unpublish rules, as far as the registry lets us tell. The registry decides."""
+    hours = look.get("hours_since_publish")
+    within = None if hours is None else hours < POLICY_HOURS
+    reasons = []
+    if within is None:
+        reasons.append("publish time unknown: cannot tell whether it is within 72 hours")
+    elif within:
+        reasons.append(f"published {hours:g} h ago: within the 72-hour window")
+    else:
+        reasons.append(f"published {hours:g} h ago: past 72 hours, so npm also requires no "
+                       "dependents, under 300 downloads last week and a single owner")  # fmt: skip
+    reasons.append("dependents: cannot tell (this registry does not report them)")
+    if within is False:
+        reasons.append("weekly downloads: cannot tell (this registry does not report them)")
+        owners = len(look.get("maintainers") or [])
+        if owners > 1:
+            reasons.append(f"{owners} maintainers: npm requires a single owner after 72 hours")
+            return {"allowed": False, "within_72h": within, "reasons": reasons}
+    return {"allowed": None, "within_72h": within, "reasons": reasons}
+
+
+def _outputs(
+    policy: Mapping[str, Any],
+    *,
+    unpublished: bool,
+    sequence: list[str],
+    refused: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "unpublished": unpublished,
+        "policy": dict(policy),
+        "support_request_needed": refused is not None,
+        "registry_reason": refused,
+        "sequence": sequence,
+        **extra,
+    }
+
+
+@register
+class Unpublish(StepType):
+    uses = "npm.unpublish"
+    mutates = True
+    destructive = True
+    description = "Unpublish the leaked version (npm's exact sequence); whole package only on flag."
+    params = frozenset({"lookup", "retag"})
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        look = lookup_of(ctx)
+        policy = evaluate_policy(look)
+        reg = registry(ctx)
+        doc = await reg.packument(ctx.target.name)
+        everything = ctx.settings.unpublish_all
+        actions = await self._actions(ctx, reg, doc, look, everything)
+        done = not actions
+        out = _outputs(policy, unpublished=done, sequence=[], whole_package=everything)
+        if done:
+            return Plan(outputs=out, summary=f"{ctx.target} is already unpublished")
+        return Plan(actions=actions, outputs=out, summary="; ".join(a.summary for a in actions))
+
+    async def _actions(
+        self,
+        ctx: StepContext,
+        reg: NpmRegistry,
+        doc: Packument | None,
+        look: Mapping[str, Any],
+        everything: bool,
+    ) -> tuple[Action, ...]:
+        name, version = ctx.target.name, ctx.target.version
+        if doc is None:
+            return ()
+        if everything or (version in doc.versions and len(doc.versions) == 1):
+            url = f"{reg.url}{_path(name, '-rev', str(doc.rev))}"
+            return (Action("DELETE", url, f"unpublish every version of {name}"),)
+        tarball = look.get("tarball") or f"{reg.url}{name}/-/{tarball_filename(name, version)}"
+        delete = Action(
+            "DELETE", f"{tarball}/-rev/<new rev>", f"delete the tarball of {ctx.target}"
+        )
+        if version not in doc.versions:
+            return (delete,) if await reg.tarball_reachable(str(tarball)) else ()
+        put = Action(
+            "PUT",
+            f"{reg.url}{_path(name, '-rev', str(doc.rev))}",
+            f"remove {version} and its tags from the document",
+        )
+        return (put, delete)
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        out = dict(plan.outputs)
+        if not plan.actions:
+            return Outcome(outputs=out, summary=plan.summary)
+        # Even when our reading of the policy says no, ask: the registry decides, and private
+        # registries have no such policy. A refusal is then recorded in the registry's words.
+        policy = out["policy"]
+        reg = registry(ctx)
+        try:
+            result = await self._unpublish(ctx, reg)
+        except PolicyRefused as exc:
+            ctx.event("npm.unpublish.refused", {"status": exc.status, "reason": exc.message})
+            refused = _outputs(policy, unpublished=False, sequence=[], refused=exc.message)
+            return Outcome(outputs={**out, **refused}, skipped=True, summary=exc.message)
+        mark_unpublished(ctx.services.cache, reg, ctx.target)
+        ctx.event("npm.unpublish", {"sequence": list(result.sequence), "note": result.note})
+        out.update(unpublished=True, sequence=list(result.sequence))
+        what = "every version of " + ctx.target.name if result.whole_package else str(ctx.target)
+        summary = f"unpublished {what}" + (f" ({result.note})" if result.note else "")
+        return Outcome(outputs=out, changed=result.changed, summary=summary)
+
+    async def _unpublish(self, ctx: StepContext, reg: NpmRegistry) -> Any:
+        if ctx.settings.unpublish_all:
+            return await reg.unpublish_package(
+                ctx.target.name, confirmed=True, progress=ctx.progress
+            )
+        look = lookup_of(ctx)
+        retag = ctx.output_of(str(ctx.params.get("retag", "retag")))
+        return await reg.unpublish_version(
+            ctx.target.name,
+            ctx.target.version,
+            tarball=look.get("tarball"),
+            latest=retag.get("safe_version"),
+            progress=ctx.progress,
+        )
+
+
+# -- npm.verify -----------------------------------------------------------------------------------
+
+
+async def verify(reg: NpmRegistry, spec: PackageSpec, tarball: str | None) -> dict[str, Any]:
+    """What is true on the registry now: tags, deprecation, presence, tarball reachability."""
+    doc = await reg.packument(spec.name)
+    info = doc.versions.get(spec.version) if doc else None
+    url = (info.dist.tarball if info else None) or tarball
+    url = url or f"{reg.url}{spec.name}/-/{tarball_filename(spec.name, spec.version)}"
+    reachable = await reg.tarball_reachable(url)
+    tags = dict(doc.dist_tags) if doc else {}
+    on_version = [t for t, v in tags.items() if v == spec.version]
+    deprecated = None if info is None else info.deprecated is not None
+    contained = not on_version and (info is None or bool(deprecated))
+    contained = contained and not (info is None and reachable)
+    return {
+        "contained": contained,
+        "dist_tags": tags,
+        "deprecated": deprecated,
+        "version_present": info is not None,
+        "tarball_reachable": reachable,
+        "tags_on_version": on_version,
+        "checked_at": utcnow(),
+    }
+
+
+@register
+class Verify(StepType):
+    uses = "npm.verify"
+    description = "Re-read the registry and record what is really true now."
+    params = frozenset({"lookup"})
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        look = ctx.output_of(str(ctx.params.get("lookup", "lookup")))
+        out = await verify(registry(ctx), ctx.target, look.get("tarball"))
+        if out["contained"]:
+            state = "gone" if not out["version_present"] else "deprecated, no tags"
+            summary = f"{ctx.target} contained ({state})"
+        else:
+            problems = []
+            if out["tags_on_version"]:
+                problems.append(f"tags {', '.join(out['tags_on_version'])} still point at it")
+            if out["version_present"] and not out["deprecated"]:
+                problems.append("not deprecated")
+            if not out["version_present"] and out["tarball_reachable"]:
+                problems.append("removed from the document but the tarball is still served")
+            summary = f"{ctx.target} NOT contained: {'; '.join(problems)}"
+        return Outcome(outputs=out, summary=summary)
