@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from playbook import __version__
+from playbook import __version__, failpoints
 from playbook.errors import DryRunViolation
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -66,6 +66,22 @@ class DryRunGuard(httpx.AsyncBaseTransport):
                 "This is a bug in the step that tried it; run without --dry-run only after review.",
             )
         return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class FailpointTransport(httpx.AsyncBaseTransport):
+    """Crash-test seam: dies after a write's answer arrives (see playbook.failpoints)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method not in READ_METHODS:
+            failpoints.hit("write")
+        return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -145,6 +161,8 @@ def build_client(
 ) -> httpx.AsyncClient:
     """An AsyncClient with the house policy. Auth goes in `headers`, never in the URL."""
     inner = options.transport or httpx.AsyncHTTPTransport()
+    if failpoints.armed("write"):
+        inner = FailpointTransport(inner)
     transport: httpx.AsyncBaseTransport = RetryTransport(inner, options.retry, options.on_wait)
     if options.dry_run:
         transport = DryRunGuard(transport)

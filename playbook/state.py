@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from playbook import failpoints
 from playbook.errors import IncidentLocked, UnknownIncident, UsageError
 from playbook.secret import scrub
 
@@ -170,6 +171,7 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
         self._locks: dict[str, int] = {}
+        self._pending_events = 0
 
     def close(self) -> None:
         for fd in self._locks.values():
@@ -181,12 +183,15 @@ class Store:
     def tx(self) -> Iterator[sqlite3.Connection]:
         """One transaction: committed as a whole before the next transition begins."""
         self.db.execute("BEGIN IMMEDIATE")
+        self._pending_events = 0
         try:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+        for _ in range(self._pending_events):
+            failpoints.hit("event")
 
     def _json(self, data: Any) -> str:
         return self.redact(json.dumps(data, sort_keys=True, default=str))
@@ -386,6 +391,7 @@ class Store:
         actor: str = "respond",
         at: str | None = None,
     ) -> None:
+        self._pending_events += 1
         db.execute(
             "INSERT INTO events (incident_id, at, actor, kind, step_key, data) "
             "VALUES (?,?,?,?,?,?)",

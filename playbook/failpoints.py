@@ -1,0 +1,29 @@
+"""Crash points for the crash-and-resume tests: the process SIGKILLs itself at a chosen point.
+
+`RESPOND_FAILPOINT=event:N` dies right after the Nth audit event this process commits;
+`RESPOND_FAILPOINT=write:N` dies right after the answer to the Nth write (PUT, POST, PATCH,
+DELETE) arrives, before anything records it. Unset (always, outside tests), `hit` does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_SPEC = os.environ.get("RESPOND_FAILPOINT", "")
+_KIND, _, _COUNT = _SPEC.partition(":")
+_AT = int(_COUNT) if _COUNT.isdigit() else 0
+_seen: dict[str, int] = {}
+
+
+def armed(kind: str) -> bool:
+    return _AT > 0 and kind == _KIND
+
+
+def hit(kind: str) -> None:
+    """Count one `kind` point; at the chosen one, die as a crash would: no cleanup, no flush."""
+    if not armed(kind):
+        return
+    _seen[kind] = _seen.get(kind, 0) + 1
+    if _seen[kind] == _AT:
+        os.kill(os.getpid(), signal.SIGKILL)
