@@ -1,0 +1,1 @@
+"""The mirror hunt: fingerprints, candidates, tree verification, verdicts, networks, recheck."""

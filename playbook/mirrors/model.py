@@ -1,0 +1,166 @@
+"""The hunt's data: candidates, verdicts, the stored mirror record, changes found by a recheck."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Verdict(StrEnum):
+    COPY = "copy"
+    PARTIAL = "partial"
+    UNRELATED = "unrelated"
+    OFFICIAL = "official"
+    DISABLED = "disabled"
+    UNREACHABLE = "unreachable"
+    UNVERIFIED = "unverified"
+
+
+class Source(StrEnum):
+    """Where a candidate was found (a mirror's `found_by`)."""
+
+    OFFICIAL = "official-allowlist"
+    CODE_SEARCH = "code-search"
+    REPO_SEARCH = "repo-search"
+    FORKS = "forks"
+    NETWORK = "network"
+    NPM = "npm"
+    SWH = "softwareheritage"
+    GITLAB = "gitlab"
+    CODEBERG = "codeberg"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Something that may hold a copy; `url` is its canonical address and the record key."""
+
+    url: str
+    host: str  # github.com | gitlab.com | codeberg.org | npm | softwareheritage
+    kind: str  # repo | package | archive
+    name: str  # owner/repo, or name@version for a package
+    description: str = ""
+    default_branch: str | None = None
+    fork: bool = False
+    parent: str | None = None  # URL of the repository it was forked from
+    source: str | None = None  # URL of its network root, when the host said so
+    forks_count: int | None = None
+    forks_listed: bool = False  # every page of its direct forks was read
+    api_id: str | None = None
+    found_by: tuple[str, ...] = ()
+    pushed_at: str | None = None  # the host's time of the last push, when a listing gave it
+
+    def merge(self, other: Candidate) -> Candidate:
+        """The same URL found twice: keep what either knows."""
+        return replace(
+            self,
+            description=self.description or other.description,
+            default_branch=self.default_branch or other.default_branch,
+            fork=self.fork or other.fork,
+            parent=self.parent or other.parent,
+            source=self.source or other.source,
+            forks_count=self.forks_count if self.forks_count is not None else other.forks_count,
+            forks_listed=self.forks_listed or other.forks_listed,
+            api_id=self.api_id or other.api_id,
+            pushed_at=self.pushed_at or other.pushed_at,
+            found_by=tuple(dict.fromkeys(self.found_by + other.found_by)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["found_by"] = list(self.found_by)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Candidate:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["found_by"] = tuple(known.get("found_by", ()))
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One mirror record (contracts.md, kind "mirror"), plus the keys recheck needs."""
+
+    url: str
+    host: str
+    kind: str
+    name: str
+    verdict: Verdict
+    description: str = ""
+    matched: int = 0
+    total: int = 0
+    tree_files: int = 0
+    sample_paths: tuple[str, ...] = ()
+    parent: str | None = None
+    network_root: str | None = None
+    network_has_non_copies: bool | None = None
+    found_by: tuple[str, ...] = ()
+    checked_at: str = ""
+    evidence: str = ""
+    status: str = "open"
+    matched_by_blob: int = 0
+    matched_by_content: int = 0
+    default_branch: str | None = None
+    forks_count: int | None = None
+    forks_listed: bool = False
+    api_id: str | None = None
+    target: str = ""
+    manifest_file: str = ""
+    error: str | None = None  # verification failed (network, 5xx): the verdict proves nothing
+    pushed_at: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["verdict"] = self.verdict.value
+        data["sample_paths"] = list(self.sample_paths)
+        data["found_by"] = list(self.found_by)
+        return data
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> Mirror:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["verdict"] = Verdict(known.get("verdict", "unverified"))
+        known["sample_paths"] = tuple(known.get("sample_paths", ()))
+        known["found_by"] = tuple(known.get("found_by", ()))
+        return cls(**known)
+
+    def candidate(self) -> Candidate:
+        return Candidate(
+            url=self.url,
+            host=self.host,
+            kind=self.kind,
+            name=self.name,
+            description=self.description,
+            default_branch=self.default_branch,
+            fork=self.parent is not None,
+            parent=self.parent,
+            source=self.network_root,
+            forks_count=self.forks_count,
+            forks_listed=self.forks_listed,
+            api_id=self.api_id,
+            found_by=self.found_by,
+            pushed_at=self.pushed_at,
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    """A difference a recheck found in a stored mirror (e.g. verdict copy -> disabled)."""
+
+    url: str
+    field: str
+    old: Any
+    new: Any
+    at: str
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What the hunt found: candidates by URL, counts by source, and sources it had to skip."""
+
+    candidates: Mapping[str, Candidate]
+    by_source: Mapping[str, int]
+    skipped: tuple[Mapping[str, str], ...] = ()
+    queries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

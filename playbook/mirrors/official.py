@@ -1,0 +1,33 @@
+"""The organization's own repositories and scopes (respond.toml [official]): never a copy."""
+
+from __future__ import annotations
+
+from playbook.mirrors.model import Candidate
+from playbook.orgconfig import Official, load_org
+from playbook.settings import Settings
+
+
+def read_official(settings: Settings) -> Official:
+    """[official] from respond.toml in the working directory, else in RESPOND_HOME."""
+    return load_org(settings.cwd, settings.home).official
+
+
+def is_official(candidate: Candidate, official: Official) -> bool:
+    """On the allowlist: a GitHub org or `owner/repo` listed, or an npm scope listed.
+
+    Only the listed names count: a fork of an official repository is someone else's repository
+    and is judged by its content like any other.
+    """
+    if candidate.host == "npm":
+        scope = candidate.name.split("/", 1)[0] if candidate.name.startswith("@") else None
+        return scope is not None and scope.lstrip("@").lower() in _lower(official.npm_scopes)
+    if candidate.host != "github.com":
+        return candidate.url.split("://", 1)[-1].lower() in _lower(official.repositories)
+    owner = candidate.name.split("/", 1)[0].lower()
+    return owner in _lower(official.github_orgs) or candidate.name.lower() in _lower(
+        official.repositories
+    )
+
+
+def _lower(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(v.lower().lstrip("@") for v in values)

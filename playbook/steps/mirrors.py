@@ -1,0 +1,306 @@
+"""Step types mirrors.hunt, mirrors.verify and cdn.check: find copies, prove them, record CDNs.
+
+All three only read (mutates=False): the hunt and the proof send GETs, and cdn.check asks
+jsDelivr to purge its cache only for tags (which a purge can refresh), never for the static
+version (jsDelivr keeps static files permanently; those need a removal request, recorded in
+`requests_needed`). In a dry run cdn.check lists the purges it would request without sending them.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import PurePosixPath
+from typing import Any
+
+from playbook.governor import Governor
+from playbook.mirrors.collect import collect
+from playbook.mirrors.fingerprints import Manifest, load_manifest
+from playbook.mirrors.model import Candidate, Mirror, Verdict
+from playbook.mirrors.official import read_official
+from playbook.mirrors.track import list_mirrors, recheck
+from playbook.mirrors.verify import Verifier
+from playbook.services.cdn import cdns, jsdelivr_purge
+from playbook.services.github import github_api
+from playbook.state import utcnow
+from playbook.steps import register
+from playbook.steps.base import Outcome, Plan, StepContext, StepType
+
+__all__ = ["CheckCdns", "HuntMirrors", "VerifyMirrors", "list_mirrors", "recheck"]
+MAX_CDN_PROBES = 4
+
+
+def _manifest_file(ctx: StepContext) -> str | None:
+    scan = ctx.output_of(str(ctx.params.get("scan", "scan")))
+    value = scan.get("manifest_file")
+    return str(value) if value else None
+
+
+def _folder(manifest_file: str) -> str:
+    """Where this target's mirror files go: beside its scan folder (`<slug>/` when there is one)."""
+    parent = PurePosixPath(manifest_file).parent.parent
+    return "" if str(parent) == "." else f"{parent}/"
+
+
+def _manifest(ctx: StepContext) -> tuple[Manifest, str] | None:
+    name = _manifest_file(ctx)
+    if name is None:
+        return None
+    return load_manifest(ctx.workdir / name), name
+
+
+@contextlib.contextmanager
+def _quota_progress(ctx: StepContext) -> Iterator[Governor]:
+    """Show GitHub's quota and any wait in the live display while the step runs."""
+    gov = github_api(ctx.services).governor
+    with gov.listening(lambda s: ctx.progress(s.describe()) if s.waiting else None):
+        yield gov
+
+
+def _no_manifest(ctx: StepContext) -> Outcome:
+    return Outcome(
+        skipped=True,
+        summary=f"{ctx.target}: no scan manifest (the scan step was skipped), nothing to hunt for",
+    )
+
+
+@register
+class HuntMirrors(StepType):
+    uses = "mirrors.hunt"
+    description = "Find candidate public copies: GitHub searches and forks, npm, archives, forges."
+    params = frozenset({"scan", "lookup", "max_code_queries"})
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        return Plan(outputs={"candidates": 0, "by_source": {}, "skipped_sources": []})
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        loaded = _manifest(ctx)
+        if loaded is None:
+            return _no_manifest(ctx)
+        manifest, manifest_file = loaded
+        lookup = ctx.output_of(str(ctx.params.get("lookup", "lookup")))
+        with _quota_progress(ctx) as gov:
+            before = gov.requests
+            found = await collect(
+                manifest,
+                ctx.services,
+                official=read_official(ctx.settings),
+                published_at=lookup.get("published_at"),
+                progress=ctx.progress,
+            )
+            spent = gov.requests - before
+        name = f"{_folder(manifest_file)}mirrors/candidates.json"
+        cands = sorted(found.candidates.values(), key=lambda c: c.url)
+        ctx.write_file(name, _dump([c.to_json() for c in cands]))
+        for cand in cands:
+            _record_candidate(ctx, cand, manifest_file)
+        outputs = {
+            "candidates": len(cands),
+            "by_source": dict(found.by_source),
+            "skipped_sources": [dict(s) for s in found.skipped],
+            "candidates_file": name,
+            "queries": {k: list(v) for k, v in found.queries.items()},
+            "github_requests": spent,
+        }
+        summary = f"{len(cands)} candidates from {len(found.by_source)} sources"
+        if found.skipped:
+            summary += "; skipped: " + ", ".join(s["source"] for s in found.skipped)
+        return Outcome(outputs=outputs, summary=summary)
+
+
+def _record_candidate(ctx: StepContext, cand: Candidate, manifest_file: str) -> None:
+    """A candidate is tracked at once (verdict unverified); a verified record is left alone."""
+    known = ctx.records.get("mirror", cand.url)
+    if known is not None and known.get("verdict") != Verdict.UNVERIFIED.value:
+        return
+    mirror = Mirror(
+        url=cand.url,
+        host=cand.host,
+        kind=cand.kind,
+        name=cand.name,
+        verdict=Verdict.UNVERIFIED,
+        description=cand.description,
+        parent=cand.parent,
+        network_root=cand.source,
+        found_by=cand.found_by,
+        checked_at=utcnow(),
+        evidence="found, not verified yet",
+        default_branch=cand.default_branch,
+        forks_count=cand.forks_count,
+        forks_listed=cand.forks_listed,
+        api_id=cand.api_id,
+        target=str(ctx.target),
+        manifest_file=manifest_file,
+    )
+    ctx.records.put("mirror", cand.url, mirror.to_record())
+
+
+COUNTED = ("copy", "partial", "unrelated", "official", "disabled", "unreachable")
+
+
+@register
+class VerifyMirrors(StepType):
+    uses = "mirrors.verify"
+    description = "Prove each candidate from its file tree (blob SHA-1s) and give it a verdict."
+    params = frozenset({"scan", "hunt", "lookup"})
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        return Plan(outputs={**dict.fromkeys(COUNTED, 0), "copies": 0, "requests": 0})
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        loaded = _manifest(ctx)
+        hunt = ctx.output_of(str(ctx.params.get("hunt", "hunt")))
+        if loaded is None or not hunt.get("candidates_file"):
+            return _no_manifest(ctx)
+        manifest, manifest_file = loaded
+        raw = json.loads((ctx.workdir / str(hunt["candidates_file"])).read_bytes())
+        verifier = Verifier(
+            manifest,
+            ctx.services,
+            read_official(ctx.settings),
+            progress=ctx.progress,
+            target=str(ctx.target),
+            manifest_file=manifest_file,
+            published_at=_published(ctx),
+        )
+        with _quota_progress(ctx) as gov:
+            before = gov.requests
+            mirrors = await verifier.run(Candidate.from_json(c) for c in raw)
+            spent = gov.requests - before
+        for mirror in mirrors:
+            _record_mirror(ctx, mirror)
+        name = f"{_folder(manifest_file)}mirrors/mirrors.json"
+        ctx.write_file(name, _dump([m.to_record() for m in mirrors]))
+        return Outcome(
+            outputs=_verify_outputs(mirrors, spent, name, verifier.budget_note),
+            summary=_verify_summary(mirrors),
+        )
+
+
+def _published(ctx: StepContext) -> str | None:
+    value = ctx.output_of(str(ctx.params.get("lookup", "lookup"))).get("published_at")
+    return str(value) if value else None
+
+
+def _record_mirror(ctx: StepContext, mirror: Mirror) -> None:
+    known = ctx.records.get("mirror", mirror.url)
+    status = str(known.get("status", "open")) if known else "open"
+    ctx.records.put("mirror", mirror.url, {**mirror.to_record(), "status": status})
+
+
+def _verify_outputs(
+    mirrors: list[Mirror], requests: int, name: str, budget_note: str
+) -> dict[str, Any]:
+    counts = collections.Counter(m.verdict.value for m in mirrors)
+    copies = [m for m in mirrors if m.verdict is Verdict.COPY]
+    return {
+        **{v: counts.get(v, 0) for v in COUNTED},
+        "copies": len(copies),
+        "unverified": counts.get("unverified", 0),
+        "requests": requests,
+        "mirrors_file": name,
+        "copy_urls": [m.url for m in copies],
+        "networks_with_non_copies": sorted(
+            {str(m.network_root) for m in copies if m.network_has_non_copies is not False}
+        ),
+        "budget_note": budget_note or None,
+    }
+
+
+def _verify_summary(mirrors: list[Mirror]) -> str:
+    counts = collections.Counter(m.verdict.value for m in mirrors)
+    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no candidates"
+
+
+@register
+class CheckCdns(StepType):
+    uses = "cdn.check"
+    description = "Record jsDelivr and unpkg copies of the version; purge jsDelivr tags only."
+    params = frozenset({"scan", "lookup"})
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        return Plan(outputs={"copies": [], "purge_requested": [], "requests_needed": []})
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        loaded = _manifest(ctx)
+        files = _probe_files(loaded[0]) if loaded else []
+        if not files:
+            return Outcome(skipped=True, summary=f"{ctx.target}: no map or source files to probe")
+        copies = await _probe(ctx, files)
+        for copy in copies:
+            ctx.records.put("mirror", copy["url"], _cdn_record(ctx, copy))
+        serving = sorted({c["cdn"] for c in copies})
+        purges = await _purge_tags(ctx, files) if "jsdelivr" in serving else []
+        outputs = {"copies": copies, "purge_requested": purges, "requests_needed": serving}
+        summary = (
+            f"{len(copies)} CDN copies on {', '.join(serving)}; static versions need a "
+            "removal request"
+            if copies
+            else "no CDN serves the version's files"
+        )
+        return Outcome(outputs=outputs, summary=summary)
+
+
+def _probe_files(manifest: Manifest) -> list[str]:
+    direct = sorted({f.path for f in manifest.files if f.map is None and f.first_party})
+    return [*manifest.map_names, *direct][:MAX_CDN_PROBES]
+
+
+async def _probe(ctx: StepContext, files: list[str]) -> list[dict[str, Any]]:
+    copies = []
+    for cdn in cdns(ctx.services):
+        for file in files:
+            probe = await cdn.probe(ctx.target.name, ctx.target.version, file)
+            if probe.status == 200:
+                copies.append(
+                    {
+                        "cdn": cdn.name,
+                        "url": probe.url,
+                        "status": probe.status,
+                        "file": file,
+                        "size": probe.size,
+                    }
+                )
+    return copies
+
+
+def _cdn_record(ctx: StepContext, copy: Mapping[str, Any]) -> dict[str, Any]:
+    host = "cdn.jsdelivr.net" if copy["cdn"] == "jsdelivr" else "unpkg.com"
+    size = f", {copy['size']:,} bytes" if copy.get("size") else ""
+    known = ctx.records.get("mirror", str(copy["url"]))
+    mirror = Mirror(
+        url=str(copy["url"]),
+        host=host,
+        kind="cdn",
+        name=f"{ctx.target}/{copy['file']}",
+        verdict=Verdict.COPY,
+        found_by=("cdn-probe",),
+        checked_at=utcnow(),
+        evidence=f"serves {copy['file']} of {ctx.target} (HTTP 200{size}); a static version "
+        "cannot be purged: removal needs a request",
+        target=str(ctx.target),
+        status=str(known.get("status", "open")) if known else "open",
+    )
+    return mirror.to_record()
+
+
+async def _purge_tags(ctx: StepContext, files: list[str]) -> list[dict[str, Any]]:
+    """Purge jsDelivr's cache for tags that pointed at the version (they may still resolve)."""
+    lookup = ctx.output_of(str(ctx.params.get("lookup", "lookup")))
+    tags = sorted(set(lookup.get("tags_on_version") or []))
+    purge = jsdelivr_purge(ctx.services)
+    out: list[dict[str, Any]] = []
+    for tag in tags:
+        for file in files:
+            if ctx.dry_run:
+                out.append({"url": purge.url(ctx.target.name, tag, file), "status": "planned"})
+                continue
+            result = await purge.purge(ctx.target.name, tag, file)
+            out.append({"url": result.url, "status": result.status, "ok": result.ok})
+    return out
+
+
+def _dump(data: Any) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
