@@ -25,11 +25,9 @@ def main() -> int:
     floor_median, floor_min = best_of([sys.executable, "-c", "pass"])
     help_median, help_min = best_of([sys.executable, "-m", "playbook.cli", "--help"])
     print(
-        f"floor (python -c pass): median {floor_median * 1000:.0f} ms, min {floor_min * 1000:.0f} ms"
+        f"floor (python -c pass): median {floor_median * 1e3:.0f} ms, min {floor_min * 1e3:.0f} ms"
     )
-    print(
-        f"respond --help:         median {help_median * 1000:.0f} ms, min {help_min * 1000:.0f} ms"
-    )
+    print(f"respond --help:         median {help_median * 1e3:.0f} ms, min {help_min * 1e3:.0f} ms")
     print(
         f"ratio to floor (median): {help_median / floor_median:.1f}x; target < {TARGET_SECONDS} s"
     )
