@@ -6,6 +6,8 @@ anything they write even where a step forgot: defence in depth against a leaking
 
 from __future__ import annotations
 
+from typing import Any
+
 _KNOWN: set[str] = set()
 MIN_SCRUB_LENGTH = 6
 
@@ -20,6 +22,21 @@ def scrub(text: str) -> str:
         if value in text:
             text = text.replace(value, "<hidden>")
     return text
+
+
+def scrub_data(value: Any) -> Any:
+    """`scrub` applied to every string (keys too) inside JSON-like data, leaving its shape intact.
+
+    Scrubbing serialized JSON instead could cut into numbers or quotes (a six-digit OTP inside a
+    timestamp) and corrupt the document.
+    """
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub_data(k): scrub_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_data(v) for v in value]
+    return value
 
 
 class Secret:

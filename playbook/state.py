@@ -16,7 +16,7 @@ from typing import Any
 
 from playbook import failpoints
 from playbook.errors import IncidentLocked, UnknownIncident, UsageError
-from playbook.secret import scrub
+from playbook.secret import scrub, scrub_data
 
 
 class StepStatus(StrEnum):
@@ -193,8 +193,17 @@ class Store:
         for _ in range(self._pending_events):
             failpoints.hit("event")
 
+    def _scrub_text(self, text: str) -> str:
+        """Scrub a value that may be JSON without breaking it."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return self.redact(text)
+        return text if scrub_data(data) == data else json.dumps(scrub_data(data))
+
     def _json(self, data: Any) -> str:
-        return self.redact(json.dumps(data, sort_keys=True, default=str))
+        text = json.dumps(data, sort_keys=True, default=str)
+        return json.dumps(scrub_data(json.loads(text)), sort_keys=True)
 
     # incidents ---------------------------------------------------------------
 
@@ -509,7 +518,7 @@ class Store:
 
     def cache_put(self, key: str, value: str) -> None:
         with self.tx() as db:
-            db.execute("INSERT OR REPLACE INTO cache VALUES (?,?)", (key, self.redact(value)))
+            db.execute("INSERT OR REPLACE INTO cache VALUES (?,?)", (key, self._scrub_text(value)))
 
 
 class StoreCache:

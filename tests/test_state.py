@@ -81,3 +81,19 @@ def test_transitions_survive_a_new_connection(tmp_path: Path) -> None:
     )
     store.close()
     other.close()
+
+
+def test_a_short_numeric_secret_never_corrupts_stored_json(tmp_path: Path) -> None:
+    otp = Secret("123456")
+    store = Store(tmp_path)
+    incident = new_incident(store)
+    outputs = {"size": 91234567, "otp": otp.reveal(), "note": "code 123456 used"}
+    store.transition(incident, "a", StepStatus.SUCCEEDED, outputs=outputs)
+    store.cache_put("body", '{"n": 1234567, "otp": "123456"}')
+    assert store.step(incident, "a").outputs == {
+        "size": 91234567,
+        "otp": "<hidden>",
+        "note": "code <hidden> used",
+    }
+    assert store.cache_get("body") == '{"n": 1234567, "otp": "<hidden>"}'
+    store.close()

@@ -16,7 +16,7 @@ from playbook.notices.drafts import org_context
 from playbook.notices.render import Renderer
 from playbook.notices.view import EventView, IncidentView, load_view
 from playbook.orgconfig import ORG_FIELDS, OrgConfig, load_org
-from playbook.secret import scrub
+from playbook.secret import scrub_data
 from playbook.state import utcnow
 
 if TYPE_CHECKING:
@@ -163,7 +163,8 @@ def report_context(view: IncidentView, org: OrgConfig, now: str) -> dict[str, An
 
 def report_json(view: IncidentView, now: str) -> str:
     data = {"generated_at": now, "draft": view.incident.is_draft, **dataclasses.asdict(view)}
-    return scrub(json.dumps(data, indent=2, sort_keys=True, default=str)) + "\n"
+    plain = json.loads(json.dumps(data, default=str))
+    return json.dumps(scrub_data(plain), indent=2, sort_keys=True) + "\n"
 
 
 def render_documents(
