@@ -1,0 +1,211 @@
+"""Entry points: scan a tarball (path, file object, bytes, chunk stream) or a package directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterable, Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from playbook.errors import UnsafeArchive, UsageError
+from playbook.scan.archive import ArchiveLog, Entry, walk
+from playbook.scan.detect import WindowScanner
+from playbook.scan.model import Limits, ScanResult
+from playbook.scan.names import printable
+from playbook.scan.packlist import pack_list
+from playbook.scan.scanner import Collector
+from playbook.scan.stream import ChunkFeed, Inflater, file_chunks
+from playbook.scan.worker import MapWorker
+
+DEFAULT_LIMITS = Limits()
+_BUNDLES = (".js", ".mjs", ".cjs")
+
+
+def _label(package: str, version: str, fallback: str) -> str:
+    return f"{package}@{version}" if package and version else package or fallback
+
+
+def scan_chunks(
+    chunks: Iterable[bytes],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    package: str = "",
+    version: str = "",
+    label: str = "",
+) -> ScanResult:
+    """Scan a `.tgz` (or plain `.tar`) given as a stream of byte chunks, e.g. an HTTP body."""
+    name = _label(package, version, label or "the package")
+    log = ArchiveLog()
+    collector = Collector(package, version, limits, log)
+    reader = Inflater(chunks, max_total=limits.max_total_bytes, label=name)
+    workers: list[MapWorker] = []
+
+    def tee(path: str, size: int) -> MapWorker | None:
+        """One helper, for the first big map: that is where the time goes."""
+        threshold = limits.parallel_map_bytes
+        if threshold <= 0 or (workers and workers[0].started):
+            return None
+        if not workers and path.endswith(_BUNDLES) and size >= threshold // 2:
+            # A big bundle usually comes just before its map: start the helper now, so it is
+            # ready when the map streams in (if no map comes, it is stopped unused).
+            workers.append(MapWorker(limits.max_map_sources, limits.identifier_head_chars))
+        if not path.endswith(".map") or size < threshold:
+            return None
+        if not workers:
+            workers.append(MapWorker(limits.max_map_sources, limits.identifier_head_chars))
+        workers[0].start(path)
+        return workers[0]
+
+    try:
+        for entry in walk(reader, limits, name, log, tee):
+            collector.add(entry)
+    finally:
+        for worker in workers:
+            worker.abandon()
+    return collector.result()
+
+
+def scan_tarball(
+    source: Path | BinaryIO | bytes,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    package: str = "",
+    version: str = "",
+) -> ScanResult:
+    """Scan a package tarball from a path, a binary file object or bytes; nothing is extracted."""
+    if isinstance(source, bytes):
+        return scan_chunks(_split(source), limits=limits, package=package, version=version)
+    if isinstance(source, Path):
+        try:
+            with source.open("rb") as handle:
+                return scan_chunks(
+                    file_chunks(handle), limits=limits, package=package, version=version,
+                    label=printable(source.name),
+                )  # fmt: skip
+        except OSError as exc:
+            raise UsageError(
+                f"The tarball {printable(str(source))} cannot be read: {exc.strerror}.",
+                "Check the path.",
+            ) from None
+    return scan_chunks(file_chunks(source), limits=limits, package=package, version=version)
+
+
+def _split(data: bytes, size: int = 1 << 20) -> Iterator[bytes]:
+    view = memoryview(data)
+    for i in range(0, len(data), size):
+        yield bytes(view[i : i + size])
+
+
+async def scan_stream(
+    chunks: AsyncIterable[bytes],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    package: str = "",
+    version: str = "",
+) -> ScanResult:
+    """Scan while the tarball downloads: feed an async byte iterator (e.g. httpx `aiter_bytes`).
+
+    The scan runs in a worker thread and reads chunks as they arrive, through a bounded queue, so
+    memory stays bounded and the result is ready moments after the last byte. The caller can hash
+    the same chunks for the integrity check (and must discard the result if it fails). If the scan
+    stops early (an unsafe archive), the download is abandoned and the error raised.
+    """
+    feed = ChunkFeed()
+    task = asyncio.create_task(
+        asyncio.to_thread(_scan_feed, feed, limits=limits, package=package, version=version)
+    )
+    try:
+        await _pump(chunks, feed, task)
+        return await task
+    finally:
+        feed.closed.set()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def _scan_feed(feed: ChunkFeed, *, limits: Limits, package: str, version: str) -> ScanResult:
+    try:
+        return scan_chunks(feed, limits=limits, package=package, version=version)
+    finally:
+        feed.closed.set()  # wakes a producer blocked on a full queue
+
+
+async def _pump(chunks: AsyncIterable[bytes], feed: ChunkFeed, task: asyncio.Task[object]) -> None:
+    try:
+        async for chunk in chunks:
+            if task.done():
+                return
+            if not feed.try_put(chunk) and not await asyncio.to_thread(feed.put, chunk):
+                return
+    except BaseException as exc:
+        feed.finish(UnsafeArchive("The download of the tarball failed before its end.", str(exc)))
+        raise
+    feed.finish()
+
+
+def _dir_entries(root: Path, limits: Limits, log: ArchiveLog) -> Iterator[Entry]:
+    paths, notes = pack_list(root)
+    log.notes += notes
+    total = 0
+    for rel in paths:
+        log.entries += 1
+        if log.entries > limits.max_entries:
+            log.stop(f"stopped after {limits.max_entries:,} files (the cap)")
+            return
+        size = os.stat(root / rel, follow_symlinks=False).st_size
+        if size > limits.max_file_bytes:
+            log.reject(rel, f"{size:,} bytes, over the single-file cap", partial=True)
+            continue
+        total += size
+        if total > limits.max_total_bytes:
+            log.stop(f"stopped at {rel}: the files add up past the total cap")
+            return
+        data = (root / rel).read_bytes()
+        scanner = WindowScanner()
+        scanner.feed(data, final=True)
+        log.files += 1
+        log.bytes += len(data)
+        yield Entry(printable(rel), data, tuple(scanner.secrets), tuple(scanner.hosts))
+
+
+def scan_directory(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> ScanResult:
+    """Scan what `npm pack` would ship from a package directory (see packlist for the rules)."""
+    if not (path / "package.json").is_file():
+        raise UsageError(
+            f"{printable(str(path))} has no package.json, so it is not a package directory.",
+            "Point `respond scan` at the folder holding package.json, or at a tarball.",
+        )
+    manifest = _package_fields(path)
+    log = ArchiveLog()
+    collector = Collector(manifest[0], manifest[1], limits, log)
+    for entry in _dir_entries(path, limits, log):
+        collector.add(entry)
+    return collector.result()
+
+
+def _package_fields(path: Path) -> tuple[str, str]:
+    try:
+        doc = json.loads((path / "package.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return "", ""
+    if not isinstance(doc, dict):
+        return "", ""
+    name, version = doc.get("name"), doc.get("version")
+    return (name if isinstance(name, str) else "", version if isinstance(version, str) else "")
+
+
+def scan_path(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> ScanResult:
+    """`respond scan PATH`: a package directory or a tarball (`.tgz` or plain `.tar`)."""
+    if path.is_dir():
+        return scan_directory(path, limits=limits)
+    if not path.is_file():
+        raise UsageError(
+            f"{printable(str(path))} is neither a package directory nor a tarball.",
+            "Give a folder holding package.json, a .tgz file, or pkg@version.",
+        )
+    return scan_tarball(path, limits=limits)

@@ -1,0 +1,153 @@
+"""Fingerprints of reconstructed files: hashes, rare identifiers and distinctive paths.
+
+Hashes: the git blob SHA-1 (what a code host's tree API reports, so a copy is proven without
+downloading it), SHA-256, and SHA-256 of the content with all whitespace removed (survives
+reformatting and CRLF conversion).
+
+Rare identifiers are search queries. Code search tokenizes on punctuation, so a token is a run of
+ASCII letters and digits, starting with a letter, at least 12 long. A token qualifies when it is in
+at most `identifier_max_files` first-party files, in no `node_modules` source (library names match
+every project that vendors the library), is not a common API name, and does not look random (a
+random-looking token may be a secret, and must never become a query). Then a greedy set cover picks
+`identifiers` tokens (default 10), each time the one covering the most first-party files not yet
+covered (ties: longer, then alphabetical), so a few queries reach as many files as possible.
+
+Approximation, for speed: tokens are taken from the first `identifier_head_chars` characters of
+each file (default 1024): the imports and exported declarations, which are where identifiers shared
+between files live. Tokenizing every byte of a 60 MB map costs more than the rest of the scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+
+from playbook.scan.model import Identifier
+
+_TOKEN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]{11,}")
+_WHITESPACE = b" \t\n\r\f\v"
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+# Long names every JavaScript project uses: never distinctive.
+_COMMON_TEXT = """
+    addEventListener removeEventListener getElementById querySelector querySelectorAll
+    hasOwnProperty defineProperty defineProperties getOwnPropertyNames getPrototypeOf
+    setPrototypeOf getOwnPropertyDescriptor getOwnPropertySymbols propertyIsEnumerable
+    isPrototypeOf createElement dangerouslySetInnerHTML encodeURIComponent decodeURIComponent
+    readFileSync writeFileSync createReadStream createWriteStream useLayoutEffect
+    useImperativeHandle useSyncExternalStore useDeferredValue forwardRef createContext
+    createRequire fileURLToPath pathToFileURL toLocaleString toLocaleDateString
+    toLocaleTimeString getTimezoneOffset requestAnimationFrame cancelAnimationFrame setImmediate
+    clearImmediate ArrayBuffer SharedArrayBuffer Uint8ClampedArray Float32Array Float64Array
+    BigInt64Array BigUint64Array structuredClone AbortController AbortSignal TextEncoder
+    TextDecoder ReadableStream WritableStream TransformStream EventEmitter XMLHttpRequest
+    MutationObserver IntersectionObserver ResizeObserver PerformanceObserver
+    getBoundingClientRect stopPropagation preventDefault stopImmediatePropagation
+    defaultPrevented childProcess executionAsyncId interopRequireDefault interopRequireWildcard
+    esModuleInterop objectSpread asyncToGenerator classCallCheck createClass
+    possibleConstructorReturn regeneratorRuntime sourceMappingURL useStrict javascript
+    typescript
+"""
+_COMMON = frozenset(s.lower() for s in _COMMON_TEXT.split())
+
+
+def hashes(data: bytes) -> tuple[str, str, str]:
+    """(git blob SHA-1, SHA-256, SHA-256 without whitespace) of a file's bytes."""
+    blob = hashlib.sha1(b"blob %d\0" % len(data))
+    blob.update(data)
+    norm = hashlib.sha256(data.translate(None, _WHITESPACE)).hexdigest()
+    return blob.hexdigest(), hashlib.sha256(data).hexdigest(), norm
+
+
+def count_lines(text: str | bytes) -> int:
+    """Lines as an editor shows them: a last line without a newline still counts."""
+    if not text:
+        return 0
+    newline = "\n" if isinstance(text, str) else b"\n"
+    n = text.count(newline)  # type: ignore[arg-type]
+    return n if text.endswith(newline) else n + 1  # type: ignore[arg-type]
+
+
+def _looks_random(token: str) -> bool:
+    n = len(token)
+    upper = sum(c.isupper() for c in token) / n
+    digits = sum(c.isdigit() for c in token) / n
+    return digits > 0.3 or (upper > 0.35 and upper < 0.8) or bool(_HEX.fullmatch(token))
+
+
+def token_digests(value: bytes) -> set[bytes]:
+    """Digests of the alphanumeric runs of a secret, to keep them out of the queries."""
+    return {hashlib.sha256(t).digest() for t in re.findall(rb"[A-Za-z0-9]+", value)}
+
+
+def tokens(text: str, head: int) -> set[str]:
+    """The candidate tokens at the top of a file."""
+    return set(_TOKEN.findall(text, 0, head))
+
+
+def _candidates(
+    first_party: dict[str, set[str]], library: set[str], max_files: int
+) -> dict[str, set[str]]:
+    where: dict[str, set[str]] = defaultdict(set)
+    for path, toks in first_party.items():
+        for tok in toks:
+            where[tok].add(path)
+    return {
+        tok: files
+        for tok, files in where.items()
+        if len(files) <= max_files
+        and tok not in library
+        and tok.lower() not in _COMMON
+        and not _looks_random(tok)
+    }
+
+
+def rare_identifiers(
+    first_party: dict[str, set[str]],
+    library: Iterable[set[str]],
+    *,
+    count: int,
+    max_files: int,
+    exclude: frozenset[bytes] | set[bytes] = frozenset(),
+) -> tuple[Identifier, ...]:
+    """Greedy set cover: `count` tokens reaching as many first-party files as possible."""
+    lib: set[str] = set().union(*library)
+    cands = _candidates(first_party, lib, max_files)
+    for tok in [t for t in cands if hashlib.sha256(t.encode()).digest() in exclude]:
+        del cands[tok]
+    heap = [(-len(files), -len(tok), tok) for tok, files in cands.items()]
+    heapq.heapify(heap)
+    covered: set[str] = set()
+    chosen: list[Identifier] = []
+    while heap and len(chosen) < count:
+        neg_gain, neg_len, tok = heapq.heappop(heap)
+        gain = len(cands[tok] - covered)
+        if gain == 0:
+            continue
+        if gain < -neg_gain:
+            heapq.heappush(heap, (-gain, neg_len, tok))  # lazy: re-rank with the true gain
+            continue
+        covered |= cands[tok]
+        chosen.append(Identifier(tok, tuple(sorted(cands[tok]))))
+    return tuple(chosen)
+
+
+_GENERIC_STEMS = frozenset(
+    {"index", "main", "utils", "util", "types", "type", "constants", "config", "helpers"}
+    | {"helper", "common", "shared", "styles"}
+)
+
+
+def distinctive_paths(paths: Iterable[str], count: int) -> tuple[str, ...]:
+    """First-party paths with the longest, least generic file names: good path queries."""
+
+    def stem(path: str) -> str:
+        return path.rsplit("/", 1)[-1].split(".", 1)[0]
+
+    ranked = sorted(
+        (p for p in set(paths) if stem(p).lower() not in _GENERIC_STEMS and len(stem(p)) >= 6),
+        key=lambda p: (-len(stem(p)), -p.count("/"), p),
+    )
+    return tuple(ranked[:count])

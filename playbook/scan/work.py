@@ -1,0 +1,131 @@
+"""Per-source work on a decoded map (hashes, tokens, generic secrets, hit locations), shareable.
+
+The same functions run in the scanning process and in the helper process (`worker`), which takes
+half of a big map's sources; results cross the pipe as msgspec structs. Secrets cross it only
+redacted, with digests of their tokens (to keep them out of the identifier queries).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import msgspec
+
+from playbook.scan import fingerprint as fp
+from playbook.scan.detect import Hit, generic_in, hosts_in, redact, secrets_in
+from playbook.scan.sourcemap import Source
+
+# Beyond this many distinct hits in one map, scan each source instead of searching per hit.
+_LOCATE_BY_VALUE = 16
+
+
+class Found(msgspec.Struct, array_like=True, frozen=True):
+    """A secret pinned to a file and line, already redacted."""
+
+    kind: str
+    path: str
+    line: int
+    redacted: str
+    digests: list[bytes]
+
+
+class Row(msgspec.Struct, array_like=True, frozen=True):
+    """What one source with content yields."""
+
+    index: int
+    size: int
+    lines: int
+    sha1: str
+    sha256: str
+    norm: str
+    tokens: list[str]
+    generic: list[Found]
+
+
+class MapWork(msgspec.Struct, frozen=True):
+    """A helper process's share of one map."""
+
+    rows: list[Row] = []
+    located: list[Found] = []
+    hosts: list[str] = []
+    error: str | None = None
+    rss_kib: int = 0
+
+
+def found(kind: str, path: str, line: int, value: bytes) -> Found:
+    return Found(kind, path, line, redact(value), sorted(fp.token_digests(value)))
+
+
+def line(data: bytes | str, pos: int) -> int:
+    return data.count(b"\n" if isinstance(data, bytes) else "\n", 0, pos) + 1  # type: ignore[arg-type]
+
+
+def _digest_all(datas: list[bytes]) -> list[tuple[str, str, str, int]]:
+    return [(*fp.hashes(data), fp.count_lines(data)) for data in datas]
+
+
+def process(sources: Sequence[Source], indices: Sequence[int], head: int) -> list[Row]:
+    """Rows for the sources at `indices` that carry content."""
+    todo = [
+        (i, sources[i], sources[i].content.encode("utf-8", "surrogatepass"))  # type: ignore[union-attr]
+        for i in indices
+        if sources[i].content is not None
+    ]
+    # Hashing runs beside the tokenizing: hashlib lets go of the GIL while it digests.
+    hashed: list[tuple[str, str, str, int]] = []
+    datas = [data for _, _, data in todo]
+    thread = threading.Thread(target=lambda: hashed.extend(_digest_all(datas)), name="respond-hash")
+    thread.start()
+    try:
+        extra = [_tokens_and_generic(src, data, head) for _, src, data in todo]
+    finally:
+        thread.join()
+    return [
+        Row(i, len(data), lines, sha1, sha256, norm, toks, gen)
+        for (i, _, data), (sha1, sha256, norm, lines), (toks, gen) in zip(
+            todo, hashed, extra, strict=True
+        )
+    ]
+
+
+def _tokens_and_generic(src: Source, data: bytes, head: int) -> tuple[list[str], list[Found]]:
+    assert src.content is not None
+    toks = sorted(fp.tokens(src.content, head))
+    if not src.first_party:
+        return toks, []  # library code: public, and its test keys are noise
+    gen = [found(h.kind, src.path, line(data, h.pos), h.value) for h in generic_in(data)]
+    return toks, gen
+
+
+def locate(
+    owner: str, data: bytes, hits: Sequence[Hit], sources: Sequence[Source]
+) -> tuple[list[Found], list[str]]:
+    """Pin each raw hit of a map to a reconstructed source and line (else to the map itself)."""
+    values = sorted({(h.kind, h.value) for h in hits})
+    if len(values) > _LOCATE_BY_VALUE:
+        return _rescan(sources)
+    out = []
+    for kind, value in values:
+        text = value.decode("ascii", "replace")
+        holders = [s for s in sources if s.content is not None and text in s.content]
+        for src in holders:
+            assert src.content is not None
+            pos = src.content.find(text)
+            while pos >= 0:
+                out.append(found(kind, src.path, line(src.content, pos), value))
+                pos = src.content.find(text, pos + 1)
+        if not holders:
+            out.append(found(kind, owner, line(data, max(data.find(value), 0)), value))
+    return out, []
+
+
+def _rescan(sources: Sequence[Source]) -> tuple[list[Found], list[str]]:
+    out, hosts = [], []
+    for src in sources:
+        if src.content is None:
+            continue
+        data = src.content.encode("utf-8", "surrogatepass")
+        out += [found(h.kind, src.path, line(data, h.pos), h.value) for h in secrets_in(data)]
+        hosts += [h.value.decode("ascii", "replace") for h in hosts_in(data)]
+    return out, hosts
