@@ -69,10 +69,12 @@ class GovernorConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GovernorConfig:
-        """RESPOND_GITHUB_BUDGET and RESPOND_GITHUB_CODE_SEARCH_PER_MINUTE override the defaults."""
+        """RESPOND_GITHUB_BUDGET, RESPOND_GITHUB_CODE_SEARCH_PER_MINUTE and
+        RESPOND_GITHUB_SEARCH_PER_MINUTE override the defaults (GitHub's limits, less a margin)."""
         budget = int(env.get("RESPOND_GITHUB_BUDGET") or cls.budget)
         code = int(env.get("RESPOND_GITHUB_CODE_SEARCH_PER_MINUTE") or 9)
-        return cls(budget=budget, paces={"code_search": Pace(code), "search": Pace(28)})
+        search = int(env.get("RESPOND_GITHUB_SEARCH_PER_MINUTE") or 28)
+        return cls(budget=budget, paces={"code_search": Pace(code), "search": Pace(search)})
 
 
 @dataclass(frozen=True)

@@ -228,10 +228,19 @@ def _fake_secret() -> str:
     return "ghp_" + secrets.token_hex(18)
 
 
-def _world(chosen: Scenario, files: dict[str, bytes]) -> Any:
-    from playbook.fakeworld import World
+# A game day compresses the search limits 60-fold: the fake world enforces them and the governor
+# paces to 90% of them (as it does against GitHub's real 10 code searches a minute), so 25
+# packages' hunts take seconds instead of a quarter of an hour while the discipline still holds.
+REHEARSAL_SEARCH_PER_MINUTE = 600
 
-    return World.seeded(files, chosen.packages[0], chosen.leaked_version, seed=7, official_forks=40)
+
+def _world(chosen: Scenario, files: dict[str, bytes]) -> Any:
+    from playbook.fakeworld import Limits, World
+
+    limits = Limits(code_search=REHEARSAL_SEARCH_PER_MINUTE, search=REHEARSAL_SEARCH_PER_MINUTE)
+    return World.seeded(
+        files, chosen.packages[0], chosen.leaked_version, seed=7, official_forks=40, limits=limits
+    )
 
 
 def _fake_world(world: Any) -> Any:
@@ -264,6 +273,10 @@ def _settings(
         "RESPOND_HOME": str(home),
         "RESPOND_REHEARSAL_TOKEN": token.reveal(),
         "GITHUB_TOKEN": "rehearsal-" + secrets.token_hex(8),
+        **{
+            f"RESPOND_{name}_PER_MINUTE": str(REHEARSAL_SEARCH_PER_MINUTE * 9 // 10)
+            for name in ("GITHUB_CODE_SEARCH", "GITHUB_SEARCH", "SWH_SEARCH")
+        },
         **fake.env(),
     }
     return Settings.resolve(

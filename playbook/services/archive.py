@@ -55,6 +55,7 @@ class SoftwareHeritage:
 
 def software_heritage(services: Services) -> SoftwareHeritage:
     base = services.settings.endpoint("swh")
-    config = GovernorConfig(budget=200, paces={"search": Pace(9)})
+    per_minute = int(services.settings.env.get("RESPOND_SWH_SEARCH_PER_MINUTE") or 9)
+    config = GovernorConfig(budget=200, paces={"search": Pace(per_minute)})
     governor = governor_for(services, "swh", base, config=config)
     return services.cached("swh", lambda: SoftwareHeritage(governor, base))

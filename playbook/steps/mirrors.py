@@ -184,8 +184,24 @@ def _published(ctx: StepContext) -> str | None:
     return str(value) if value else None
 
 
+# When an incident has several packages, one repository is checked against each package's
+# manifest: it is a copy of the incident's leak if it copies any of them, so a weaker verdict
+# from another package's manifest never overwrites a stronger one.
+STRENGTH = ("unverified", "unrelated", "unreachable", "disabled", "partial", "copy", "official")
+
+
+def _strength(verdict: object) -> int:
+    return STRENGTH.index(str(verdict)) if verdict in STRENGTH else 0
+
+
 def _record_mirror(ctx: StepContext, mirror: Mirror) -> None:
     known = ctx.records.get("mirror", mirror.url)
+    if (
+        known is not None
+        and known.get("target") not in (None, str(ctx.target))
+        and _strength(known.get("verdict")) > _strength(mirror.verdict.value)
+    ):
+        return
     status = str(known.get("status", "open")) if known else "open"
     ctx.records.put("mirror", mirror.url, {**mirror.to_record(), "status": status})
 
