@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REGISTRY_STAMP := registry/node_modules/.installed
 
-.PHONY: setup rehearse test lint typecheck pytest bench clean
+.PHONY: setup chromium rehearse test lint typecheck pytest bench clean
 
 setup: $(STAMP) $(REGISTRY_STAMP)
 
@@ -20,10 +20,16 @@ $(REGISTRY_STAMP): registry/package.json registry/package-lock.json
 	cd registry && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Headless Chromium renders the HTML report in a test (Debian's package; needs root to install).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium could not be installed: the HTML report screenshot test will say why it skips"; }
+
 rehearse: setup
 	$(BIN)/respond rehearse
 
-test: setup lint typecheck pytest
+test: setup chromium lint typecheck pytest
 
 lint:
 	$(BIN)/ruff format --check playbook tests bench
