@@ -583,6 +583,72 @@ def init(
     typer.echo(f"wrote {path}: fill in [organization] and [official]", err=True)
 
 
+@app.command()
+def scan(
+    target: Annotated[str, typer.Argument(help="A package folder, a .tgz, or name@version.")],
+    json_out: JsonOut = False,
+    registry: Registry = None,
+    verbose: Verbose = False,
+) -> None:
+    """The pre-publish guard: exit 1 when a release would leak (maps with sources, secrets)."""
+    try:
+        from playbook import core
+        from playbook.display import inert
+        from playbook.scan import findings_doc, summary_lines
+
+        result = core.scan_target(_settings(registry=registry), target)
+    except Exception as exc:
+        _fail(exc, verbose)
+    if json_out:
+        typer.echo(json.dumps(findings_doc(result), indent=2, sort_keys=True))
+    else:
+        for line in summary_lines(result):
+            typer.echo(inert(line, 400))
+    raise typer.Exit(1 if result.leaky else 0)
+
+
+@app.command()
+def mirrors(
+    args: Annotated[
+        list[str], typer.Argument(help="INCIDENT to list its mirrors, or: recheck INCIDENT.")
+    ],
+    json_out: JsonOut = False,
+    verbose: Verbose = False,
+) -> None:
+    """List an incident's mirrors with verdicts and evidence, or `recheck` them later."""
+    try:
+        from playbook import core
+        from playbook.display import inert
+        from playbook.errors import UsageError
+        from playbook.mirrors.track import list_mirrors
+
+        if len(args) == 2 and args[0] == "recheck":
+            settings = _settings()
+            session = _session(settings, json_out=True)
+            changes = core.recheck_mirrors(session, args[1])
+            incident = args[1]
+        elif len(args) == 1:
+            changes, incident = None, args[0]
+            session = None
+        else:
+            raise UsageError("usage: respond mirrors INCIDENT, or respond mirrors recheck INCIDENT")
+        store = session.store if session else core.open_store(_settings())
+        found = list_mirrors(store, incident)
+    except Exception as exc:
+        _fail(exc, verbose)
+    if json_out:
+        payload: dict[str, Any] = {"mirrors": [m.to_record() for m in found]}
+        if changes is not None:
+            payload["changes"] = [vars(c) for c in changes]
+        typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+        return
+    for c in changes or []:
+        typer.echo(f"changed: {inert(c.url)} {c.field}: {c.old} -> {c.new}", err=True)
+    for m in found:
+        row = f"{m.verdict.value:<12} {m.matched:>5}/{m.total:<5} {m.status:<14} {m.url}"
+        typer.echo(inert(row, 400))
+
+
 def main() -> None:
     app()
 

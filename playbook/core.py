@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playbook import runbook as runbooks
 from playbook.engine import Approver, Engine, Reporter, RunResult, create_incident
@@ -18,6 +18,10 @@ from playbook.services.hub import Services
 from playbook.settings import Mode, Settings
 from playbook.spec import PackageSpec, parse_spec
 from playbook.state import Incident, StepRecord, Store, StoreCache
+
+if TYPE_CHECKING:
+    from playbook.mirrors.model import Change
+    from playbook.scan import ScanResult
 
 DEFAULT_RUNBOOK = "npm-leak.yaml"
 
@@ -177,3 +181,61 @@ def incident_of_notice(store: Store, notice_id: str, incident_id: str | None) ->
         f"Notice {notice_id!r} exists in {len(owners)} incidents ({', '.join(owners)}); "
         "name one with --incident."
     )
+
+
+def scan_target(settings: Settings, target: str) -> ScanResult:
+    """The pre-publish guard's scan: a package folder, a tarball, or a published name@version."""
+    from playbook.scan import scan_path
+
+    path = Path(target).expanduser()
+    if path.exists():
+        return scan_path(path)
+    if "@" not in target.lstrip("@"):
+        raise UsageError(
+            f"{target!r} is neither a file nor a folder here, nor a package spec; "
+            "accepted: a package folder, a .tgz, or name@1.2.3"
+        )
+    return asyncio.run(_scan_published(settings, parse_spec(target)))
+
+
+async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
+    import tempfile
+
+    from playbook.scan import scan_tarball
+    from playbook.services.npm import registry_for
+    from playbook.steps.npm import fetch_tarball, lookup
+
+    store = open_store(settings)
+    session = Session(settings, store)
+    services = session.services()
+    try:
+        registry = registry_for(services, spec.name)
+        look = await lookup(registry, spec, services.cache)
+        if not look.get("tarball"):
+            raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
+        with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
+            path = await fetch_tarball(registry, look, Path(tmp))
+            return await asyncio.to_thread(
+                scan_tarball, path, package=spec.name, version=spec.version
+            )
+    finally:
+        await services.aclose()
+        store.close()
+
+
+def recheck_mirrors(session: Session, incident_id: str) -> list[Change]:
+    """Verify an incident's mirrors again; resolve the notices whose targets are all down."""
+    from playbook.mirrors.track import recheck
+    from playbook.notices import auto_resolve
+
+    async def go() -> list[Change]:
+        services = session.services()
+        try:
+            return await recheck(session.store, incident_id, services)
+        finally:
+            await services.aclose()
+
+    session.store.get_incident(incident_id)
+    changes = asyncio.run(go())
+    auto_resolve(session.store, incident_id, who=session.settings.operator)
+    return changes
