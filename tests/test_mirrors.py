@@ -313,7 +313,7 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
     verdict_changes = {(c.url, c.old, c.new) for c in changes if c.field == "verdict"}
     assert verdict_changes == {
         (f"{GH}leaker2/mirror", "copy", "disabled"),
-        (f"{GH}renamer/widget-cli-src", "copy", "unreachable"),
+        (f"{GH}renamer/widget-cli-src", "copy", "gone"),
     }
     assert after[f"{GH}leaker2/mirror"].status == "resolved"
     assert after[f"{GH}renamer/widget-cli-src"].status == "resolved"

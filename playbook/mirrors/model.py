@@ -14,7 +14,8 @@ class Verdict(StrEnum):
     UNRELATED = "unrelated"
     OFFICIAL = "official"
     DISABLED = "disabled"
-    UNREACHABLE = "unreachable"
+    UNREACHABLE = "unreachable"  # the check failed (network, 5xx): proves nothing
+    GONE = "gone"  # HTTP 404: deleted, renamed or made private
     UNVERIFIED = "unverified"
 
 

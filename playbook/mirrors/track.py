@@ -14,7 +14,7 @@ from playbook.mirrors.verify import Verifier
 from playbook.services.hub import Services
 from playbook.state import Store, utcnow
 
-GONE = (Verdict.DISABLED, Verdict.UNREACHABLE)
+GONE = (Verdict.DISABLED, Verdict.GONE)
 WATCHED = ("verdict", "matched", "tree_files")
 
 

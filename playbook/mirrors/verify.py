@@ -257,7 +257,7 @@ class Verifier:
             return self._mirror(cand, Verdict.DISABLED, why)
         if tree.state is TreeState.EMPTY:
             return self._mirror(cand, Verdict.UNRELATED, "an empty repository (no commits)")
-        return self._mirror(cand, Verdict.UNREACHABLE, "HTTP 404: deleted, renamed or private")
+        return self._mirror(cand, Verdict.GONE, "HTTP 404: deleted, renamed or private")
 
     def _mirror(
         self, cand: Candidate, verdict: Verdict, evidence: str, match: Match | None = None

@@ -137,7 +137,7 @@ def _record_candidate(ctx: StepContext, cand: Candidate, manifest_file: str) -> 
     ctx.records.put("mirror", cand.url, mirror.to_record())
 
 
-COUNTED = ("copy", "partial", "unrelated", "official", "disabled", "unreachable")
+COUNTED = ("copy", "partial", "unrelated", "official", "disabled", "gone", "unreachable")
 
 
 @register
@@ -187,7 +187,16 @@ def _published(ctx: StepContext) -> str | None:
 # When an incident has several packages, one repository is checked against each package's
 # manifest: it is a copy of the incident's leak if it copies any of them, so a weaker verdict
 # from another package's manifest never overwrites a stronger one.
-STRENGTH = ("unverified", "unrelated", "unreachable", "disabled", "partial", "copy", "official")
+STRENGTH = (
+    "unverified",
+    "unrelated",
+    "unreachable",
+    "gone",
+    "disabled",
+    "partial",
+    "copy",
+    "official",
+)
 
 
 def _strength(verdict: object) -> int:
