@@ -87,6 +87,19 @@ class FailpointTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+PREREAD_LIMIT = 8 * 1024 * 1024
+
+
+async def _preread(response: httpx.Response) -> None:
+    """Read a small answer here, so a body cut short is retried like any other read failure.
+
+    Large bodies (tarballs) stream on; their integrity check and the step's retry cover them.
+    """
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) <= PREREAD_LIMIT:
+        await response.aread()
+
+
 class RetryTransport(httpx.AsyncBaseTransport):
     """Retries transient failures a bounded number of times.
 
@@ -110,6 +123,8 @@ class RetryTransport(httpx.AsyncBaseTransport):
             last = attempt == self.policy.attempts - 1
             try:
                 response = await self.inner.handle_async_request(request)
+                if is_read:
+                    await _preread(response)
             except httpx.ConnectError:
                 if last:
                     raise

@@ -12,7 +12,9 @@ import http.client
 import json
 import re
 import socket
+import struct
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +49,10 @@ class Reply:
     status: int
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+    # Network faults: "reset" closes the connection with no answer; "truncate" forwards, then
+    # sends half the body of a full-length answer; "slow" waits `delay` seconds, then forwards.
+    fault: str = ""
+    delay: float = 0.0
 
 
 @dataclass
@@ -205,6 +211,14 @@ class RegistryProxy:
         body = {"error": f"injected {status}"}
         return self.add(Rule(method, path, lambda _r: _json_reply(status, body, *headers), times))
 
+    def fault(
+        self, method: str | None, path: str, kind: str, *, times: int = 1, delay: float = 0.0
+    ) -> Rule:
+        """A network fault (reset, truncate, slow) on matching requests; see Reply."""
+        if kind not in ("reset", "truncate", "slow"):
+            raise ValueError(f"unknown fault {kind!r}; accepted: reset, truncate, slow")
+        return self.add(Rule(method, path, lambda _r: Reply(0, fault=kind, delay=delay), times))
+
     def set_time(self, name: str, version: str, iso: str) -> None:
         """Report `iso` as the publish time of `name@version` in every packument served."""
         with self.state.lock:
@@ -242,11 +256,31 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request(
             self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
         )
-        reply = self._injected(request) or self._forward(request)
+        injected = self._injected(request)
+        fault = injected.fault if injected is not None else ""
+        if fault == "slow":
+            time.sleep(injected.delay if injected is not None else 0)
+        if fault == "reset":
+            reply = Reply(0)
+        elif injected is None or fault:
+            reply = self._forward(request)
+        else:
+            reply = injected
         with self.state.lock:  # before the reply leaves: a client that got it can rely on the log
             authorized = "authorization" in request.headers
             self.state.log.append(Recorded(request.method, request.path, reply.status, authorized))
-        self._send(reply)
+        if fault == "reset":
+            self._reset()
+        elif fault == "truncate":
+            self._send(reply, cut=True)
+        else:
+            self._send(reply)
+
+    def _reset(self) -> None:
+        """Close with a TCP reset and no answer, as a crashed server or a middlebox would."""
+        self.close_connection = True
+        self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.request.close()
 
     def _injected(self, request: Request) -> Reply | None:
         with self.state.lock:
@@ -289,7 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
                 changed = True
         return json.dumps(doc).encode() if changed else data
 
-    def _send(self, reply: Reply) -> None:
+    def _send(self, reply: Reply, *, cut: bool = False) -> None:
         self.send_response(reply.status)
         for key, value in reply.headers:
             if key.lower() != "content-length":
@@ -297,4 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(reply.body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(reply.body)
+            self.wfile.write(reply.body[: len(reply.body) // 2] if cut else reply.body)
+        if cut:
+            self.wfile.flush()
+            self.close_connection = True

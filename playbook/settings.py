@@ -87,6 +87,7 @@ class Settings:
             "github_token": _secret(env, "GITHUB_TOKEN", "GH_TOKEN"),
             "otp": _secret(env, "NPM_OTP"),
             "operator": _operator(env),
+            "timeout": _timeout(env),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -100,3 +101,20 @@ def _operator(env: Mapping[str, str]) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return env.get("USER", "unknown")
+
+
+def _timeout(env: Mapping[str, str]) -> float:
+    """Seconds an HTTP request may take (RESPOND_HTTP_TIMEOUT), 30 by default."""
+    raw = env.get("RESPOND_HTTP_TIMEOUT", "30")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        from playbook.errors import UsageError
+
+        raise UsageError(
+            f"RESPOND_HTTP_TIMEOUT={raw!r} is not a number of seconds; "
+            "accepted: 0 < seconds <= 3600"
+        )
+    return value
