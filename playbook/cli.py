@@ -106,7 +106,24 @@ def _session(settings: Settings, *, json_out: bool) -> Session:
     session.on_wait = lambda why, wait: reporter.progress("wait", f"{why}: {wait:.1f}s")
     if settings.interactive:
         session.approver = _prompt_approver(reporter)
+        session.otp_prompt = _otp_prompt(reporter)
     return session
+
+
+def _otp_prompt(reporter: Any) -> Any:
+    def ask(message: str) -> str | None:
+        if hasattr(reporter, "pause"):
+            reporter.pause()
+        try:
+            # Shown as typed, as npm's own prompt does: a one-time code is dead in seconds, and
+            # getpass's terminal flush can swallow a code typed as the prompt appears.
+            code: str = typer.prompt(message, default="", show_default=False, err=True)
+            return code.strip() or None
+        finally:
+            if hasattr(reporter, "resume"):
+                reporter.resume()
+
+    return ask
 
 
 def _prompt_approver(reporter: Any) -> Any:

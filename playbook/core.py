@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,12 +57,18 @@ class Session:
     reporter: Reporter | None = None
     approver: Approver | None = None
     on_wait: WaitHook | None = None
+    otp_prompt: Callable[[str], str | None] | None = None
 
     def services(self) -> Services:
         options = ClientOptions(
             dry_run=self.settings.dry_run, timeout=self.settings.timeout, on_wait=self.on_wait
         )
-        return Services(self.settings, options, cache=StoreCache(self.store))
+        services = Services(self.settings, options, cache=StoreCache(self.store))
+        if self.otp_prompt is not None:
+            from playbook.services.npm import set_otp_prompt
+
+            set_otp_prompt(services, self.otp_prompt)
+        return services
 
     async def run(self, incident_id: str, runbook: Runbook) -> RunResult:
         services = self.services()

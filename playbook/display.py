@@ -70,6 +70,7 @@ class LiveReporter:
         self.console = Console(stderr=True)
         self.rows: dict[str, list[str]] = {}
         self.start = time.monotonic()
+        self.paused = False
         self.live = Live(self._table(), console=self.console, refresh_per_second=8)
         self.live.start()
 
@@ -87,18 +88,29 @@ class LiveReporter:
 
     def step(self, key: str, status: StepStatus, summary: str) -> None:
         self.rows[inert(key)] = [status.value, inert(summary)]
-        self.live.update(self._table())
+        self._update()
 
     def progress(self, key: str, message: str) -> None:
         row = self.rows.setdefault(inert(key), [StepStatus.RUNNING.value, ""])
         row[1] = inert(message)
+        self._update()
+
+    def _update(self) -> None:
+        if self.paused:
+            return
+        if not self.live.is_started:
+            self.live.start()
         self.live.update(self._table())
 
     def pause(self) -> None:
+        """Stop drawing while a prompt has the terminal (callable from any thread)."""
+        self.paused = True
         self.live.stop()
 
     def resume(self) -> None:
-        self.live.start()
+        # Restarted by the next update, on the thread that drives the run: starting rich's
+        # refresh thread from a prompt's worker thread deadlocked.
+        self.paused = False
 
     def stop(self) -> None:
         self.live.stop()

@@ -84,7 +84,10 @@ def step_status(home: Path, key: str) -> str | None:
     if not db.exists():
         return None
     with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
-        row = conn.execute("SELECT status FROM steps WHERE key=?", (key,)).fetchone()
+        try:
+            row = conn.execute("SELECT status FROM steps WHERE key=?", (key,)).fetchone()
+        except sqlite3.OperationalError:  # the other process has not created the tables yet
+            return None
     return None if row is None else str(row[0])
 
 

@@ -1,0 +1,80 @@
+"""On a terminal: the registry's two-factor challenge is answered at a prompt, and the run goes on."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from playbook.regproxy import RegistryProxy
+from playbook.sandbox import LocalRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.registry
+
+
+def read_until(fd: int, needle: bytes, seconds: float = 60) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
+
+
+def test_otp_challenge_is_prompted_on_a_terminal(
+    tmp_path: Path,
+    local_registry: LocalRegistry,
+    registry_token: str,
+    publish: Callable[..., None],
+    unique_name: Callable[..., str],
+) -> None:
+    name = unique_name()
+    publish(name, "1.0.0")
+    publish(name, "1.0.1", leaky=True)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    with RegistryProxy(local_registry.url) as proxy:
+        proxy.require_otp("246810", times=None)
+        host = urlsplit(proxy.url).netloc
+        (cwd / ".npmrc").write_text(f"registry={proxy.url}\n//{host}/:_authToken=${{T}}\n")
+        env = {
+            "PATH": os.environ["PATH"], "HOME": str(cwd), "RESPOND_HOME": str(tmp_path / "home"),
+            "T": registry_token, "PYTHONPATH": str(ROOT), "TERM": "dumb", "COLUMNS": "120",
+        }  # fmt: skip
+        leader, follower = pty.openpty()
+        runbook = str(ROOT / "runbooks" / "npm-contain.yaml")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "playbook.cli", "leak", f"{name}@1.0.1", "--runbook", runbook, "--yes"],
+            cwd=cwd, env=env, stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+        )  # fmt: skip
+        os.close(follower)
+        try:
+            prompt = read_until(leader, b"One-time password")
+            assert b"One-time password" in prompt, prompt.decode(errors="replace")[-2000:]
+            os.write(leader, b"246810\r")
+            rest = b""
+            deadline = time.monotonic() + 90
+            while proc.poll() is None and time.monotonic() < deadline:
+                rest += read_until(leader, b"\0", seconds=0.5)  # keep the terminal drained
+            assert proc.wait(timeout=5) == 0, rest.decode(errors="replace")[-3000:]
+        finally:
+            proc.kill()
+            proc.wait()
+            os.close(leader)
+        assert any(r.method == "PUT" and r.status < 300 for r in proxy.requests)
+    doc = httpx.get(local_registry.url + name.replace("/", "%2f")).json()
+    assert doc["dist-tags"] == {"latest": "1.0.0"}
