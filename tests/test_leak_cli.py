@@ -108,7 +108,12 @@ def test_live_run_with_token_only_in_npmrc_contains_the_leak(
     assert registry_token.encode() not in written, "the token reached the store, files or output"
 
 
-def test_dry_run_makes_zero_writes_and_changes_nothing(
+SHIPPED = sorted((ROOT / "runbooks").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("runbook", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_dry_run_of_every_shipped_runbook_makes_zero_writes(
+    runbook: Path,
     tmp_path: Path,
     local_registry: LocalRegistry,
     registry_token: str,
@@ -131,6 +136,8 @@ def test_dry_run_makes_zero_writes_and_changes_nothing(
             f"{name}@1.0.1",
             "--dry-run",
             "--json",
+            "--runbook",
+            str(runbook),
         )
         assert proc.returncode == 0, proc.stderr
         assert recording.requests, "the recording proxy saw nothing: the test proves nothing"
