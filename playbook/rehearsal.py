@@ -53,6 +53,8 @@ class Scenario:
     past_policy: bool = False
     sources: int = 240
     first_party: int = 120
+    source_bytes: int = 600
+    bundle_bytes: int = 2048
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -123,7 +125,9 @@ class Scorecard:
         return asdict(self)
 
 
-def scenario(name: str | None) -> Scenario:
+def scenario(name: str | Scenario | None) -> Scenario:
+    if isinstance(name, Scenario):
+        return name
     chosen = SCENARIOS.get(name or DEFAULT_SCENARIO)
     if chosen is None:
         raise UsageError(f"Unknown scenario {name!r}; accepted: {', '.join(SCENARIOS)}.")
@@ -158,7 +162,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def rehearse(
     home: Path,
-    name: str | None = None,
+    name: str | Scenario | None = None,
     *,
     reporter: Any = None,
     pids: list[int] | None = None,
@@ -192,6 +196,9 @@ def rehearse(
         store.close()
 
 
+RECONSTRUCTION_KEYS = ("sources", "first_party", "seed", "source_bytes", "secret")
+
+
 def _publish(registry: Any, chosen: Scenario, token: Secret) -> dict[str, bytes]:
     from playbook.synth import make_package, reconstructed_files
 
@@ -207,6 +214,8 @@ def _publish(registry: Any, chosen: Scenario, token: Secret) -> dict[str, bytes]
             "first_party": chosen.first_party,
             "with_map": True,
             "seed": index,
+            "source_bytes": chosen.source_bytes,
+            "bundle_bytes": chosen.bundle_bytes,
         }
         if chosen.secret:
             kwargs |= {"secret": _fake_secret(), "env_file": True}
@@ -218,7 +227,7 @@ def _publish(registry: Any, chosen: Scenario, token: Secret) -> dict[str, bytes]
             leaked_files = reconstructed_files(
                 package,
                 chosen.leaked_version,
-                **{k: v for k, v in kwargs.items() if k in ("sources", "first_party", "seed")},
+                **{k: v for k, v in kwargs.items() if k in RECONSTRUCTION_KEYS},
             )
     return leaked_files
 
