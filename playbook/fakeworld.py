@@ -1026,7 +1026,7 @@ class FakeWorld:
             return (
                 Reply(
                     200,
-                    _tarball(pkg.files),
+                    package_tarball(pkg.files),
                     {"content-type": "application/octet-stream"},
                     "npm.tarball",
                 )
@@ -1088,13 +1088,14 @@ def _tree(repo: FakeRepo, base: str) -> dict[str, Any]:
 
 
 def _dist(tarball: str, files: Mapping[str, bytes]) -> dict[str, str]:
-    data = _tarball(files)
+    data = package_tarball(files)
     sri = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
     sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest()
     return {"tarball": tarball, "shasum": sha1, "integrity": sri}
 
 
-def _tarball(files: Mapping[str, bytes]) -> bytes:
+def package_tarball(files: Mapping[str, bytes]) -> bytes:
+    """A .tgz with `files` under `package/`, as npm packs it (fixed mtime: same bytes each time)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for path, data in sorted(files.items()):

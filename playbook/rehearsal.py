@@ -179,6 +179,7 @@ def rehearse(
         token = Secret(registry.add_user("rehearsal", secrets.token_hex(12)))
         files = _publish(registry, chosen, token)
         world = _world(chosen, files)
+        _republish(registry, world, token)
         fake = stack.enter_context(_fake_world(world))
         registry_url = registry.url
         if chosen.past_policy:
@@ -230,6 +231,17 @@ def _publish(registry: Any, chosen: Scenario, token: Secret) -> dict[str, bytes]
                 **{k: v for k, v in kwargs.items() if k in RECONSTRUCTION_KEYS},
             )
     return leaked_files
+
+
+def _republish(registry: Any, world: Any, token: Secret) -> None:
+    """The world's npm packages (republished copies, innocent look-alikes) go in the sandbox
+    registry: that is where the hunt's npm search looks in a rehearsal."""
+    from playbook.fakeworld import package_tarball
+
+    for package in world.packages:
+        registry.publish(
+            package_tarball(package.files), package.name, package.version, token=token.reveal()
+        )
 
 
 def _fake_secret() -> str:
