@@ -495,6 +495,7 @@ def report(
     try:
         from playbook import core
         from playbook.errors import UsageError
+        from playbook.fileio import write_atomic
         from playbook.notices import render_report
 
         if format not in ("md", "html", "json"):
@@ -502,7 +503,7 @@ def report(
         settings = _settings()
         text = render_report(core.open_store(settings), incident, format, settings=settings)  # type: ignore[arg-type]
         if output is not None:
-            core.write_atomic(output, text)
+            write_atomic(output, text)
     except Exception as exc:
         _fail(exc, verbose)
     if output is None:
@@ -549,12 +550,8 @@ def notice_sent(
     """Record that a person reviewed and sent a notice (respond never sends one itself)."""
     try:
         from playbook import core
-        from playbook.notices import mark_sent
 
-        settings = _settings()
-        store = core.open_store(settings)
-        owner = core.incident_of_notice(store, notice_id, incident)
-        view = mark_sent(store, owner, notice_id, ref, settings.operator)
+        view = core.track_notice(_settings(), notice_id, incident, sent=True, ref=ref)
     except Exception as exc:
         _fail(exc, verbose)
     typer.echo(f"{view.id}: {view.status}" + (f" (ref {view.ref})" if view.ref else ""), err=True)
@@ -569,12 +566,8 @@ def notice_resolve(
     """Record that a notice's targets are down (a mirror recheck does this by itself)."""
     try:
         from playbook import core
-        from playbook.notices import mark_resolved
 
-        settings = _settings()
-        store = core.open_store(settings)
-        owner = core.incident_of_notice(store, notice_id, incident)
-        view = mark_resolved(store, owner, notice_id, settings.operator)
+        view = core.track_notice(_settings(), notice_id, incident, sent=False)
     except Exception as exc:
         _fail(exc, verbose)
     typer.echo(f"{view.id}: {view.status}", err=True)
@@ -587,14 +580,14 @@ def init(
 ) -> None:
     """Write a commented respond.toml (organization details for notices) in this folder."""
     try:
-        from playbook import core
         from playbook.errors import UsageError
+        from playbook.fileio import write_atomic
         from playbook.orgconfig import init_text
 
         path = Path.cwd() / "respond.toml"
         if path.exists() and not force:
             raise UsageError(f"{path} exists; pass --force to overwrite it.")
-        core.write_atomic(path, init_text())
+        write_atomic(path, init_text())
     except Exception as exc:
         _fail(exc, verbose)
     typer.echo(f"wrote {path}: fill in [organization] and [official]", err=True)

@@ -21,6 +21,7 @@ from playbook.state import Incident, StepRecord, Store, StoreCache
 
 if TYPE_CHECKING:
     from playbook.mirrors.model import Change
+    from playbook.notices.view import NoticeView
     from playbook.scan import ScanResult
 
 DEFAULT_RUNBOOK = "npm-leak.yaml"
@@ -163,12 +164,25 @@ def step_json(step: StepRecord) -> dict[str, Any]:
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a temp file beside it, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+def track_notice(
+    settings: Settings,
+    notice_id: str,
+    incident_id: str | None,
+    *,
+    sent: bool,
+    ref: str | None = None,
+) -> NoticeView:
+    """Record that a person sent a notice, or that it is resolved."""
+    from playbook.notices import mark_resolved, mark_sent
+
+    store = open_store(settings)
+    try:
+        owner = incident_of_notice(store, notice_id, incident_id)
+        if sent:
+            return mark_sent(store, owner, notice_id, ref, settings.operator)
+        return mark_resolved(store, owner, notice_id, settings.operator)
+    finally:
+        store.close()
 
 
 def incident_of_notice(store: Store, notice_id: str, incident_id: str | None) -> str:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from playbook.fileio import write_atomic
+
 if TYPE_CHECKING:
     from playbook.services.hub import Services
     from playbook.settings import Settings
@@ -113,11 +115,7 @@ class StepContext:
         path = (self.workdir / name).resolve()
         if not path.is_relative_to(self.workdir.resolve()):
             raise ValueError(f"refusing to write outside the incident folder: {name}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-        return path
+        return write_atomic(path, data)
 
 
 class StepType(ABC):
