@@ -154,13 +154,17 @@ def _prompt_approver(reporter: Any) -> Any:
     return ask
 
 
+def _stop_display(session: Session) -> None:
+    """Leave the live table's last frame on screen, also when the run raised."""
+    stop = getattr(session.reporter, "stop", None)
+    if stop is not None:
+        stop()
+
+
 def _finish_run(session: Session, result: RunResult, json_out: bool) -> NoReturn:
     from playbook.core import result_json
     from playbook.errors import ExitCode
 
-    stop = getattr(session.reporter, "stop", None)
-    if stop is not None:
-        stop()
     if json_out:
         typer.echo(json.dumps(result_json(result), indent=2, sort_keys=True))
     else:
@@ -242,7 +246,10 @@ def leak(
             unpublish_all=unpublish_all,
         )
         session = _session(settings, json_out=json_out)
-        result = core.leak(session, targets, book)
+        try:
+            result = core.leak(session, targets, book)
+        finally:
+            _stop_display(session)
     except typer.Exit:
         raise
     except Exception as exc:
@@ -280,7 +287,10 @@ def resume(
             otp=otp,
         )
         session = _session(settings, json_out=json_out)
-        result = core.resume(session, incident, force=force)
+        try:
+            result = core.resume(session, incident, force=force)
+        finally:
+            _stop_display(session)
     except typer.Exit:
         raise
     except Exception as exc:
