@@ -57,6 +57,7 @@ def test_the_fixture_incident_gets_every_kind_of_notice(world: Any) -> None:
         "advisory",
         "customer",
         "dmca-github",
+        "forge-copyright",
         "jsdelivr",
         "npm-copyright",
         "npm-support",

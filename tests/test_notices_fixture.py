@@ -199,6 +199,13 @@ def mirrors(hostile: bool = False) -> list[dict[str, Any]]:
             kind="package",
             url="https://npm.example.test/package/acme-cli-leaked",
         ),
+        mirror(
+            "mirrorer/acme-cli",
+            "copy",
+            root="",
+            host="gitlab.com",
+            url="https://gitlab.com/mirrorer/acme-cli",
+        ),
     ]
     if hostile:
         found.append(

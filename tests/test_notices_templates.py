@@ -73,8 +73,10 @@ def test_every_golden_file_is_rendered_and_every_document_has_one(
     on_disk = sorted(p.name for p in GOLDEN.glob("*") if p.is_file())
     assert sorted(rendered) == on_disk, "regenerate with RESPOND_UPDATE_GOLDEN=1"
     templates = {p.name.removesuffix(".j2") for p in (templates_dir() / "notices").glob("[!_]*")}
-    covered = {n.removeprefix("dry-run-").split("-acme")[0].split("-leaker")[0] for n in rendered}
-    assert {t.removesuffix(".md") for t in templates} <= {c.removesuffix(".md") for c in covered}
+    covered = {n.removeprefix("dry-run-") for n in rendered}
+    for template in templates:
+        stem = template.removesuffix(".md")
+        assert any(c.startswith(stem) for c in covered), f"{template} has no golden file"
 
 
 @pytest.mark.parametrize("name", EXPECTED)

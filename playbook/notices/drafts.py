@@ -115,6 +115,7 @@ def notice_specs(
     targets = [t for t in view.targets if target is None or t.spec == target]
     specs = [_dmca_spec(n, network_statement) for n in dmca.networks(view.mirrors, org.official)]
     specs += _npm_copyright(view, org)
+    specs += _forge_copyright(view)
     for t in targets:
         specs += _target_specs(view, org, t)
     return specs
@@ -158,6 +159,34 @@ def _npm_copyright(view: IncidentView, org: OrgConfig) -> list[Spec]:
             copies,
         )
     ]
+
+
+# Hosts other than GitHub whose copies get a DMCA-shaped notice of their own (GitHub's form and
+# its fork-network rules are GitHub's alone). Official repositories never reach `copy`.
+FORGES = {"gitlab.com": "GitLab", "codeberg.org": "Codeberg"}
+
+
+def _forge_copyright(view: IncidentView) -> list[Spec]:
+    specs = []
+    for host, label in FORGES.items():
+        copies = tuple(
+            m
+            for m in view.mirrors
+            if m.host == host and m.verdict in dmca.LISTED_VERDICTS and m.status != "resolved"
+        )
+        if copies:
+            specs.append(
+                Spec(
+                    f"forge-copyright-{label.lower()}",
+                    "forge-copyright",
+                    f"{label} copyright (DMCA) notice: copies of the leaked source",
+                    "notices/forge-copyright.md.j2",
+                    None,
+                    copies,
+                    {"host_label": label},
+                )
+            )
+    return specs
 
 
 def _target_specs(view: IncidentView, org: OrgConfig, t: TargetView) -> list[Spec]:
