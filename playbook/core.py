@@ -62,7 +62,10 @@ class Session:
 
     def services(self) -> Services:
         options = ClientOptions(
-            dry_run=self.settings.dry_run, timeout=self.settings.timeout, on_wait=self.on_wait
+            dry_run=self.settings.dry_run,
+            timeout=self.settings.timeout,
+            on_wait=self.on_wait,
+            loopback_only=self.settings.env.get("RESPOND_LOOPBACK_ONLY") == "1",
         )
         services = Services(self.settings, options, cache=StoreCache(self.store))
         if self.otp_prompt is not None:

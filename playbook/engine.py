@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from playbook import steps as step_types
-from playbook.errors import DryRunViolation, OtpRequired, PolicyRefused, RespondError, UsageError
+from playbook.errors import (
+    DryRunViolation,
+    LoopbackViolation,
+    OtpRequired,
+    PolicyRefused,
+    RespondError,
+    UsageError,
+)
 from playbook.runbook import Runbook, StepSpec, evaluate_condition, render_params
 from playbook.services.hub import Services
 from playbook.settings import Mode, Settings
@@ -21,6 +28,7 @@ from playbook.steps.base import Outcome, Plan, StepContext, StepType
 # Errors that a retry cannot fix: the same request would be refused the same way.
 NOT_RETRYABLE: tuple[type[BaseException], ...] = (
     DryRunViolation,
+    LoopbackViolation,
     PolicyRefused,
     OtpRequired,
     UsageError,

@@ -52,6 +52,10 @@ class DryRunViolation(RespondError):
     """A write was attempted through a client built for a dry run; the transport refused it."""
 
 
+class LoopbackViolation(RespondError):
+    """A request to a non-loopback host while RESPOND_LOOPBACK_ONLY is set (tests, rehearsals)."""
+
+
 class RemoteError(RespondError):
     """An outside service answered in a way the step cannot go on from."""
 

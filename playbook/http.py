@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from playbook import __version__, failpoints
-from playbook.errors import DryRunViolation
+from playbook.errors import DryRunViolation, LoopbackViolation
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -64,6 +64,29 @@ class DryRunGuard(httpx.AsyncBaseTransport):
             raise DryRunViolation(
                 f"Dry run: refused to send {where}; a dry run reads and never writes.",
                 "This is a bug in the step that tried it; run without --dry-run only after review.",
+            )
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
+
+
+class LoopbackGuard(httpx.AsyncBaseTransport):
+    """Refuses any host but loopback (RESPOND_LOOPBACK_ONLY=1): tests and rehearsals set it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if not (host.startswith("127.") or host in LOOPBACK_HOSTS):
+            raise LoopbackViolation(
+                f"Refused {request.method} {request.url.copy_with(query=None)}: "
+                "RESPOND_LOOPBACK_ONLY allows loopback addresses only.",
+                "Point the registry and RESPOND_<NAME>_API settings at a local server.",
             )
         return await self.inner.handle_async_request(request)
 
@@ -166,6 +189,7 @@ class ClientOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     transport: httpx.AsyncBaseTransport | None = None
     on_wait: WaitHook | None = None
+    loopback_only: bool = False
 
 
 def build_client(
@@ -181,6 +205,8 @@ def build_client(
     transport: httpx.AsyncBaseTransport = RetryTransport(inner, options.retry, options.on_wait)
     if options.dry_run:
         transport = DryRunGuard(transport)
+    if options.loopback_only:
+        transport = LoopbackGuard(transport)
     all_headers = {"user-agent": USER_AGENT, **(headers or {})}
     return httpx.AsyncClient(
         base_url=base_url,

@@ -292,6 +292,7 @@ def _settings(
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(project),  # never the operator's own ~/.npmrc
         "RESPOND_HOME": str(home),
+        "RESPOND_LOOPBACK_ONLY": "1",  # a second lock on the door: every client refuses the rest
         "RESPOND_REHEARSAL_TOKEN": token.reveal(),
         "GITHUB_TOKEN": "rehearsal-" + secrets.token_hex(8),
         **{

@@ -40,6 +40,11 @@ def _guarded(real: Callable[..., Any]) -> Callable[..., Any]:
     return connect
 
 
+# Subprocesses the tests start inherit this: every HTTP client respond builds then refuses any
+# host but loopback, the same guard the socket patch below gives this process.
+os.environ["RESPOND_LOOPBACK_ONLY"] = "1"
+
+
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any socket connect outside 127.0.0.0/8, ::1 and AF_UNIX fails the test."""

@@ -61,7 +61,7 @@ def incident(
         (cwd / ".npmrc").write_text(f"registry={local_registry.url}\n//{host}/:_authToken=${{T}}\n")
         (cwd / "respond.toml").write_text(ORG_DETAILS + world.respond_toml)
         env = {
-            "PATH": os.environ["PATH"], "HOME": str(cwd), "RESPOND_HOME": str(tmp_path / "home"),
+            "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(cwd), "RESPOND_HOME": str(tmp_path / "home"),
             "T": registry_token, "GITHUB_TOKEN": "fake-token", "PYTHONPATH": str(ROOT),
             **fake.env(),
         }  # fmt: skip
@@ -125,7 +125,15 @@ def test_scan_guard_exit_codes(incident: tuple[Cli, FakeWorld, str, str], tmp_pa
 def test_init_writes_once(tmp_path: Path) -> None:
     cwd = tmp_path / "fresh"
     cwd.mkdir()
-    cli = Cli(cwd, {"PATH": os.environ["PATH"], "HOME": str(cwd), "PYTHONPATH": str(ROOT)})
+    cli = Cli(
+        cwd,
+        {
+            "PATH": os.environ["PATH"],
+            "RESPOND_LOOPBACK_ONLY": "1",
+            "HOME": str(cwd),
+            "PYTHONPATH": str(ROOT),
+        },
+    )
     cli("init")
     assert "[organization]" in (cwd / "respond.toml").read_text()
     assert "exists" in cli("init", code=2).stderr

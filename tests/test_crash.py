@@ -34,6 +34,7 @@ def respond(
 ) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": os.environ["PATH"],
+        "RESPOND_LOOPBACK_ONLY": "1",
         "HOME": str(cwd),
         "RESPOND_HOME": str(home),
         "CRASH_TOKEN": token,

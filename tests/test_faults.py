@@ -34,7 +34,7 @@ class Run:
         host = urlsplit(proxy.url).netloc
         (self.cwd / ".npmrc").write_text(f"registry={proxy.url}\n//{host}/:_authToken=${{T}}\n")
         self.env = {
-            "PATH": os.environ["PATH"], "HOME": str(self.cwd), "RESPOND_HOME": str(tmp / "home"),
+            "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(self.cwd), "RESPOND_HOME": str(tmp / "home"),
             "T": token, "PYTHONPATH": str(ROOT), "RESPOND_HTTP_TIMEOUT": "2", **extra,
         }  # fmt: skip
 

@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from playbook.errors import DryRunViolation
+from playbook.errors import DryRunViolation, LoopbackViolation
 from playbook.http import ClientOptions, RetryPolicy, build_client, parse_retry_after
 
 NO_JITTER = RetryPolicy(attempts=4, backoff=0.01, max_wait=0.05, jitter=lambda hi: hi)
@@ -106,3 +106,18 @@ def test_dry_run_guard_refuses_every_write_before_sending(method: str) -> None:
     assert seen == []
     assert asyncio.run(call(transport, "GET", dry_run=True)).status_code == 200
     assert asyncio.run(call(transport, "HEAD", dry_run=True)).status_code == 200
+
+
+def test_loopback_only_refuses_every_other_host() -> None:
+    transport, seen = scripted(200)
+    options = ClientOptions(dry_run=False, retry=NO_JITTER, transport=transport, loopback_only=True)
+
+    async def get(url: str) -> int:
+        async with build_client(options) as client:
+            return (await client.get(url)).status_code
+
+    assert asyncio.run(get("http://127.0.0.1:9/x")) == 200
+    assert asyncio.run(get("http://localhost:9/x")) == 200
+    with pytest.raises(LoopbackViolation, match="loopback addresses only"):
+        asyncio.run(get("https://example.com/x"))
+    assert len(seen) == 2

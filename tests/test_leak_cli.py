@@ -43,6 +43,7 @@ def respond(
 ) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": os.environ["PATH"],
+        "RESPOND_LOOPBACK_ONLY": "1",
         "HOME": str(cwd),
         "RESPOND_HOME": str(home),
         "LEAK_TEST_TOKEN": token,

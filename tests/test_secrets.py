@@ -64,7 +64,7 @@ def test_no_canary_reaches_store_logs_evidence_notices_or_reports(
     with FakeWorld(World.seeded(files, name, "1.0.1", official_forks=3)) as fake:
         (cwd / "respond.toml").write_text(ORG_DETAILS + fake.world.respond_toml)
         env = {
-            "PATH": os.environ["PATH"], "HOME": str(cwd), "RESPOND_HOME": str(home),
+            "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(cwd), "RESPOND_HOME": str(home),
             "PYTHONPATH": str(ROOT), "CANARY_NPMRC": npmrc_token,
             "NPM_TOKEN": canaries["NPM_TOKEN"], "GITHUB_TOKEN": canaries["GITHUB_TOKEN"],
             "NPM_OTP": canaries["OTP"], **fake.env(),

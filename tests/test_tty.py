@@ -52,7 +52,7 @@ def test_otp_challenge_is_prompted_on_a_terminal(
         host = urlsplit(proxy.url).netloc
         (cwd / ".npmrc").write_text(f"registry={proxy.url}\n//{host}/:_authToken=${{T}}\n")
         env = {
-            "PATH": os.environ["PATH"], "HOME": str(cwd), "RESPOND_HOME": str(tmp_path / "home"),
+            "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(cwd), "RESPOND_HOME": str(tmp_path / "home"),
             "T": registry_token, "PYTHONPATH": str(ROOT), "TERM": "dumb", "COLUMNS": "120",
         }  # fmt: skip
         leader, follower = pty.openpty()
