@@ -77,10 +77,6 @@ class RunResult:
     status: str
     steps: list[StepRecord]
 
-    @property
-    def exit_status(self) -> str:
-        return self.status
-
 
 @dataclass
 class _Run:
