@@ -81,10 +81,19 @@ class RunResult:
 @dataclass
 class _Run:
     incident: Incident
+    runbook: Runbook
     nodes: dict[str, Node]
     status: dict[str, StepStatus] = field(default_factory=dict)
     outputs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     stop: bool = False
+
+    @property
+    def many(self) -> bool:
+        return len(self.incident.targets) > 1
+
+    def sibling(self, node: Node, step_id: str) -> str:
+        """The key of step `step_id` for the same package as `node`."""
+        return node_key(node.target, step_id, self.many)
 
 
 def node_key(target: PackageSpec, step_id: str, many: bool) -> str:
@@ -166,7 +175,7 @@ class Engine:
     async def _run_locked(self, incident_id: str, runbook: Runbook) -> RunResult:
         incident = self.store.get_incident(incident_id)
         targets = [parse_spec(t) for t in incident.targets]
-        run = _Run(incident, build_nodes(runbook, targets))
+        run = _Run(incident, runbook, build_nodes(runbook, targets))
         self.store.ensure_steps(incident_id, _step_rows(run.nodes))
         resumed = self._load_state(run)
         self.store.set_incident_status(incident_id, "running")
@@ -197,12 +206,12 @@ class Engine:
                     summary="found running at resume: the process died under it; re-checking",
                 )
                 status = StepStatus.ABANDONED
-            if status in (StepStatus.ABANDONED,):
+            if status is StepStatus.ABANDONED:
                 resumed.add(record.key)
-            if status.finished:
+            elif status.finished:
                 run.outputs[record.key] = record.outputs
-            else:
-                status = StepStatus.PENDING if status is not StepStatus.ABANDONED else status
+            else:  # failed, timed out, awaiting approval: run again
+                status = StepStatus.PENDING
             run.status[record.key] = status
         return resumed
 
@@ -229,13 +238,9 @@ class Engine:
             if key in busy or run.status[key] not in (StepStatus.PENDING, StepStatus.ABANDONED):
                 continue
             # A step whose needs did not all finish stays pending: a later resume runs it.
-            if all(run.status[self._need_key(run, node, n)].finished for n in node.spec.needs):
+            if all(run.status[run.sibling(node, n)].finished for n in node.spec.needs):
                 ready.append(key)
         return ready
-
-    @staticmethod
-    def _need_key(run: _Run, node: Node, step_id: str) -> str:
-        return node_key(node.target, step_id, len(run.incident.targets) > 1)
 
     # -- one step -------------------------------------------------------------------------------
 
@@ -356,13 +361,12 @@ class Engine:
     # -- context and scope ---------------------------------------------------------------
 
     def _scope(self, run: _Run, node: Node) -> dict[str, Any]:
-        many = len(run.incident.targets) > 1
         steps = {
-            step_id: {
-                "outputs": run.outputs.get(node_key(node.target, step_id, many), {}),
-                "status": run.status[node_key(node.target, step_id, many)].value,
+            spec.id: {
+                "outputs": run.outputs.get(run.sibling(node, spec.id), {}),
+                "status": run.status[run.sibling(node, spec.id)].value,
             }
-            for step_id in {s.spec.id for s in run.nodes.values()}
+            for spec in run.runbook.steps
         }
         return {
             "inputs": {
@@ -387,9 +391,9 @@ class Engine:
         resumed: bool,
     ) -> StepContext:
         incident_id = run.incident.id
-        many = len(run.incident.targets) > 1
         needs = {
-            s: run.outputs.get(node_key(node.target, s, many), {}) for s in _ancestor_ids(run, node)
+            s: run.outputs.get(run.sibling(node, s), {})
+            for s in run.runbook.ancestors(node.spec.id)
         }
         return StepContext(
             incident_id=incident_id,
@@ -402,7 +406,7 @@ class Engine:
             services=self.services,
             workdir=self.store.incident_dir(incident_id),
             records=StoreRecords(self.store, incident_id),
-            file_prefix=f"{node.target.slug}/" if many else "",
+            file_prefix=f"{node.target.slug}/" if run.many else "",
             resumed=resumed,
             progress=lambda message: self.reporter.progress(node.key, message),
             event=lambda kind, data: self.store.log(incident_id, kind, data, step_key=node.key),
@@ -455,18 +459,6 @@ class StoreRecords:
 
 def _step_rows(nodes: Mapping[str, Node]) -> list[tuple[str, str, str, str]]:
     return [(n.key, str(n.target), n.spec.id, n.spec.uses) for n in nodes.values()]
-
-
-def _ancestor_ids(run: _Run, node: Node) -> set[str]:
-    by_id = {n.spec.id: n.spec for n in run.nodes.values()}
-    seen: set[str] = set()
-    stack = list(node.spec.needs)
-    while stack:
-        current = stack.pop()
-        if current not in seen:
-            seen.add(current)
-            stack.extend(by_id[current].needs)
-    return seen
 
 
 def _resolve_inputs(runbook: Runbook, given: Mapping[str, Any]) -> dict[str, Any]:

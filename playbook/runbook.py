@@ -83,14 +83,8 @@ class Runbook:
         return waves
 
     def ancestors(self, step_id: str) -> set[str]:
-        seen: set[str] = set()
-        stack = list(self.step(step_id).needs)
-        while stack:
-            current = stack.pop()
-            if current not in seen:
-                seen.add(current)
-                stack.extend(self.step(current).needs)
-        return seen
+        """Every step `step_id` needs, directly or through others."""
+        return _ancestors(step_id, {s.id: s for s in self.steps})
 
 
 def _depth(step_id: str, runbook: Runbook, memo: dict[str, int]) -> int:

@@ -150,19 +150,11 @@ class Approval:
     note: str
 
 
-class Redactor:
-    """Replaces every secret value (any Secret made in this process) with `<hidden>`."""
-
-    def __call__(self, text: str) -> str:
-        return scrub(text)
-
-
 class Store:
     """One SQLite file under RESPOND_HOME; incident folders beside it."""
 
-    def __init__(self, home: Path, redactor: Redactor | None = None) -> None:
+    def __init__(self, home: Path) -> None:
         self.home = home
-        self.redact = redactor or Redactor()
         home.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(home / "respond.db", timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
@@ -198,8 +190,9 @@ class Store:
         try:
             data = json.loads(text)
         except ValueError:
-            return self.redact(text)
-        return text if scrub_data(data) == data else json.dumps(scrub_data(data))
+            return scrub(text)
+        clean = scrub_data(data)
+        return text if clean == data else json.dumps(clean)
 
     def _json(self, data: Any) -> str:
         text = json.dumps(data, sort_keys=True, default=str)
@@ -366,13 +359,13 @@ class Store:
             args.append(self._json(outputs))
         if summary is not None:
             sets.append("summary=?")
-            args.append(self.redact(summary))
+            args.append(scrub(summary))
         if changed is not None:
             sets.append("changed=?")
             args.append(int(changed))
         if error is not None:
             sets.append("error=?")
-            args.append(self.redact(error))
+            args.append(scrub(error))
         event = {"status": status.value, **(data or {})}
         if summary:
             event["summary"] = summary
@@ -431,7 +424,7 @@ class Store:
     # approvals -----------------------------------------------------------------------
 
     def approve(self, incident_id: str, step_key: str, who: str, note: str = "") -> Approval:
-        approval = Approval(step_key, who, utcnow(), self.redact(note))
+        approval = Approval(step_key, who, utcnow(), scrub(note))
         with self.tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO approvals VALUES (?,?,?,?,?)",
