@@ -50,11 +50,21 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-class DryRunGuard(httpx.AsyncBaseTransport):
-    """Refuses every method but GET and HEAD before a byte leaves the process."""
+class Layer(httpx.AsyncBaseTransport):
+    """A transport that wraps another and closes it when closed."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class DryRunGuard(Layer):
+    """Refuses every method but GET and HEAD before a byte leaves the process."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        super().__init__(inner)
         self.refused: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -67,22 +77,17 @@ class DryRunGuard(httpx.AsyncBaseTransport):
             )
         return await self.inner.handle_async_request(request)
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+
+def is_loopback(host: str) -> bool:
+    return host.startswith("127.") or host in ("localhost", "::1", "[::1]")
 
 
-LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
-
-
-class LoopbackGuard(httpx.AsyncBaseTransport):
+class LoopbackGuard(Layer):
     """Refuses any host but loopback (RESPOND_LOOPBACK_ONLY=1): tests and rehearsals set it."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
-        if not (host.startswith("127.") or host in LOOPBACK_HOSTS):
+        if not is_loopback(host):
             raise LoopbackViolation(
                 f"Refused {request.method} {request.url.copy_with(query=None)}: "
                 "RESPOND_LOOPBACK_ONLY allows loopback addresses only.",
@@ -90,24 +95,15 @@ class LoopbackGuard(httpx.AsyncBaseTransport):
             )
         return await self.inner.handle_async_request(request)
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
-
-class FailpointTransport(httpx.AsyncBaseTransport):
+class FailpointTransport(Layer):
     """Crash-test seam: dies after a write's answer arrives (see playbook.failpoints)."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
         if request.method not in READ_METHODS:
             failpoints.hit("write")
         return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 PREREAD_LIMIT = 8 * 1024 * 1024
@@ -123,7 +119,7 @@ async def _preread(response: httpx.Response) -> None:
         await response.aread()
 
 
-class RetryTransport(httpx.AsyncBaseTransport):
+class RetryTransport(Layer):
     """Retries transient failures a bounded number of times.
 
     Reads are retried on network errors and 429/5xx. Writes are retried only when the server
@@ -136,7 +132,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
         policy: RetryPolicy,
         on_wait: WaitHook | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.policy = policy
         self.on_wait = on_wait
 
@@ -175,9 +171,6 @@ class RetryTransport(httpx.AsyncBaseTransport):
         if self.on_wait is not None:
             self.on_wait(f"{request.url.host}: {why}, retrying", wait)
         await asyncio.sleep(wait)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @dataclass(frozen=True)

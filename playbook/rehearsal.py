@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from playbook.errors import UsageError
+from playbook.http import is_loopback
 from playbook.secret import Secret
 from playbook.settings import Mode, Settings
 from playbook.state import Store
@@ -138,8 +139,7 @@ def assert_loopback(settings: Settings, registry: str) -> None:
     """Refuse to start unless every URL the run may reach is on this machine's loopback."""
     urls = {"registry": registry, **dict(settings.endpoints)}
     for name, url in urls.items():
-        host = urlsplit(url).hostname or ""
-        if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+        if not is_loopback(urlsplit(url).hostname or ""):
             raise UsageError(
                 f"Rehearsal refused: {name} would reach {url}, which is not loopback; "
                 "a rehearsal only talks to its own sandbox."
