@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from playbook.mirrors.fingerprints import blob_sha1
+from playbook.scan.fingerprint import blob_sha1, is_first_party
 
 Clock = Callable[[], float]
 CODE_SEARCH_MAX_BYTES = 384 * 1024
@@ -200,7 +200,7 @@ class _Seeder:
         self.official_forks = official_forks
         self.w = world
         self.rng = rng
-        self.first = {p: d for p, d in sorted(files.items()) if "node_modules" not in p.split("/")}
+        self.first = {p: d for p, d in sorted(files.items()) if is_first_party(p)}
         self.all = dict(sorted(files.items()))
         self.bare = _bare(world.package)
         self.vendor = _vendor(world.package)

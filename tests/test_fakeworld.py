@@ -16,7 +16,7 @@ from playbook.fakeworld import (
     sample_files,
     sample_identifiers,
 )
-from playbook.mirrors.fingerprints import blob_sha1
+from playbook.scan.fingerprint import blob_sha1
 
 PKG, VER = "@acme/widget-cli", "2.1.88"
 AUTH = {"authorization": "Bearer test-token"}

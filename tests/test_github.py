@@ -12,7 +12,7 @@ import pytest
 
 from playbook.fakeworld import FakeRepo, FakeWorld, World, sample_files, world_settings
 from playbook.http import ClientOptions
-from playbook.mirrors.fingerprints import blob_sha1
+from playbook.scan.fingerprint import blob_sha1
 from playbook.services.archive import Origin, software_heritage
 from playbook.services.cdn import CdnProbe, PurgeResult, cdns, jsdelivr_purge
 from playbook.services.forge import codeberg, gitlab

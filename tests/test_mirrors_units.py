@@ -10,10 +10,8 @@ from pathlib import Path
 from playbook.mirrors.fingerprints import (
     MIN_EVIDENCE_BYTES,
     Fingerprints,
-    blob_sha1,
     manifest_dict,
     manifest_from_json,
-    norm_sha256,
 )
 from playbook.mirrors.model import Candidate, Mirror, Verdict
 from playbook.mirrors.network import annotate
@@ -22,6 +20,7 @@ from playbook.mirrors.official import is_official, read_official
 from playbook.mirrors.queries import looks_like_identifier, pick_identifiers, plan_queries
 from playbook.mirrors.verify import copy_threshold, decide, match_tree
 from playbook.orgconfig import Official
+from playbook.scan.fingerprint import blob_sha1, norm_sha256
 from playbook.settings import Settings
 
 PKG, VER = "@acme/widget-cli", "2.1.88"

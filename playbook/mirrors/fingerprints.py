@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,24 +15,12 @@ from typing import Any
 
 from playbook.errors import RespondError
 
-_WHITESPACE = re.compile(rb"\s+")
+# The scanner writes these hashes into the manifest; verification must compute them the same way.
+from playbook.scan.fingerprint import blob_sha1, is_first_party, norm_sha256
+
 # Files smaller than this are not evidence: an empty `index.ts` or a one-line re-export has the
 # same git blob SHA-1 in thousands of unrelated repositories.
 MIN_EVIDENCE_BYTES = 64
-
-
-def blob_sha1(data: bytes) -> str:
-    """Git's blob id: sha1(b"blob <size>\\0" + bytes), what a tree lists for a file."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
-def norm_sha256(data: bytes) -> str:
-    """SHA-256 of the content with every whitespace byte removed (survives reformatting)."""
-    return hashlib.sha256(_WHITESPACE.sub(b"", data)).hexdigest()
-
-
-def is_first_party(path: str) -> bool:
-    return "node_modules" not in path.split("/")
 
 
 @dataclass(frozen=True)

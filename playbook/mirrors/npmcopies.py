@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from playbook.errors import RespondError
-from playbook.mirrors.fingerprints import blob_sha1
 from playbook.mirrors.model import Candidate, Source
+from playbook.scan.fingerprint import blob_sha1
 from playbook.services.hub import Services
 from playbook.services.npm import registry_for
 

@@ -42,11 +42,12 @@ from datetime import UTC, datetime
 
 from playbook.errors import RespondError
 from playbook.governor import BudgetSpent
-from playbook.mirrors.fingerprints import Fingerprints, Manifest, norm_sha256
+from playbook.mirrors.fingerprints import Fingerprints, Manifest
 from playbook.mirrors.model import Candidate, Mirror, Verdict
 from playbook.mirrors.network import annotate
 from playbook.mirrors.official import is_official
 from playbook.orgconfig import Official
+from playbook.scan.fingerprint import norm_sha256
 from playbook.services.archive import SWH
 from playbook.services.forge import ForgeRepo, codeberg, gitlab
 from playbook.services.github import GITHUB, Tree, TreeState, github_api

@@ -53,12 +53,26 @@ _COMMON_TEXT = """
 _COMMON = frozenset(s.lower() for s in _COMMON_TEXT.split())
 
 
+def blob_sha1(data: bytes) -> str:
+    """Git's blob id: sha1(b"blob <size>\\0" + bytes), what a tree API lists for a file."""
+    blob = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
+    blob.update(data)
+    return blob.hexdigest()
+
+
+def norm_sha256(data: bytes) -> str:
+    """SHA-256 of the content with every whitespace byte removed (survives reformatting)."""
+    return hashlib.sha256(data.translate(None, _WHITESPACE)).hexdigest()
+
+
 def hashes(data: bytes) -> tuple[str, str, str]:
     """(git blob SHA-1, SHA-256, SHA-256 without whitespace) of a file's bytes."""
-    blob = hashlib.sha1(b"blob %d\0" % len(data))
-    blob.update(data)
-    norm = hashlib.sha256(data.translate(None, _WHITESPACE)).hexdigest()
-    return blob.hexdigest(), hashlib.sha256(data).hexdigest(), norm
+    return blob_sha1(data), hashlib.sha256(data).hexdigest(), norm_sha256(data)
+
+
+def is_first_party(path: str) -> bool:
+    """A reconstructed path is first-party unless a segment of it is node_modules."""
+    return "node_modules" not in path.split("/")
 
 
 def count_lines(text: str | bytes) -> int:

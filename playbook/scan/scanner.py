@@ -107,7 +107,7 @@ class Collector:
         sha1, sha256, norm = fp.hashes(entry.data)
         self.manifest[entry.path] = ManifestFile(
             entry.path, entry.path, None, len(entry.data), fp.count_lines(entry.data),
-            sha1, sha256, norm, "node_modules" not in entry.path.split("/"),
+            sha1, sha256, norm, fp.is_first_party(entry.path),
         )  # fmt: skip
 
     def _map_error(self, owner: str, inline: bool, error: str, at_map: Iterable[Found]) -> None:

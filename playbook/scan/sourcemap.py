@@ -17,6 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 import msgspec
 
+from playbook.scan.fingerprint import is_first_party
 from playbook.scan.names import printable
 
 
@@ -124,7 +125,7 @@ def parse(data: bytes, max_sources: int) -> ParsedMap:
 
 def _source(src: str, text: str | None, index: int) -> Source:
     path = reconstruct(src, index)
-    return Source(printable(src), path, text, "node_modules" not in path.split("/"))
+    return Source(printable(src), path, text, is_first_party(path))
 
 
 def inline_maps(data: bytes) -> list[bytes]:
