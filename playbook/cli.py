@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -154,11 +155,21 @@ def _prompt_approver(reporter: Any) -> Any:
     return ask
 
 
-def _stop_display(session: Session) -> None:
-    """Leave the live table's last frame on screen, also when the run raised."""
-    stop = getattr(session.reporter, "stop", None)
-    if stop is not None:
-        stop()
+def _drive(
+    settings: Settings, json_out: bool, verbose: bool, work: Callable[[Session], RunResult]
+) -> NoReturn:
+    """Run `work` in a session with the live display, then print and exit with the run's code."""
+    try:
+        session = _session(settings, json_out=json_out)
+        try:
+            result = work(session)
+        finally:
+            stop = getattr(session.reporter, "stop", None)
+            if stop is not None:  # leave the live table's last frame on screen
+                stop()
+    except Exception as exc:
+        _fail(exc, verbose)
+    _finish_run(session, result, json_out)
 
 
 def _finish_run(session: Session, result: RunResult, json_out: bool) -> NoReturn:
@@ -245,16 +256,9 @@ def leak(
             safe_version=safe_version,
             unpublish_all=unpublish_all,
         )
-        session = _session(settings, json_out=json_out)
-        try:
-            result = core.leak(session, targets, book)
-        finally:
-            _stop_display(session)
-    except typer.Exit:
-        raise
     except Exception as exc:
         _fail(exc, verbose)
-    _finish_run(session, result, json_out)
+    _drive(settings, json_out, verbose, lambda session: core.leak(session, targets, book))
 
 
 @app.command()
@@ -272,30 +276,19 @@ def resume(
     verbose: Verbose = False,
 ) -> None:
     """Continue an incident: after a crash, a failure, or an approval."""
-    try:
-        from playbook import core
+    from playbook import core
 
-        probe = core.open_store(_settings())
-        mode = core.mode_of(probe.get_incident(incident))
-        probe.close()
+    try:
         settings = _settings(
-            mode=mode,
             registry=registry,
             yes=yes,
             approve=approve,
             non_interactive=non_interactive,
             otp=otp,
         )
-        session = _session(settings, json_out=json_out)
-        try:
-            result = core.resume(session, incident, force=force)
-        finally:
-            _stop_display(session)
-    except typer.Exit:
-        raise
     except Exception as exc:
         _fail(exc, verbose)
-    _finish_run(session, result, json_out)
+    _drive(settings, json_out, verbose, lambda session: core.resume(session, incident, force=force))
 
 
 @app.command()

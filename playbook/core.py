@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +104,12 @@ def leak(
 
 
 def resume(session: Session, incident_id: str, *, force: bool = False) -> RunResult:
-    """Run what is not finished of an incident, after a crash, a failure or an approval."""
+    """Run what is not finished of an incident, after a crash, a failure or an approval.
+
+    The incident keeps the mode it started in: a dry run resumes as a dry run.
+    """
     incident = session.store.get_incident(incident_id)
+    session.settings = dataclasses.replace(session.settings, mode=Mode(incident.mode))
     runbook = _runbook_for_resume(session.store, incident, force=force)
     return asyncio.run(session.run(incident_id, runbook))
 
@@ -136,10 +141,6 @@ def approve(store: Store, incident_id: str, step: str, who: str, note: str) -> l
     for key in keys:
         store.approve(incident_id, key, who, note)
     return keys
-
-
-def mode_of(incident: Incident) -> Mode:
-    return Mode(incident.mode)
 
 
 def result_json(result: RunResult) -> dict[str, Any]:
