@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from playbook.errors import UsageError
 from playbook.http import is_loopback
+from playbook.sandbox import write_npmrc
 from playbook.secret import Secret
 from playbook.settings import Mode, Settings
 from playbook.state import Store
@@ -282,10 +283,7 @@ def _policy_proxy(upstream: str) -> Any:
 def _settings(
     home: Path, project: Path, registry: str, token: Secret, fake: Any, world: Any
 ) -> Settings:
-    host = urlsplit(registry).netloc
-    (project / ".npmrc").write_text(
-        f"registry={registry}\n//{host}/:_authToken=${{RESPOND_REHEARSAL_TOKEN}}\n"
-    )
+    write_npmrc(project, registry, "RESPOND_REHEARSAL_TOKEN")
     (project / "package.json").write_text('{"name": "rehearsal-project", "private": true}\n')
     (project / "respond.toml").write_text(ORG_DETAILS + world.respond_toml)
     env = {

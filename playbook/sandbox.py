@@ -247,6 +247,15 @@ class LocalRegistry:
         doc_path.write_text(json.dumps(doc))
 
 
+def write_npmrc(folder: Path, registry: str, token_env: str) -> Path:
+    """A project .npmrc naming `registry`, its token read from ${token_env} as npm expands it."""
+    from playbook.fileio import write_atomic
+    from playbook.npmrc import nerf_dart
+
+    text = f"registry={registry}\n{nerf_dart(registry)}:_authToken=${{{token_env}}}\n"
+    return write_atomic(folder / ".npmrc", text)
+
+
 def publish_package(
     base_url: str,
     tarball: bytes,

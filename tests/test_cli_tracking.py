@@ -14,7 +14,7 @@ import pytest
 
 from playbook.fakeworld import FakeWorld, World
 from playbook.rehearsal import ORG_DETAILS
-from playbook.sandbox import LocalRegistry
+from playbook.sandbox import LocalRegistry, write_npmrc
 from playbook.synth import make_package, reconstructed_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,8 +57,7 @@ def incident(
     with FakeWorld(world) as fake:
         cwd = tmp_path / "work"
         cwd.mkdir()
-        host = urlsplit(local_registry.url).netloc
-        (cwd / ".npmrc").write_text(f"registry={local_registry.url}\n//{host}/:_authToken=${{T}}\n")
+        write_npmrc(cwd, local_registry.url, "T")
         (cwd / "respond.toml").write_text(ORG_DETAILS + world.respond_toml)
         env = {
             "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(cwd), "RESPOND_HOME": str(tmp_path / "home"),

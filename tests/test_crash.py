@@ -16,13 +16,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from playbook.regproxy import RegistryProxy
-from playbook.sandbox import LocalRegistry
+from playbook.sandbox import LocalRegistry, write_npmrc
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAIN = ROOT / "runbooks" / "npm-contain.yaml"
@@ -73,10 +72,7 @@ class Harness:
         self.publish(name, "1.0.1", leaky=True)
         cwd = self.tmp / label
         cwd.mkdir()
-        host = urlsplit(self.proxy.url).netloc
-        (cwd / ".npmrc").write_text(
-            f"registry={self.proxy.url}\n//{host}/:_authToken=${{CRASH_TOKEN}}\n"
-        )
+        write_npmrc(cwd, self.proxy.url, "CRASH_TOKEN")
         return name, cwd, cwd / "home"
 
     def leak(

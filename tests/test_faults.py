@@ -13,14 +13,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from playbook.fakeworld import FakeWorld, World
 from playbook.regproxy import RegistryProxy
-from playbook.sandbox import LocalRegistry
+from playbook.sandbox import LocalRegistry, write_npmrc
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAIN = str(ROOT / "runbooks" / "npm-contain.yaml")
@@ -31,8 +30,7 @@ class Run:
     def __init__(self, tmp: Path, proxy: RegistryProxy, token: str, extra: dict[str, str]) -> None:
         self.cwd = tmp / "work"
         self.cwd.mkdir()
-        host = urlsplit(proxy.url).netloc
-        (self.cwd / ".npmrc").write_text(f"registry={proxy.url}\n//{host}/:_authToken=${{T}}\n")
+        write_npmrc(self.cwd, proxy.url, "T")
         self.env = {
             "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(self.cwd), "RESPOND_HOME": str(tmp / "home"),
             "T": token, "PYTHONPATH": str(ROOT), "RESPOND_HTTP_TIMEOUT": "2", **extra,

@@ -8,14 +8,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from playbook.fakeworld import FakeWorld, World
 from playbook.regproxy import RegistryProxy
-from playbook.sandbox import LocalRegistry
+from playbook.sandbox import LocalRegistry, write_npmrc
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry
@@ -31,10 +30,7 @@ def project(tmp_path: Path, registry_url: str) -> Path:
     """A project folder whose .npmrc is the only place the token comes from."""
     folder = tmp_path / "project"
     folder.mkdir()
-    host = urlsplit(registry_url).netloc
-    (folder / ".npmrc").write_text(
-        f"registry={registry_url}\n//{host}/:_authToken=${{LEAK_TEST_TOKEN}}\n"
-    )
+    write_npmrc(folder, registry_url, "LEAK_TEST_TOKEN")
     return folder
 
 

@@ -7,14 +7,13 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from playbook.fakeworld import FakeWorld, World
 from playbook.regproxy import RegistryProxy
 from playbook.rehearsal import ORG_DETAILS
-from playbook.sandbox import LocalRegistry
+from playbook.sandbox import LocalRegistry, write_npmrc
 from playbook.synth import make_package, reconstructed_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,10 +70,7 @@ def test_no_canary_reaches_store_logs_evidence_notices_or_reports(
         }  # fmt: skip
 
         def respond(registry_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-            host = urlsplit(registry_url).netloc
-            (cwd / ".npmrc").write_text(
-                f"registry={registry_url}\n//{host}/:_authToken=${{CANARY_NPMRC}}\n"
-            )
+            write_npmrc(cwd, registry_url, "CANARY_NPMRC")
             return subprocess.run(
                 [sys.executable, "-m", "playbook.cli", *args],
                 cwd=cwd, env=env, capture_output=True, text=True, timeout=180,

@@ -10,13 +10,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from playbook.regproxy import RegistryProxy
-from playbook.sandbox import LocalRegistry
+from playbook.sandbox import LocalRegistry, write_npmrc
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry
@@ -49,8 +48,7 @@ def test_otp_challenge_is_prompted_on_a_terminal(
     cwd.mkdir()
     with RegistryProxy(local_registry.url) as proxy:
         proxy.require_otp("246810", times=None)
-        host = urlsplit(proxy.url).netloc
-        (cwd / ".npmrc").write_text(f"registry={proxy.url}\n//{host}/:_authToken=${{T}}\n")
+        write_npmrc(cwd, proxy.url, "T")
         env = {
             "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(cwd), "RESPOND_HOME": str(tmp_path / "home"),
             "T": registry_token, "PYTHONPATH": str(ROOT), "TERM": "dumb", "COLUMNS": "120",
