@@ -64,11 +64,12 @@ Approver = Callable[[ApprovalRequest], Awaitable[tuple[bool, str]]]
 
 @dataclass(frozen=True)
 class Node:
-    """One step of the runbook instantiated for one target."""
+    """One step of the runbook instantiated for one target, or once for the whole incident."""
 
     key: str
     target: PackageSpec
     spec: StepSpec
+    wide: bool = False  # once per incident: it needs every package's instances of its needs
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,17 @@ class _Run:
     def many(self) -> bool:
         return len(self.incident.targets) > 1
 
+    def need_keys(self, node: Node, step_id: str) -> list[str]:
+        """The keys of step `step_id` that `node` waits on: its own package's, every package's
+        for a once-per-incident node, or the single one of a once-per-incident step."""
+        if step_id in self.nodes:
+            return [step_id]
+        targets = {n.target for n in self.nodes.values()} if node.wide else {node.target}
+        return [node_key(t, step_id, self.many) for t in sorted(targets)]
+
     def sibling(self, node: Node, step_id: str) -> str:
-        """The key of step `step_id` for the same package as `node`."""
-        return node_key(node.target, step_id, self.many)
+        """The key of step `step_id` whose outputs `node` sees (the first package's, if wide)."""
+        return self.need_keys(node, step_id)[0]
 
 
 def node_key(target: PackageSpec, step_id: str, many: bool) -> str:
@@ -108,12 +117,19 @@ def incident_id_base(targets: list[PackageSpec], when: datetime | None = None) -
 
 
 def build_nodes(runbook: Runbook, targets: list[PackageSpec]) -> dict[str, Node]:
+    """One node per package and step; a step type that works on the whole incident (the
+    report) gets one node, keyed by its step id, instead of one per package."""
     many = len(targets) > 1
-    return {
-        node_key(t, s.id, many): Node(node_key(t, s.id, many), t, s)
-        for t in targets
-        for s in runbook.steps
-    }
+    nodes: dict[str, Node] = {}
+    for spec in runbook.steps:
+        step_type = step_types.get(spec.uses)
+        if many and step_type is not None and step_type.once_per_incident:
+            nodes[spec.id] = Node(spec.id, targets[0], spec, wide=True)
+            continue
+        for t in targets:
+            key = node_key(t, spec.id, many)
+            nodes[key] = Node(key, t, spec)
+    return nodes
 
 
 def create_incident(
@@ -238,7 +254,8 @@ class Engine:
             if key in busy or run.status[key] not in (StepStatus.PENDING, StepStatus.ABANDONED):
                 continue
             # A step whose needs did not all finish stays pending: a later resume runs it.
-            if all(run.status[run.sibling(node, n)].finished for n in node.spec.needs):
+            needs = [k for n in node.spec.needs for k in run.need_keys(node, n)]
+            if all(run.status[k].finished for k in needs):
                 ready.append(key)
         return ready
 
@@ -406,7 +423,7 @@ class Engine:
             services=self.services,
             workdir=self.store.incident_dir(incident_id),
             records=StoreRecords(self.store, incident_id),
-            file_prefix=f"{node.target.slug}/" if run.many else "",
+            file_prefix=f"{node.target.slug}/" if run.many and not node.wide else "",
             resumed=resumed,
             progress=lambda message: self.reporter.progress(node.key, message),
             event=lambda kind, data: self.store.log(incident_id, kind, data, step_key=node.key),
@@ -458,7 +475,9 @@ class StoreRecords:
 
 
 def _step_rows(nodes: Mapping[str, Node]) -> list[tuple[str, str, str, str]]:
-    return [(n.key, str(n.target), n.spec.id, n.spec.uses) for n in nodes.values()]
+    return [
+        (n.key, "*" if n.wide else str(n.target), n.spec.id, n.spec.uses) for n in nodes.values()
+    ]
 
 
 def _resolve_inputs(runbook: Runbook, given: Mapping[str, Any]) -> dict[str, Any]:

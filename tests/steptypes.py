@@ -120,3 +120,14 @@ class Hold(StepType):
                 return Outcome(outputs={"runs": runs, "resumed": ctx.resumed}, summary="released")
             await asyncio.sleep(0.05)
         raise TimeoutError("never released")
+
+
+@register
+class Gather(StepType):
+    """Once per incident: runs after every package's instances of its needs."""
+
+    uses = "test.gather"
+    once_per_incident = True
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        return Outcome(outputs={"runs": _mark(ctx, "apply")})

@@ -283,3 +283,20 @@ def test_incident_ids_are_unique(tmp_path: Path) -> None:
     book = runbooks.parse(PARALLEL, "t.yaml")
     second = create_incident(store, settings.mode, book, [parse_spec("pkg@1.0.0")], {})
     assert second != first.incident_id and second.startswith(first.incident_id)
+
+
+def test_a_once_per_incident_step_runs_once_after_every_package(tmp_path: Path) -> None:
+    text = """
+name: wide
+steps:
+  - {id: a, uses: test.sleep, with: {seconds: 0.05}}
+  - {id: all, uses: test.gather, needs: a}
+"""
+    store, result = run(tmp_path, text, specs=("x@1.0.0", "y@1.0.0", "z@1.0.0"))
+    keys = [s.key for s in result.steps]
+    assert keys.count("all") == 1 and not [k for k in keys if k.endswith("#all")]
+    gather = next(s for s in result.steps if s.key == "all")
+    assert gather.status is StepStatus.SUCCEEDED and gather.outputs["runs"] == 1
+    ends = [s.ended_at or "" for s in result.steps if s.step_id == "a"]
+    assert len(ends) == 3 and (gather.started_at or "") >= max(ends)
+    assert marks(store, result, "a.apply") == 3

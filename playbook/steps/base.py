@@ -132,6 +132,8 @@ class StepType(ABC):
     destructive: ClassVar[bool] = False
     description: ClassVar[str] = ""
     params: ClassVar[frozenset[str]] = frozenset()
+    # Runs once for an incident of several packages, after every package's needs (the report).
+    once_per_incident: ClassVar[bool] = False
 
     async def plan(self, ctx: StepContext) -> Plan:
         """Read the current remote state and say what `apply` would do."""

@@ -20,6 +20,7 @@ class WriteReport(StepType):
 
     uses = "report.write"
     mutates = False
+    once_per_incident = True
     description = "Write the incident report (Markdown, HTML with a timeline, JSON)."
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
