@@ -255,13 +255,13 @@ def _by_uses(steps: tuple[StepView, ...], target: str) -> Callable[[str], Mappin
     return outputs_for
 
 
-# building from a step's context (until the engine hands steps a view loader) -------------------
+# building from a step's context (a step run outside the engine, which registers a loader) ------
 
 
 def view_from_context(ctx: StepContext) -> IncidentView:
     """The view a step can build on its own: its needs, the records and the incident folder.
 
-    Without the store there are no step times, events or approvals; the engine should put
+    Without the store there are no step times, events or approvals. The engine puts
     `view_loader(store, incident_id)` in Services under VIEW_KEY, and `step_view` prefers it.
     """
     spec = str(ctx.target)
