@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from playbook.rehearsal import SCENARIOS, Scenario, Scorecard, rehearse
+from playbook.rehearsal.run import SCENARIOS, Scenario, Scorecard, rehearse
 
 TARGET_SECONDS = 1.0
 

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import httpx
 
-from playbook.fakeworld import (
+from playbook.mirrors.collect import collect
+from playbook.mirrors.fingerprints import manifest_dict, manifest_from_json
+from playbook.mirrors.model import Candidate, Verdict
+from playbook.mirrors.official import read_official
+from playbook.mirrors.verify import Verifier
+from playbook.net.http import ClientOptions
+from playbook.rehearsal.world.fakeworld import (
     FakeRepo,
     FakeWorld,
     World,
@@ -27,12 +33,6 @@ from playbook.fakeworld import (
     sample_identifiers,
     world_settings,
 )
-from playbook.http import ClientOptions
-from playbook.mirrors.collect import collect
-from playbook.mirrors.fingerprints import manifest_dict, manifest_from_json
-from playbook.mirrors.model import Candidate, Verdict
-from playbook.mirrors.official import read_official
-from playbook.mirrors.verify import Verifier
 from playbook.services.github import github_api
 from playbook.services.hub import MemoryCache, Services
 

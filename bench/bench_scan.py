@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/bench_scan.py [--runs 5] [--detect-secrets-timeout 300]
 
-1. Generates the real-shaped case (playbook.synth.make_real_case) into a temp dir.
+1. Generates the real-shaped case (playbook.rehearsal.synth.make_real_case) into a temp dir.
 2. Floor, in this process, best of N: gzip-decompress the whole tarball (zlib, streamed in 1 MiB
    chunks) + decode the map with the scanner's own msgspec decoder.
 3. Scan, each run in a fresh subprocess: `scan_tarball` + `write_outputs` into a temp incident
@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from playbook.rehearsal.synth import make_real_case  # noqa: E402
 from playbook.scan.sourcemap import _DECODER  # noqa: E402
-from playbook.synth import make_real_case  # noqa: E402
 
 CANARY = "npm_" + "Bench0Canary1Token2Not3Real4Value5Xy"  # planted, must be found once
 

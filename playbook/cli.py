@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from playbook.config.settings import Settings
     from playbook.core import Session
-    from playbook.engine import ApprovalRequest, RunResult
-    from playbook.settings import Settings
+    from playbook.engine.runner import ApprovalRequest, RunResult
 
 app = typer.Typer(
     name="respond",
@@ -84,8 +84,8 @@ def _fail(exc: BaseException, verbose: bool) -> NoReturn:
 
 
 def _settings(**flags: Any) -> Settings:
+    from playbook.config.settings import Settings
     from playbook.secret import Secret
-    from playbook.settings import Settings
 
     otp = flags.pop("otp", None)
     approve = flags.pop("approve", None)
@@ -242,7 +242,7 @@ def leak(
     """Respond to leaked releases: size, contain, hunt copies, draft notices, report."""
     try:
         from playbook import core
-        from playbook.settings import Mode
+        from playbook.config.settings import Mode
 
         targets = core.parse_specs(specs)
         book = core.load_runbook(runbook)
@@ -323,7 +323,7 @@ def status(
     """Show an incident's steps and their status."""
     try:
         from playbook import core
-        from playbook.engine import RunResult
+        from playbook.engine.runner import RunResult
         from playbook.errors import UnknownIncident
 
         store = core.open_store(_settings())
@@ -378,7 +378,7 @@ def runbook_validate(
     verbose: Verbose = False,
 ) -> None:
     """Load each runbook; report the first flaw of each with file, line and step."""
-    from playbook import runbook as runbooks
+    from playbook.engine import runbook as runbooks
     from playbook.errors import ExitCode, RespondError
 
     failed = False
@@ -463,8 +463,8 @@ def rehearse(
 ) -> None:
     """A game day against a local registry and a fake GitHub: real writes, to the sandbox only."""
     try:
-        from playbook import rehearsal
         from playbook.display import LiveReporter, PlainReporter
+        from playbook.rehearsal import run as rehearsal
 
         rehearsal.scenario(scenario)  # bad names fail before anything starts
         settings = _settings()
@@ -583,9 +583,9 @@ def init(
 ) -> None:
     """Write a commented respond.toml (organization details for notices) in this folder."""
     try:
+        from playbook.config.org import init_text
         from playbook.errors import UsageError
         from playbook.fileio import write_atomic
-        from playbook.orgconfig import init_text
 
         path = Path.cwd() / "respond.toml"
         if path.exists() and not force:

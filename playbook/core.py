@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from playbook import runbook as runbooks
-from playbook.engine import Approver, Engine, Reporter, RunResult, create_incident
+from playbook.config.settings import Mode, Settings
+from playbook.engine import runbook as runbooks
+from playbook.engine.runbook import Runbook
+from playbook.engine.runner import Approver, Engine, Reporter, RunResult, create_incident
 from playbook.errors import RunbookError, UsageError
-from playbook.http import ClientOptions, WaitHook
+from playbook.net.http import ClientOptions, WaitHook
 from playbook.resources import runbooks_dir
-from playbook.runbook import Runbook
 from playbook.services.hub import Services
-from playbook.settings import Mode, Settings
 from playbook.spec import PackageSpec, parse_spec
-from playbook.state import Incident, StepRecord, Store, StoreCache
+from playbook.store.sqlite import Incident, StepRecord, Store, StoreCache
 
 if TYPE_CHECKING:
     from playbook.mirrors.model import Change

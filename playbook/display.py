@@ -7,7 +7,7 @@ import sys
 import time
 from typing import IO, Any
 
-from playbook.state import StepStatus
+from playbook.store.sqlite import StepStatus
 
 # C0/C1 controls (ESC included) would let hostile names from mirrors drive the terminal, and
 # bidirectional overrides would let them reorder what a person reads.

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from playbook.regproxy import RegistryProxy
-from playbook.sandbox import REGISTRY_DIR, LocalRegistry
+from playbook.rehearsal.proxy import RegistryProxy
+from playbook.rehearsal.sandbox import REGISTRY_DIR, LocalRegistry
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

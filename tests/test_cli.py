@@ -38,7 +38,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
         "RESPOND_HOME": str(tmp_path / "home"),
-        "RESPOND_STEP_MODULES": "tests.steptypes",
+        "RESPOND_STEP_MODULES": "tests.support.steptypes",
         "PYTHONPATH": str(ROOT),
     }
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from playbook.display import PlainReporter, inert
-from playbook.state import StepStatus
+from playbook.store.sqlite import StepStatus
 
 HOSTILE = "evil\x1b]8;;http://x\x07link\x1b[2J\x1b[31mred\rover\nnext\x9bline\x00"
 

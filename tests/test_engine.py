@@ -11,14 +11,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-import tests.steptypes  # noqa: F401 - registers the test step types
-from playbook import runbook as runbooks
+import tests.support.steptypes  # noqa: F401 - registers the test step types
+from playbook.config.settings import Mode, Settings
 from playbook.core import Session
-from playbook.engine import ApprovalRequest, RunResult, create_incident
+from playbook.engine import runbook as runbooks
+from playbook.engine.runner import ApprovalRequest, RunResult, create_incident
 from playbook.errors import IncidentLocked
-from playbook.settings import Mode, Settings
 from playbook.spec import parse_spec
-from playbook.state import StepStatus, Store
+from playbook.store.sqlite import StepStatus, Store
 
 
 def make_settings(home: Path, **flags: Any) -> Settings:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from playbook.fakeworld import (
+from playbook.rehearsal.world.fakeworld import (
     FakeClock,
     FakeWorld,
     Limits,

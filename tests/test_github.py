@@ -10,8 +10,14 @@ from typing import TypeVar
 
 import pytest
 
-from playbook.fakeworld import FakeRepo, FakeWorld, World, sample_files, world_settings
-from playbook.http import ClientOptions
+from playbook.net.http import ClientOptions
+from playbook.rehearsal.world.fakeworld import (
+    FakeRepo,
+    FakeWorld,
+    World,
+    sample_files,
+    world_settings,
+)
 from playbook.scan.fingerprint import blob_sha1
 from playbook.services.archive import Origin, software_heritage
 from playbook.services.cdn import CdnProbe, PurgeResult, cdns, jsdelivr_purge

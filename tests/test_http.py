@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from playbook.errors import DryRunViolation, LoopbackViolation
-from playbook.http import ClientOptions, RetryPolicy, build_client, parse_retry_after
+from playbook.net.http import ClientOptions, RetryPolicy, build_client, parse_retry_after
 
 NO_JITTER = RetryPolicy(attempts=4, backoff=0.01, max_wait=0.05, jitter=lambda hi: hi)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from playbook.fakeworld import FakeWorld, World
-from playbook.regproxy import RegistryProxy
-from playbook.sandbox import LocalRegistry, write_npmrc
+from playbook.rehearsal.proxy import RegistryProxy
+from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
+from playbook.rehearsal.world.fakeworld import FakeWorld, World
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry

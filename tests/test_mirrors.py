@@ -11,17 +11,24 @@ from typing import Any
 
 import pytest
 
-from playbook.engine import StoreRecords
-from playbook.fakeworld import FakeWorld, World, sample_files, sample_identifiers, world_settings
-from playbook.http import ClientOptions
+from playbook.clock import utcnow
+from playbook.config.settings import Mode, Settings
+from playbook.engine.runner import StoreRecords
 from playbook.mirrors.fingerprints import manifest_dict
 from playbook.mirrors.model import Verdict
+from playbook.net.http import ClientOptions
+from playbook.rehearsal.world.fakeworld import (
+    FakeWorld,
+    World,
+    sample_files,
+    sample_identifiers,
+    world_settings,
+)
 from playbook.services.hub import MemoryCache, Services
-from playbook.settings import Mode, Settings
 from playbook.spec import PackageSpec
-from playbook.state import Incident, StepStatus, Store, StoreCache, utcnow
 from playbook.steps.base import Records, StepContext
 from playbook.steps.mirrors import CheckCdns, HuntMirrors, VerifyMirrors, list_mirrors, recheck
+from playbook.store.sqlite import Incident, StepStatus, Store, StoreCache
 
 PKG, VER = "@acme/widget-cli", "2.1.88"
 GH = "https://github.com/"

@@ -7,6 +7,8 @@ import json
 import tarfile
 from pathlib import Path
 
+from playbook.config.org import Official
+from playbook.config.settings import Settings
 from playbook.mirrors.fingerprints import (
     MIN_EVIDENCE_BYTES,
     Fingerprints,
@@ -19,9 +21,7 @@ from playbook.mirrors.npmcopies import hash_tarball
 from playbook.mirrors.official import is_official, read_official
 from playbook.mirrors.queries import looks_like_identifier, pick_identifiers, plan_queries
 from playbook.mirrors.verify import copy_threshold, decide, match_tree
-from playbook.orgconfig import Official
 from playbook.scan.fingerprint import blob_sha1, norm_sha256
-from playbook.settings import Settings
 
 PKG, VER = "@acme/widget-cli", "2.1.88"
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from playbook.config.org import OrgConfig, load_org
 from playbook.errors import UsageError
 from playbook.notices import dmca
 from playbook.notices.drafts import Draft
 from playbook.notices.lifecycle import auto_resolve, list_notices, mark_resolved, mark_sent
-from playbook.orgconfig import OrgConfig, load_org
-from playbook.state import Store
+from playbook.store.sqlite import Store
 from tests.test_notices_fixture import (
     FULL_TOML,
     HOSTILE_NAME,

@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
+from playbook import clock
+from playbook.config.org import OrgConfig, load_org
 from playbook.notices.drafts import draft_notices
 from playbook.notices.view import load_view
-from playbook.orgconfig import OrgConfig, load_org
-from playbook.state import Incident, StepStatus, Store
+from playbook.store.sqlite import Incident, StepStatus, Store
 
 INCIDENT = "acme-cli-2.1.88"
 TARGET = "@acme/cli@2.1.88"
@@ -226,14 +226,10 @@ def fixed_clock(start: str = "2026-03-31T08:00:00") -> Iterator[None]:
     moment = datetime.fromisoformat(start).replace(tzinfo=UTC)
     ticks = iter(range(100_000))
 
-    def now() -> str:
-        at = moment + timedelta(seconds=37 * next(ticks))
-        return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    def now() -> datetime:
+        return moment + timedelta(seconds=37 * next(ticks))
 
-    with (
-        mock.patch("playbook.state.utcnow", now),
-        mock.patch("playbook.notices.lifecycle.utcnow", now),
-    ):
+    with clock.using(now):
         yield
 
 

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from playbook.config.org import ORG_FIELDS, init_text, load_org
+from playbook.config.settings import Mode, Settings
 from playbook.errors import RespondError, UsageError
-from playbook.http import ClientOptions
+from playbook.net.http import ClientOptions
 from playbook.notices.render import Renderer
 from playbook.notices.report import render_documents
 from playbook.notices.view import VIEW_KEY, load_view, view_loader
-from playbook.orgconfig import ORG_FIELDS, init_text, load_org
 from playbook.resources import runbooks_dir, templates_dir
 from playbook.services.hub import Services
-from playbook.settings import Mode, Settings
 from playbook.spec import parse_spec
 from playbook.steps.base import MemoryRecords, Plan, StepContext
 from playbook.steps.notices import DraftNotices

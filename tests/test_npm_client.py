@@ -9,13 +9,13 @@ from typing import Any, TypeVar
 
 import pytest
 
+from playbook.config.settings import Mode, Settings
 from playbook.errors import IntegrityError, OtpRequired, PolicyRefused, RemoteError, UsageError
-from playbook.http import ClientOptions, RetryPolicy
-from playbook.regproxy import POLICY_MESSAGE, RegistryProxy
+from playbook.net.http import ClientOptions, RetryPolicy
+from playbook.rehearsal.proxy import POLICY_MESSAGE, RegistryProxy
 from playbook.secret import Secret
 from playbook.services.hub import Services
 from playbook.services.npm import HttpNpmRegistry, registry_for, set_otp_prompt
-from playbook.settings import Mode, Settings
 
 pytestmark = pytest.mark.registry
 T = TypeVar("T")

@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from playbook.http import ClientOptions
-from playbook.regproxy import RegistryProxy
-from playbook.sandbox import LocalRegistry, SandboxError
+from playbook.config.settings import Settings
+from playbook.net.http import ClientOptions
+from playbook.rehearsal.proxy import RegistryProxy
+from playbook.rehearsal.sandbox import LocalRegistry, SandboxError
 from playbook.services.hub import Services
 from playbook.services.npm import registry_for
-from playbook.settings import Settings
 from tests import conftest
 
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from playbook.config.settings import Mode, Settings
 from playbook.errors import IntegrityError, OtpRequired, RemoteError
-from playbook.http import ClientOptions, RetryPolicy
-from playbook.regproxy import POLICY_MESSAGE, RegistryProxy
-from playbook.sandbox import LocalRegistry
+from playbook.net.http import ClientOptions, RetryPolicy
+from playbook.rehearsal.proxy import POLICY_MESSAGE, RegistryProxy
+from playbook.rehearsal.sandbox import LocalRegistry
 from playbook.services.hub import MemoryCache, Services
-from playbook.settings import Mode, Settings
 from playbook.spec import PackageSpec
 from playbook.steps import get
 from playbook.steps.base import Outcome, Plan, StepContext

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from playbook import npmrc
+from playbook.config import npmrc
+from playbook.config.npmrc import NpmrcError, expand_env, nerf_dart, parse_npmrc, resolve
+from playbook.config.settings import Settings
 from playbook.errors import RespondError
-from playbook.npmrc import NpmrcError, expand_env, nerf_dart, parse_npmrc, resolve
-from playbook.settings import Settings
 
 REG_A = "http://127.0.0.1:4873/"
 REG_B = "http://127.0.0.2:4873/npm/"

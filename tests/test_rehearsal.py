@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from playbook import rehearsal
-from playbook.state import Store
+from playbook.rehearsal import run as rehearsal
+from playbook.store.sqlite import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from playbook.config.settings import Settings
 from playbook.errors import UsageError
 from playbook.notices.report import build_timeline, render_documents, render_report
 from playbook.notices.view import load_view
-from playbook.settings import Settings
 from tests.test_notices_fixture import (
     FULL_TOML,
     INCIDENT,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tests.steptypes  # noqa: F401 - registers the test step types
-from playbook import runbook as runbooks
+import tests.support.steptypes  # noqa: F401 - registers the test step types
+from playbook.engine import runbook as runbooks
 from playbook.errors import RunbookError
 
 GOOD = """\

@@ -12,6 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from playbook.rehearsal.synth import (
+    ENV_HOST,
+    SECRET_LINE,
+    SECRET_PATH,
+    make_package,
+    reconstructed_files,
+)
 from playbook.scan import (
     FINDINGS_FILE,
     MANIFEST_FILE,
@@ -25,7 +32,6 @@ from playbook.scan import (
     summary_lines,
     write_outputs,
 )
-from playbook.synth import ENV_HOST, SECRET_LINE, SECRET_PATH, make_package, reconstructed_files
 
 TOKEN = "ghp_" + "Zq8Lr3Tx6Vb1Nm4Ks7Wd2Hf5Jc9Pg0Ya3Ue6"  # a canary, not a real token
 

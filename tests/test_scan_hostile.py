@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from playbook.errors import RespondError, UnsafeArchive
+from playbook.rehearsal.synth import make_package
 from playbook.scan import Limits, scan_tarball
-from playbook.synth import make_package
 
 TOKEN = "npm_" + "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0Ya8Ue2"  # a canary, not a real token
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from playbook.clock import utcnow
 from playbook.secret import Secret
 from playbook.spec import PackageSpec
-from playbook.state import Incident, StepStatus, Store, utcnow
+from playbook.store.sqlite import Incident, StepStatus, Store
 
 
 def new_incident(store: Store, incident_id: str = "inc-1") -> str:

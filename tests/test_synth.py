@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from playbook.scan import scan_tarball
-from playbook.synth import (
+from playbook.rehearsal.synth import (
     SECRET_LINE,
     SECRET_PATH,
     make_package,
     make_real_case,
     reconstructed_files,
 )
+from playbook.scan import scan_tarball
 
 
 def members(data: bytes) -> dict[str, bytes]:

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from playbook.regproxy import RegistryProxy
-from playbook.sandbox import LocalRegistry, write_npmrc
+from playbook.rehearsal.proxy import RegistryProxy
+from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry

@@ -14,11 +14,11 @@ import collections
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
+from playbook.config.org import Official
 from playbook.errors import RemoteError, RespondError
 from playbook.mirrors.fingerprints import Manifest
 from playbook.mirrors.model import Candidate, Collection, Source
 from playbook.mirrors.queries import QueryPlan, plan_queries
-from playbook.orgconfig import Official
 from playbook.services.archive import SWH, software_heritage
 from playbook.services.forge import Forge, ForgeRepo, codeberg, gitlab
 from playbook.services.github import GITHUB, RepoInfo, TreeState, github_api

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from playbook.config.org import Official, load_org
+from playbook.config.settings import Settings
 from playbook.mirrors.model import Candidate
-from playbook.orgconfig import Official, load_org
-from playbook.settings import Settings
 
 
 def read_official(settings: Settings) -> Official:

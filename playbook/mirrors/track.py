@@ -6,13 +6,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from playbook.clock import utcnow
 from playbook.errors import UsageError
 from playbook.mirrors.fingerprints import load_manifest
 from playbook.mirrors.model import Change, Mirror, Verdict
 from playbook.mirrors.official import read_official
 from playbook.mirrors.verify import Verifier
 from playbook.services.hub import Services
-from playbook.state import Store, utcnow
+from playbook.store.sqlite import Store
 
 GONE = (Verdict.DISABLED, Verdict.GONE)
 WATCHED = ("verdict", "matched", "tree_files")

@@ -40,19 +40,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from playbook.clock import utcnow
+from playbook.config.org import Official
 from playbook.errors import RespondError
-from playbook.governor import BudgetSpent
 from playbook.mirrors.fingerprints import Fingerprints, Manifest
 from playbook.mirrors.model import Candidate, Mirror, Verdict
 from playbook.mirrors.network import annotate
 from playbook.mirrors.official import is_official
-from playbook.orgconfig import Official
+from playbook.net.governor import BudgetSpent
 from playbook.scan.fingerprint import norm_sha256
 from playbook.services.archive import SWH
 from playbook.services.forge import ForgeRepo, codeberg, gitlab
 from playbook.services.github import GITHUB, Tree, TreeState, github_api
 from playbook.services.hub import Services
-from playbook.state import utcnow
 
 COPY_RATIO = 0.5
 DOWNLOADS_PER_CANDIDATE = 24

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from playbook.config.org import Official
 from playbook.notices.view import MirrorView
-from playbook.orgconfig import Official
 
 # GitHub's guide asks for these two statements word for word (shared/DOMAIN.md).
 GOOD_FAITH = (

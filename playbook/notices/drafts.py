@@ -10,11 +10,11 @@ from typing import Any
 
 from markupsafe import Markup
 
+from playbook.clock import utcnow
+from playbook.config.org import ORG_FIELDS, OrgConfig
 from playbook.notices import dmca
 from playbook.notices.render import Renderer, blanks, missing
 from playbook.notices.view import IncidentView, MirrorView, NoticeView, TargetView
-from playbook.orgconfig import ORG_FIELDS, OrgConfig
-from playbook.state import utcnow
 
 FINAL_STATUSES = ("sent", "resolved")
 STATEMENTS = {

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from playbook.clock import utcnow
 from playbook.errors import UsageError
 from playbook.notices.render import blanks
 from playbook.notices.view import NoticeView, notice_view
-from playbook.state import utcnow
 
 if TYPE_CHECKING:
-    from playbook.state import Store
+    from playbook.store.sqlite import Store
 
 # Mirror verdicts that mean the copy is no longer served. "unreachable" is left out on purpose:
 # a timeout must not close a takedown.

@@ -10,18 +10,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from playbook.clock import utcnow
+from playbook.config.org import ORG_FIELDS, OrgConfig, load_org
 from playbook.errors import UsageError
 from playbook.notices.dmca import networks
 from playbook.notices.drafts import org_context
 from playbook.notices.render import Renderer
 from playbook.notices.view import EventView, IncidentView, load_view
-from playbook.orgconfig import ORG_FIELDS, OrgConfig, load_org
 from playbook.secret import scrub_data
-from playbook.state import utcnow
 
 if TYPE_CHECKING:
-    from playbook.settings import Settings
-    from playbook.state import Store
+    from playbook.config.settings import Settings
+    from playbook.store.sqlite import Store
 
 Format = Literal["md", "html", "json"]
 FORMATS: tuple[Format, ...] = ("md", "html", "json")

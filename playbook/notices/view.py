@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from playbook.spec import PackageSpec, parse_spec
 
 if TYPE_CHECKING:
-    from playbook.state import Store
     from playbook.steps.base import StepContext
+    from playbook.store.sqlite import Store
 
 # The runbook's default step ids for each step type (contracts.md); `with:` params may rename them.
 DEFAULT_IDS = {

@@ -7,7 +7,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from playbook.errors import RemoteError
-from playbook.governor import Governor, GovernorConfig, Pace, governor_for
+from playbook.net.governor import Governor, GovernorConfig, Pace, governor_for
 from playbook.services.hub import Services
 
 SWH = "softwareheritage"

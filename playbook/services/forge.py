@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from playbook.errors import RemoteError
-from playbook.governor import Fetched, Governor, GovernorConfig, governor_for
+from playbook.net.governor import Fetched, Governor, GovernorConfig, governor_for
 from playbook.services.github import Tree, TreeState
 from playbook.services.hub import Services
 

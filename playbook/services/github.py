@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from playbook.errors import RemoteError
-from playbook.governor import Fetched, Governor, governor_for, is_blocked
+from playbook.net.governor import Fetched, Governor, governor_for, is_blocked
 from playbook.services.hub import Services
 
 GITHUB = "github.com"

@@ -7,8 +7,8 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from playbook.http import ClientOptions, build_client
-from playbook.settings import Settings
+from playbook.config.settings import Settings
+from playbook.net.http import ClientOptions, build_client
 
 T = TypeVar("T")
 
@@ -33,7 +33,7 @@ class MemoryCache:
 
 
 class Services:
-    """Builds each client once per run with the house policy (see playbook.http).
+    """Builds each client once per run with the house policy (see playbook.net.http).
 
     Service modules expose a function `(services, ...) -> Client` that calls `cached` with its
     own key, so this hub knows no service by name and a new one needs no change here.

@@ -22,7 +22,7 @@ from playbook.errors import (
     RemoteError,
     UsageError,
 )
-from playbook.http import parse_retry_after
+from playbook.net.http import parse_retry_after
 from playbook.secret import Secret, scrub
 
 if TYPE_CHECKING:
@@ -687,7 +687,7 @@ def registry_for(services: Services, package: str) -> HttpNpmRegistry:
 
 
 def _build(services: Services, package: str) -> HttpNpmRegistry:
-    from playbook import npmrc
+    from playbook.config import npmrc
 
     settings = services.settings
     config = npmrc.resolve(settings, package)

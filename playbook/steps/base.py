@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from playbook.fileio import write_atomic
 
 if TYPE_CHECKING:
+    from playbook.config.settings import Settings
     from playbook.services.hub import Services
-    from playbook.settings import Settings
     from playbook.spec import PackageSpec
 
 

@@ -15,16 +15,16 @@ from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from playbook.governor import Governor
+from playbook.clock import utcnow
 from playbook.mirrors.collect import collect
 from playbook.mirrors.fingerprints import Manifest, load_manifest
 from playbook.mirrors.model import Candidate, Mirror, Verdict
 from playbook.mirrors.official import read_official
 from playbook.mirrors.track import list_mirrors, recheck
 from playbook.mirrors.verify import Verifier
+from playbook.net.governor import Governor
 from playbook.services.cdn import cdns, jsdelivr_purge
 from playbook.services.github import github_api
-from playbook.state import utcnow
 from playbook.steps import register
 from playbook.steps.base import Outcome, Plan, StepContext, StepType
 

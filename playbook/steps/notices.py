@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from playbook.config.org import load_org
 from playbook.notices.drafts import draft_notices
 from playbook.notices.view import step_view
-from playbook.orgconfig import load_org
 from playbook.steps import register
 from playbook.steps.base import Outcome, Plan, StepContext, StepType
 

@@ -13,12 +13,12 @@ from typing import Any
 import nodesemver
 
 from playbook import scan
+from playbook.clock import utcnow
 from playbook.errors import PolicyRefused, RemoteError, UsageError
 from playbook.scan import ScanResult
 from playbook.services.hub import Cache
 from playbook.services.npm import NpmRegistry, Packument, registry_for, tarball_filename
 from playbook.spec import PackageSpec
-from playbook.state import utcnow
 from playbook.steps import register
 from playbook.steps.base import Action, Outcome, Plan, StepContext, StepType
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from playbook.clock import utcnow
+from playbook.config.org import load_org
 from playbook.notices.render import Renderer
 from playbook.notices.report import Format, render_documents
 from playbook.notices.view import step_view
-from playbook.orgconfig import load_org
-from playbook.state import utcnow
 from playbook.steps import register
 from playbook.steps.base import Outcome, Plan, StepContext, StepType
 

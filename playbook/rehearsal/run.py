@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from playbook.config.settings import Mode, Settings
 from playbook.errors import UsageError
-from playbook.http import is_loopback
-from playbook.sandbox import write_npmrc
+from playbook.net.http import is_loopback
+from playbook.rehearsal.sandbox import write_npmrc
 from playbook.secret import Secret
-from playbook.settings import Mode, Settings
-from playbook.state import Store
+from playbook.store.sqlite import Store
 
 REHEARSAL_SCOPE = "@rehearsal"
 ORG_DETAILS = """\
@@ -170,7 +170,7 @@ def rehearse(
 ) -> Scorecard:
     """Run one scenario end to end; `pids` receives every process started (for tests)."""
     chosen = scenario(name)
-    from playbook.sandbox import LocalRegistry
+    from playbook.rehearsal.sandbox import LocalRegistry
 
     started = time.monotonic()
     with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
@@ -202,7 +202,7 @@ RECONSTRUCTION_KEYS = ("sources", "first_party", "seed", "source_bytes", "secret
 
 
 def _publish(registry: Any, chosen: Scenario, token: Secret) -> dict[str, bytes]:
-    from playbook.synth import make_package, reconstructed_files
+    from playbook.rehearsal.synth import make_package, reconstructed_files
 
     leaked_files: dict[str, bytes] = {}
     for index, package in enumerate(chosen.packages):
@@ -237,7 +237,7 @@ def _publish(registry: Any, chosen: Scenario, token: Secret) -> dict[str, bytes]
 def _republish(registry: Any, world: Any, token: Secret) -> None:
     """The world's npm packages (republished copies, innocent look-alikes) go in the sandbox
     registry: that is where the hunt's npm search looks in a rehearsal."""
-    from playbook.fakeworld import package_tarball
+    from playbook.rehearsal.world.fakeworld import package_tarball
 
     for package in world.packages:
         registry.publish(
@@ -257,7 +257,7 @@ REHEARSAL_SEARCH_PER_MINUTE = 600
 
 
 def _world(chosen: Scenario, files: dict[str, bytes]) -> Any:
-    from playbook.fakeworld import Limits, World
+    from playbook.rehearsal.world.fakeworld import Limits, World
 
     limits = Limits(code_search=REHEARSAL_SEARCH_PER_MINUTE, search=REHEARSAL_SEARCH_PER_MINUTE)
     return World.seeded(
@@ -266,14 +266,14 @@ def _world(chosen: Scenario, files: dict[str, bytes]) -> Any:
 
 
 def _fake_world(world: Any) -> Any:
-    from playbook.fakeworld import FakeWorld
+    from playbook.rehearsal.world.fakeworld import FakeWorld
 
     return FakeWorld(world)
 
 
 def _policy_proxy(upstream: str) -> Any:
     """The public registry's behaviour Verdaccio lacks: refusing an unpublish by policy."""
-    from playbook.regproxy import RegistryProxy
+    from playbook.rehearsal.proxy import RegistryProxy
 
     proxy = RegistryProxy(upstream)
     proxy.refuse_unpublish()
@@ -306,7 +306,7 @@ def _settings(
 
 def _run(settings: Settings, chosen: Scenario, reporter: Any) -> tuple[str, str]:
     from playbook.core import Session, load_runbook
-    from playbook.engine import create_incident
+    from playbook.engine.runner import create_incident
     from playbook.spec import PackageSpec
 
     store = Store(settings.home)

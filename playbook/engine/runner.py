@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from playbook import steps as step_types
+from playbook.clock import utcnow
+from playbook.config.settings import Mode, Settings
+from playbook.engine.runbook import Runbook, StepSpec, evaluate_condition, render_params
 from playbook.errors import (
     DryRunViolation,
     LoopbackViolation,
@@ -18,12 +21,10 @@ from playbook.errors import (
     RespondError,
     UsageError,
 )
-from playbook.runbook import Runbook, StepSpec, evaluate_condition, render_params
 from playbook.services.hub import Services
-from playbook.settings import Mode, Settings
 from playbook.spec import PackageSpec, parse_spec
-from playbook.state import Incident, StepRecord, StepStatus, Store, utcnow
 from playbook.steps.base import Outcome, Plan, StepContext, StepType
+from playbook.store.sqlite import Incident, StepRecord, StepStatus, Store
 
 # Errors that a retry cannot fix: the same request would be refused the same way.
 NOT_RETRYABLE: tuple[type[BaseException], ...] = (

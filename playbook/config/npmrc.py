@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from playbook.config.settings import Settings
 from playbook.errors import RespondError, UsageError
 from playbook.secret import Secret
-from playbook.settings import Settings
 
 NPM_TIMEOUT = 15.0
 # @npmcli/config's env-replace: `${NAME}` or `${NAME?}`, a backslash escapes the `$`.

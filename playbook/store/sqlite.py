@@ -9,12 +9,12 @@ import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from playbook import failpoints
+from playbook.clock import utcnow
 from playbook.errors import IncidentLocked, UnknownIncident, UsageError
 from playbook.secret import scrub, scrub_data
 
@@ -96,11 +96,6 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-def utcnow() -> str:
-    """UTC, millisecond precision, ISO 8601 with Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 import httpx
 
 from playbook.errors import RemoteError, RespondError
-from playbook.http import parse_retry_after
+from playbook.net.http import parse_retry_after
 from playbook.services.hub import Cache, Services
 
 Sleep = Callable[[float], Awaitable[None]]

@@ -1212,7 +1212,7 @@ def world_settings(fake: FakeWorld, home: Path, *, token: str | None = "fake-git
 
     Writes the world's respond.toml ([official]) into `home`, which is also the working directory.
     """
-    from playbook.settings import Settings
+    from playbook.config.settings import Settings
 
     home.mkdir(parents=True, exist_ok=True)
     (home / "respond.toml").write_text(fake.world.respond_toml)

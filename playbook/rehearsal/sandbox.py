@@ -24,7 +24,7 @@ import httpx
 
 from playbook.errors import RemoteError, RespondError
 
-REGISTRY_DIR = Path(__file__).resolve().parent.parent / "registry"
+REGISTRY_DIR = Path(__file__).resolve().parents[2] / "registry"
 START_TIMEOUT = 20.0
 STOP_GRACE = 5.0
 
@@ -249,8 +249,8 @@ class LocalRegistry:
 
 def write_npmrc(folder: Path, registry: str, token_env: str) -> Path:
     """A project .npmrc naming `registry`, its token read from ${token_env} as npm expands it."""
+    from playbook.config.npmrc import nerf_dart
     from playbook.fileio import write_atomic
-    from playbook.npmrc import nerf_dart
 
     text = f"registry={registry}\n{nerf_dart(registry)}:_authToken=${{{token_env}}}\n"
     return write_atomic(folder / ".npmrc", text)
