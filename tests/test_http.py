@@ -10,7 +10,14 @@ import httpx
 import pytest
 
 from playbook.errors import DryRunViolation, LoopbackViolation
-from playbook.net.http import ClientOptions, RetryPolicy, build_client, parse_retry_after
+from playbook.net.http import (
+    READ_ONLY,
+    WRITES,
+    ClientOptions,
+    RetryPolicy,
+    build_client,
+    parse_retry_after,
+)
 
 NO_JITTER = RetryPolicy(attempts=4, backoff=0.01, max_wait=0.05, jitter=lambda hi: hi)
 
@@ -121,3 +128,30 @@ def test_loopback_only_refuses_every_other_host() -> None:
     with pytest.raises(LoopbackViolation, match="loopback addresses only"):
         asyncio.run(get("https://example.com/x"))
     assert len(seen) == 2
+
+
+def marked(method: str, extensions: dict[str, object], dry_run: bool) -> list[str]:
+    transport, seen = scripted(200)
+    options = ClientOptions(dry_run=dry_run, retry=NO_JITTER, transport=transport)
+
+    async def go() -> None:
+        async with build_client(options, base_url="http://127.0.0.1:9") as client:
+            await client.request(method, "/thing", extensions=extensions)
+
+    asyncio.run(go())
+    return seen
+
+
+def test_a_read_marked_post_passes_the_dry_run_guard() -> None:
+    # A GraphQL query is a POST that only reads: its mark lets it through.
+    assert marked("POST", READ_ONLY, dry_run=True) == ["POST"]
+
+
+def test_a_write_marked_get_is_refused_in_a_dry_run() -> None:
+    # A CDN purge is a GET that changes something: its mark stops it before it is sent.
+    with pytest.raises(DryRunViolation):
+        marked("GET", WRITES, dry_run=True)
+
+
+def test_a_write_marked_get_goes_through_in_a_live_run() -> None:
+    assert marked("GET", WRITES, dry_run=False) == ["GET"]

@@ -20,6 +20,21 @@ USER_AGENT = f"respond/{__version__} (incident response; +dry-run guard)"
 
 WaitHook = Callable[[str, float], None]
 
+# A per-request mark of "this changes something", set with `extensions=`: a GitHub GraphQL query
+# is a POST that only reads (READ_ONLY); a CDN purge is a GET that writes (WRITES). Without a
+# mark, the method decides. The dry-run guard, the retry rule and the crash seam all key on it.
+MARK = "respond.writes"
+READ_ONLY: dict[str, object] = {MARK: False}
+WRITES: dict[str, object] = {MARK: True}
+
+
+def changes_something(request: httpx.Request) -> bool:
+    """True when the request writes: its explicit mark, else any method but GET and HEAD."""
+    mark = request.extensions.get(MARK)
+    if isinstance(mark, bool):
+        return mark
+    return request.method not in READ_METHODS
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -61,14 +76,14 @@ class Layer(httpx.AsyncBaseTransport):
 
 
 class DryRunGuard(Layer):
-    """Refuses every method but GET and HEAD before a byte leaves the process."""
+    """Refuses every request that changes something before a byte leaves the process."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         super().__init__(inner)
         self.refused: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method not in READ_METHODS:
+        if changes_something(request):
             where = f"{request.method} {request.url.copy_with(query=None)}"
             self.refused.append(where)
             raise DryRunViolation(
@@ -101,7 +116,7 @@ class FailpointTransport(Layer):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        if request.method not in READ_METHODS:
+        if changes_something(request):
             failpoints.hit("write")
         return response
 
@@ -137,7 +152,7 @@ class RetryTransport(Layer):
         self.on_wait = on_wait
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        is_read = request.method in READ_METHODS
+        is_read = not changes_something(request)
         for attempt in range(self.policy.attempts):
             last = attempt == self.policy.attempts - 1
             try:
