@@ -12,6 +12,8 @@ class ExitCode(IntEnum):
     AWAITING_APPROVAL = 3
     LOCKED = 4
     POLICY = 5
+    STORE_TOO_NEW = 6
+    TOOL_MISSING = 7
 
 
 class RespondError(Exception):
@@ -46,6 +48,18 @@ class IncidentLocked(RespondError):
     """Another live process drives this incident."""
 
     exit_code = ExitCode.LOCKED
+
+
+class StoreTooNew(RespondError):
+    """The incident store was written by a newer respond; opening it would risk corrupting it."""
+
+    exit_code = ExitCode.STORE_TOO_NEW
+
+
+class ToolMissing(RespondError):
+    """A program respond needs on PATH (node, npm) is not installed."""
+
+    exit_code = ExitCode.TOOL_MISSING
 
 
 class DryRunViolation(RespondError):

@@ -7,7 +7,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 
 from playbook import failpoints
 from playbook.clock import utcnow
-from playbook.errors import IncidentLocked, UnknownIncident, UsageError
+from playbook.errors import IncidentLocked, StoreTooNew, UnknownIncident, UsageError
 from playbook.secret import scrub, scrub_data
 
 
@@ -98,6 +98,65 @@ CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _statements(script: str) -> Iterator[str]:
+    """A script's statements one by one (executescript would commit the open transaction)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+
+
+def _v1_schema(db: sqlite3.Connection) -> None:
+    """Version 1, the first layout: IF NOT EXISTS, so a store from before versioning keeps its
+    tables and rows and only gains the version number."""
+    for statement in _statements(SCHEMA):
+        db.execute(statement)
+
+
+# Each function takes the store from version N (its index) to N+1 inside one transaction.
+# Append only: never edit a released step, add the next one (ALTER TABLE, a data rewrite).
+MIGRATIONS: tuple[Migration, ...] = (_v1_schema,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _version(db: sqlite3.Connection) -> int:
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def _check_not_newer(db: sqlite3.Connection, path: Path, known: int = SCHEMA_VERSION) -> None:
+    version = _version(db)
+    if version > known:
+        raise StoreTooNew(
+            f"The incident store {path} has schema version {version}, newer than this respond "
+            f"knows ({known}): upgrade respond to open it; nothing was written."
+        )
+
+
+def migrate(
+    db: sqlite3.Connection, path: Path, migrations: tuple[Migration, ...] = MIGRATIONS
+) -> None:
+    """Bring the store to the last version, each step in its own transaction."""
+    _check_not_newer(db, path, len(migrations))
+    while (version := _version(db)) < len(migrations):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: another process may have migrated meanwhile.
+            version = _version(db)
+            if version < len(migrations):
+                migrations[version](db)
+                db.execute(f"PRAGMA user_version={version + 1}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
 @dataclass(frozen=True)
 class Incident:
     id: str
@@ -153,10 +212,15 @@ class Store:
         home.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(home / "respond.db", timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
+        try:  # refuse a newer store before writing anything to it, even the journal mode
+            _check_not_newer(self.db, home / "respond.db")
+        except StoreTooNew:
+            self.db.close()
+            raise
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
+        migrate(self.db, home / "respond.db")
         self._locks: dict[str, int] = {}
         self._pending_events = 0
 

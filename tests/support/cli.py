@@ -1,0 +1,45 @@
+"""Runs the `respond` CLI in a real subprocess, as a person would, with loopback-only networking."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli_env(cwd: Path, home: Path, **extra: str) -> dict[str, str]:
+    """A bare environment: PATH, loopback only, HOME in the test's folder, the store in `home`."""
+    return {
+        "PATH": os.environ["PATH"],
+        "RESPOND_LOOPBACK_ONLY": "1",
+        "HOME": str(cwd),
+        "RESPOND_HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }
+
+
+def respond(
+    env: Mapping[str, str],
+    *args: str,
+    cwd: Path = ROOT,
+    timeout: float = 180,
+    check: int | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`respond *args`; with `check`, the exit code must be that one (stderr says why not)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "playbook.cli", *args],
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check is not None:
+        assert proc.returncode == check, proc.stderr
+    return proc
