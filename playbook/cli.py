@@ -470,7 +470,12 @@ def rehearse(
         settings = _settings()
         reporter: Any = LiveReporter() if sys.stderr.isatty() and not json_out else PlainReporter()
         try:
-            card = rehearsal.rehearse(settings.home, scenario, reporter=reporter)
+            card = rehearsal.rehearse(
+                settings.home,
+                scenario,
+                reporter=reporter,
+                progress=lambda line: typer.echo(line, err=True),
+            )
         finally:
             if hasattr(reporter, "stop"):
                 reporter.stop()

@@ -1,4 +1,4 @@
-"""Finds the shipped data folders (templates, runbooks) in a checkout and in an installed wheel."""
+"""Finds the shipped data folders (templates, runbooks, registry) in a checkout and in a wheel."""
 
 from __future__ import annotations
 
@@ -25,3 +25,8 @@ def templates_dir() -> Path:
 def runbooks_dir() -> Path:
     """The shipped runbooks (the default playbook and examples)."""
     return _data_dir("runbooks")
+
+
+def registry_dir() -> Path:
+    """The pinned local registry's package.json, package-lock.json and .npmrc (no node_modules)."""
+    return _data_dir("registry")

@@ -16,7 +16,7 @@ import secrets
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,14 +167,18 @@ def rehearse(
     *,
     reporter: Any = None,
     pids: list[int] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Scorecard:
-    """Run one scenario end to end; `pids` receives every process started (for tests)."""
+    """Run one scenario end to end; `pids` receives every process started (for tests);
+    `progress` the lines of a first-use install of the local registry."""
     chosen = scenario(name)
+    from playbook.rehearsal.install import installed_registry
     from playbook.rehearsal.sandbox import LocalRegistry
 
+    root = installed_registry(home, progress)
     started = time.monotonic()
     with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
-        registry = stack.enter_context(LocalRegistry())
+        registry = stack.enter_context(LocalRegistry(root))
         if pids is not None and registry.pid is not None:
             pids.append(registry.pid)
         token = Secret(registry.add_user("rehearsal", secrets.token_hex(12)))

@@ -1,4 +1,4 @@
-"""A throwaway local npm registry (the pinned Verdaccio in registry/) for rehearsals and tests."""
+"""A throwaway local npm registry (the pinned Verdaccio) for rehearsals and tests."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import httpx
 
 from playbook.errors import RemoteError, RespondError
 
+# A checkout's registry/, installed by `make setup`; an installed wheel uses rehearsal/install.py.
 REGISTRY_DIR = Path(__file__).resolve().parents[2] / "registry"
 START_TIMEOUT = 20.0
 STOP_GRACE = 5.0
@@ -75,7 +76,7 @@ def verdaccio_bin(root: Path = REGISTRY_DIR) -> Path:
     if not entry.is_file():
         raise SandboxError(
             f"The local registry is not installed: {entry} is missing.",
-            "Run `make setup` (it runs `npm ci --prefix registry`) and try again.",
+            "In a checkout run `make setup`; `respond rehearse` installs it on first use.",
         )
     return entry
 
