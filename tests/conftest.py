@@ -138,3 +138,12 @@ def publish(local_registry: LocalRegistry, registry_token: str) -> Callable[...,
         )
 
     return do
+
+
+@pytest.fixture
+def leaked(publish: Callable[..., None], unique_name: Callable[..., str]) -> str:
+    """A fresh package: 1.0.0 clean, then 1.0.1 leaky on latest (the usual incident)."""
+    name = unique_name()
+    publish(name, "1.0.0")
+    publish(name, "1.0.1", leaky=True)
+    return name

@@ -8,14 +8,13 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.cli import RESPOND, ROOT, respond
 
 HOLD = """\
 name: hold
@@ -43,26 +42,9 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def respond(
-    env: dict[str, str], *args: str, check: int | None = None
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "playbook.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    if check is not None:
-        assert proc.returncode == check, proc.stderr
-    return proc
-
-
 def spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "playbook.cli", *args],
+        [*RESPOND, *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

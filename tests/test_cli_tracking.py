@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,8 +15,8 @@ from playbook.rehearsal.run import ORG_DETAILS
 from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
 from playbook.rehearsal.synth import make_package, reconstructed_files
 from playbook.rehearsal.world import FakeWorld, World
+from tests.support.cli import cli_env, respond
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry
 SHAPE = {"sources": 60, "first_party": 40, "seed": 3}
 
@@ -27,14 +26,7 @@ class Cli:
         self.cwd, self.env = cwd, env
 
     def __call__(self, *args: str, code: int | None = 0) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "playbook.cli", *args],
-            cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=180,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        if code is not None:
-            assert proc.returncode == code, proc.stderr
-        return proc
+        return respond(self.env, *args, cwd=self.cwd, check=code)
 
     def json(self, *args: str) -> object:
         return json.loads(self(*args, "--json").stdout)
@@ -59,11 +51,8 @@ def incident(
         cwd.mkdir()
         write_npmrc(cwd, local_registry.url, "T")
         (cwd / "respond.toml").write_text(ORG_DETAILS + world.respond_toml)
-        env = {
-            "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(cwd), "RESPOND_HOME": str(tmp_path / "home"),
-            "T": registry_token, "GITHUB_TOKEN": "fake-token", "PYTHONPATH": str(ROOT),
-            **fake.env(),
-        }  # fmt: skip
+        env = cli_env(cwd, tmp_path / "home", T=registry_token, GITHUB_TOKEN="fake-token")
+        env |= fake.env()
         cli = Cli(cwd, env)
         run = cli.json("leak", f"{name}@1.0.1", "--yes", "--non-interactive")
         assert isinstance(run, dict) and run["status"] == "done", run
@@ -124,15 +113,7 @@ def test_scan_guard_exit_codes(incident: tuple[Cli, FakeWorld, str, str], tmp_pa
 def test_init_writes_once(tmp_path: Path) -> None:
     cwd = tmp_path / "fresh"
     cwd.mkdir()
-    cli = Cli(
-        cwd,
-        {
-            "PATH": os.environ["PATH"],
-            "RESPOND_LOOPBACK_ONLY": "1",
-            "HOME": str(cwd),
-            "PYTHONPATH": str(ROOT),
-        },
-    )
+    cli = Cli(cwd, cli_env(cwd, tmp_path / "home"))
     cli("init")
     assert "[organization]" in (cwd / "respond.toml").read_text()
     assert "exists" in cli("init", code=2).stderr

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,29 +20,17 @@ import pytest
 
 from playbook.rehearsal.proxy import RegistryProxy
 from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
+from tests.support.cli import ROOT, cli_env, respond
 
-ROOT = Path(__file__).resolve().parent.parent
 CONTAIN = ROOT / "runbooks" / "npm-contain.yaml"
 pytestmark = [pytest.mark.registry, pytest.mark.slow]
 
 
-def respond(
+def run(
     cwd: Path, home: Path, token: str, *args: str, failpoint: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "RESPOND_LOOPBACK_ONLY": "1",
-        "HOME": str(cwd),
-        "RESPOND_HOME": str(home),
-        "CRASH_TOKEN": token,
-        "PYTHONPATH": str(ROOT),
-    }
-    if failpoint:
-        env["RESPOND_FAILPOINT"] = failpoint
-    return subprocess.run(
-        [sys.executable, "-m", "playbook.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    extra = {"RESPOND_FAILPOINT": failpoint} if failpoint else {}
+    return respond(cli_env(cwd, home, CRASH_TOKEN=token, **extra), *args, cwd=cwd)
 
 
 def shape(method: str, path: str, name: str) -> str:
@@ -87,7 +73,7 @@ class Harness:
             "--non-interactive",
             "--json",
         )
-        return respond(cwd, home, self.token, *args, failpoint=failpoint)
+        return run(cwd, home, self.token, *args, failpoint=failpoint)
 
     def writes(self, name: str) -> collections.Counter[str]:
         return collections.Counter(shape(r.method, r.path, name) for r in self.proxy.writes)
@@ -120,7 +106,7 @@ def clean_run(h: Harness) -> tuple[collections.Counter[str], int, int]:
     assert proc.returncode == 0, proc.stderr
     h.contained(name)
     incident = json.loads(proc.stdout)["incident"]
-    status = json.loads(respond(cwd, home, h.token, "status", incident, "--json").stdout)
+    status = json.loads(run(cwd, home, h.token, "status", incident, "--json").stdout)
     assert status["status"] == "done"
     import sqlite3
 
@@ -136,9 +122,9 @@ def crash_then_resume(h: Harness, point: str, clean: collections.Counter[str]) -
     h.proxy.clear()
     crashed = h.leak(name, cwd, home, failpoint=point)
     assert crashed.returncode == -signal.SIGKILL, f"{point}: did not crash ({crashed.returncode})"
-    listed = json.loads(respond(cwd, home, h.token, "list", "--json").stdout or "[]")
+    listed = json.loads(run(cwd, home, h.token, "list", "--json").stdout or "[]")
     if listed:
-        resumed = respond(
+        resumed = run(
             cwd, home, h.token, "resume", listed[0]["id"], "--yes", "--non-interactive", "--json"
         )
     else:  # killed before the incident was recorded: the person simply runs it again

@@ -8,9 +8,7 @@ what to do, nothing half-written, and a resume after it clears finishes the job.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,8 +18,8 @@ import pytest
 from playbook.rehearsal.proxy import RegistryProxy
 from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
 from playbook.rehearsal.world import FakeWorld, World
+from tests.support.cli import ROOT, cli_env, respond
 
-ROOT = Path(__file__).resolve().parent.parent
 CONTAIN = str(ROOT / "runbooks" / "npm-contain.yaml")
 pytestmark = pytest.mark.registry
 
@@ -31,25 +29,10 @@ class Run:
         self.cwd = tmp / "work"
         self.cwd.mkdir()
         write_npmrc(self.cwd, proxy.url, "T")
-        self.env = {
-            "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(self.cwd), "RESPOND_HOME": str(tmp / "home"),
-            "T": token, "PYTHONPATH": str(ROOT), "RESPOND_HTTP_TIMEOUT": "2", **extra,
-        }  # fmt: skip
+        self.env = cli_env(self.cwd, tmp / "home", T=token, RESPOND_HTTP_TIMEOUT="2", **extra)
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "playbook.cli", *args, "--non-interactive", "--json"],
-            cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=180,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-
-
-@pytest.fixture
-def leaked(publish: Callable[..., None], unique_name: Callable[..., str]) -> str:
-    name = unique_name()
-    publish(name, "1.0.0")
-    publish(name, "1.0.1", leaky=True)
-    return name
+        return respond(self.env, *args, "--non-interactive", "--json", cwd=self.cwd)
 
 
 def contained(registry: LocalRegistry, name: str) -> bool:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,8 +13,8 @@ import pytest
 from playbook.rehearsal.proxy import RegistryProxy
 from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
 from playbook.rehearsal.world import FakeWorld, World
+from tests.support.cli import ROOT, cli_env, respond
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry
 
 
@@ -34,27 +32,11 @@ def project(tmp_path: Path, registry_url: str) -> Path:
     return folder
 
 
-def respond(
+def run(
     cwd: Path, home: Path, token: str, world: FakeWorld, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "RESPOND_LOOPBACK_ONLY": "1",
-        "HOME": str(cwd),
-        "RESPOND_HOME": str(home),
-        "LEAK_TEST_TOKEN": token,
-        "PYTHONPATH": str(ROOT),
-        **world.env(),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "playbook.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
+    env = cli_env(cwd, home, LEAK_TEST_TOKEN=token) | world.env()
+    return respond(env, *args, cwd=cwd)
 
 
 def steps_of(proc: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object]]:
@@ -82,7 +64,7 @@ def test_live_run_with_token_only_in_npmrc_contains_the_leak(
     publish(name, "1.0.0")
     publish(name, "1.0.1", leaky=True)
     cwd, home = project(tmp_path, local_registry.url), tmp_path / "home"
-    proc = respond(
+    proc = run(
         cwd,
         home,
         registry_token,
@@ -114,17 +96,14 @@ def test_dry_run_of_every_shipped_runbook_makes_zero_writes(
     tmp_path: Path,
     local_registry: LocalRegistry,
     registry_token: str,
-    publish: Callable[..., None],
-    unique_name: Callable[..., str],
+    leaked: str,
     world: FakeWorld,
 ) -> None:
-    name = unique_name()
-    publish(name, "1.0.0")
-    publish(name, "1.0.1", leaky=True)
+    name = leaked
     before = packument(local_registry, name)
     with RegistryProxy(local_registry.url) as recording:
         cwd = project(tmp_path, recording.url)
-        proc = respond(
+        proc = run(
             cwd,
             tmp_path / "home",
             registry_token,
@@ -151,24 +130,17 @@ def test_a_second_run_makes_no_write(
     tmp_path: Path,
     local_registry: LocalRegistry,
     registry_token: str,
-    publish: Callable[..., None],
-    unique_name: Callable[..., str],
+    leaked: str,
     world: FakeWorld,
 ) -> None:
-    name = unique_name()
-    publish(name, "1.0.0")
-    publish(name, "1.0.1", leaky=True)
+    name = leaked
     with RegistryProxy(local_registry.url) as recording:
         cwd, home = project(tmp_path, recording.url), tmp_path / "home"
-        first = respond(
-            cwd, home, registry_token, world, "leak", f"{name}@1.0.1", "--yes", "--json"
-        )
+        first = run(cwd, home, registry_token, world, "leak", f"{name}@1.0.1", "--yes", "--json")
         assert first.returncode == 0, first.stderr
         assert recording.writes, "the first run wrote nothing: the test proves nothing"
         recording.clear()
-        second = respond(
-            cwd, home, registry_token, world, "leak", f"{name}@1.0.1", "--yes", "--json"
-        )
+        second = run(cwd, home, registry_token, world, "leak", f"{name}@1.0.1", "--yes", "--json")
         assert second.returncode == 0, second.stderr
         assert recording.writes == [], f"the second run wrote: {recording.writes}"
     assert steps_of(second)["lookup"]["outputs"]["unpublished"] is True  # type: ignore[index]

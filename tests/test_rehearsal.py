@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import pytest
 
 from playbook.rehearsal import run as rehearsal
 from playbook.store.sqlite import Store
+from tests.support.cli import RESPOND, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry
 
 
@@ -114,7 +113,7 @@ def children(pid: int) -> set[int]:
 def test_sigint_mid_rehearsal_leaves_no_process_running(tmp_path: Path) -> None:
     env = {**os.environ, "RESPOND_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "playbook.cli", "rehearse", "--scenario", "compromised-maintainer"],
+        [*RESPOND, "rehearse", "--scenario", "compromised-maintainer"],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

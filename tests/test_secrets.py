@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,8 +13,8 @@ from playbook.rehearsal.run import ORG_DETAILS
 from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
 from playbook.rehearsal.synth import make_package, reconstructed_files
 from playbook.rehearsal.world import FakeWorld, World
+from tests.support.cli import cli_env, respond
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry
 SHAPE = {"sources": 30, "first_party": 20, "seed": 5}
 
@@ -62,27 +60,21 @@ def test_no_canary_reaches_store_logs_evidence_notices_or_reports(
     outputs = b""
     with FakeWorld(World.seeded(files, name, "1.0.1", official_forks=3)) as fake:
         (cwd / "respond.toml").write_text(ORG_DETAILS + fake.world.respond_toml)
-        env = {
-            "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(cwd), "RESPOND_HOME": str(home),
-            "PYTHONPATH": str(ROOT), "CANARY_NPMRC": npmrc_token,
-            "NPM_TOKEN": canaries["NPM_TOKEN"], "GITHUB_TOKEN": canaries["GITHUB_TOKEN"],
-            "NPM_OTP": canaries["OTP"], **fake.env(),
-        }  # fmt: skip
+        env = cli_env(
+            cwd, home, CANARY_NPMRC=npmrc_token, NPM_TOKEN=canaries["NPM_TOKEN"],
+            GITHUB_TOKEN=canaries["GITHUB_TOKEN"], NPM_OTP=canaries["OTP"], **fake.env(),
+        )  # fmt: skip
 
-        def respond(registry_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+        def run(registry_url: str, *args: str) -> subprocess.CompletedProcess[str]:
             write_npmrc(cwd, registry_url, "CANARY_NPMRC")
-            return subprocess.run(
-                [sys.executable, "-m", "playbook.cli", *args],
-                cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+            return respond(env, *args, cwd=cwd)
 
-        live = respond(local_registry.url, "leak", f"{name}@1.0.1", "--yes", "--json", "--verbose")
+        live = run(local_registry.url, "leak", f"{name}@1.0.1", "--yes", "--json", "--verbose")
         assert live.returncode == 0, live.stderr
         with RegistryProxy(local_registry.url) as proxy:
             proxy.require_otp("00000000", times=None)  # the canary OTP is refused: a failed run
             proxy.fail("PUT", "dist-tags", 401, times=100)
-            failed = respond(
+            failed = run(
                 proxy.url,
                 "leak",
                 f"{name}@1.0.0",

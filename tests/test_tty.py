@@ -6,9 +6,7 @@ import os
 import pty
 import select
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,8 +14,8 @@ import pytest
 
 from playbook.rehearsal.proxy import RegistryProxy
 from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
+from tests.support.cli import RESPOND, ROOT, cli_env
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry
 
 
@@ -38,25 +36,19 @@ def test_otp_challenge_is_prompted_on_a_terminal(
     tmp_path: Path,
     local_registry: LocalRegistry,
     registry_token: str,
-    publish: Callable[..., None],
-    unique_name: Callable[..., str],
+    leaked: str,
 ) -> None:
-    name = unique_name()
-    publish(name, "1.0.0")
-    publish(name, "1.0.1", leaky=True)
+    name = leaked
     cwd = tmp_path / "work"
     cwd.mkdir()
     with RegistryProxy(local_registry.url) as proxy:
         proxy.require_otp("246810", times=None)
         write_npmrc(cwd, proxy.url, "T")
-        env = {
-            "PATH": os.environ["PATH"], "RESPOND_LOOPBACK_ONLY": "1", "HOME": str(cwd), "RESPOND_HOME": str(tmp_path / "home"),
-            "T": registry_token, "PYTHONPATH": str(ROOT), "TERM": "dumb", "COLUMNS": "120",
-        }  # fmt: skip
+        env = cli_env(cwd, tmp_path / "home", T=registry_token, TERM="dumb", COLUMNS="120")
         leader, follower = pty.openpty()
         runbook = str(ROOT / "runbooks" / "npm-contain.yaml")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "playbook.cli", "leak", f"{name}@1.0.1", "--runbook", runbook, "--yes"],
+            [*RESPOND, "leak", f"{name}@1.0.1", "--runbook", runbook, "--yes"],
             cwd=cwd, env=env, stdin=follower, stdout=follower, stderr=follower, close_fds=True,
         )  # fmt: skip
         os.close(follower)

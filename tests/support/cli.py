@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# The command line that runs this checkout's respond (argv[0] for Popen when a test needs the pty).
+RESPOND = (sys.executable, "-m", "playbook.cli")
 
 
 def cli_env(cwd: Path, home: Path, **extra: str) -> dict[str, str]:
@@ -32,7 +34,7 @@ def respond(
 ) -> subprocess.CompletedProcess[str]:
     """`respond *args`; with `check`, the exit code must be that one (stderr says why not)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "playbook.cli", *args],
+        [*RESPOND, *args],
         cwd=cwd,
         env=dict(env),
         capture_output=True,
