@@ -17,29 +17,11 @@ from playbook.errors import RespondError
 
 # The scanner writes these hashes into the manifest; verification must compute them the same way.
 from playbook.scan.fingerprint import blob_sha1, is_first_party, norm_sha256
+from playbook.scan.model import Identifier, ManifestFile
 
 # Files smaller than this are not evidence: an empty `index.ts` or a one-line re-export has the
 # same git blob SHA-1 in thousands of unrelated repositories.
 MIN_EVIDENCE_BYTES = 64
-
-
-@dataclass(frozen=True)
-class ManifestFile:
-    path: str
-    blob_sha1: str
-    sha256: str
-    norm_sha256: str
-    size: int
-    first_party: bool
-    map: str | None = None
-    source: str | None = None
-    lines: int = 0
-
-
-@dataclass(frozen=True)
-class Identifier:
-    token: str
-    files: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -70,7 +52,7 @@ def manifest_from_json(data: Mapping[str, Any]) -> Manifest:
             size=int(f.get("size", 0)),
             first_party=bool(f.get("first_party", is_first_party(str(f["path"])))),
             map=f.get("map"),
-            source=f.get("source"),
+            source=str(f.get("source") or ""),
             lines=int(f.get("lines", 0)),
         )
         for f in data.get("files", [])
