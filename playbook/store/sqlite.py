@@ -36,6 +36,8 @@ class StepStatus(StrEnum):
         return self in (StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.PLANNED)
 
 
+# Version 1 as released: stores on disk were made by it, so it never changes again; a new
+# column or table is a new function at the end of MIGRATIONS.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
   id TEXT PRIMARY KEY,
