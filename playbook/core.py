@@ -235,7 +235,7 @@ async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
     try:
         registry = registry_for(services, spec.name)
         look = await lookup(registry, spec, services.cache)
-        if not look.get("tarball"):
+        if not look.tarball:
             raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
         with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
             path = await fetch_tarball(registry, look, Path(tmp))

@@ -205,7 +205,7 @@ def _target_specs(view: IncidentView, org: OrgConfig, t: TargetView) -> list[Spe
                 {"secrets": secrets},
             )
         )
-    if t.unpublish.get("support_request_needed"):
+    if t.unpublish and t.unpublish.support_request_needed:
         specs.append(
             Spec(
                 f"npm-support-{t.slug}",
@@ -238,11 +238,11 @@ def _target_specs(view: IncidentView, org: OrgConfig, t: TargetView) -> list[Spe
 
 
 def _cdn_specs(t: TargetView) -> list[Spec]:
-    copies = [c for c in t.cdn.get("copies") or () if isinstance(c, Mapping)]
-    needed = {str(c) for c in t.cdn.get("requests_needed") or ()}
+    copies = t.cdn.copies if t.cdn else ()
+    needed = set(t.cdn.requests_needed if t.cdn else ())
     specs = []
     for cdn, base in CDN_BASES.items():
-        urls = tuple(str(c.get("url")) for c in copies if c.get("cdn") == cdn and c.get("url"))
+        urls = tuple(c.url for c in copies if c.cdn == cdn and c.url)
         if cdn not in needed and not urls:
             continue
         specs.append(

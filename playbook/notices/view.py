@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from playbook.codec import from_json
 from playbook.spec import PackageSpec, parse_spec
+from playbook.steps.base import StepOutputs
+from playbook.steps.mirrors import CdnOutput
+from playbook.steps.npm import (
+    DeprecateOutput,
+    LookupOutput,
+    RetagOutput,
+    ScanOutput,
+    SecretSummary,
+    UnpublishOutput,
+    VerifyOutput,
+)
 
 if TYPE_CHECKING:
     from playbook.steps.base import StepContext
     from playbook.store.sqlite import Store
+
+Out = TypeVar("Out", bound=StepOutputs)
+# How the view reads one step's outputs: by step type, as that step type's outputs (None: none).
+OutputsOf = Callable[[str, type[Out]], Out | None]
 
 # The runbook's default step ids for each step type (contracts.md); `with:` params may rename them.
 DEFAULT_IDS = {
@@ -120,14 +134,6 @@ class NoticeView:
 
 
 @dataclass(frozen=True)
-class SecretView:
-    kind: str
-    file: str
-    line: int | None
-    redacted: str
-
-
-@dataclass(frozen=True)
 class ScanView:
     leaky: bool
     reasons: tuple[str, ...]
@@ -142,7 +148,7 @@ class ScanView:
     original_lines: int
     top_dirs: tuple[tuple[str, int], ...]
     sensitive_files: tuple[str, ...]
-    secrets: tuple[SecretView, ...]
+    secrets: tuple[SecretSummary, ...]
     internal_hosts: tuple[str, ...]
     partial: bool
     notes: tuple[str, ...]
@@ -154,13 +160,13 @@ class TargetView:
     name: str
     version: str
     slug: str
-    lookup: Mapping[str, Any]
+    lookup: LookupOutput | None
     scan: ScanView | None
-    retag: Mapping[str, Any]
-    deprecate: Mapping[str, Any]
-    unpublish: Mapping[str, Any]
-    verify: Mapping[str, Any]
-    cdn: Mapping[str, Any]
+    retag: RetagOutput | None
+    deprecate: DeprecateOutput | None
+    unpublish: UnpublishOutput | None
+    verify: VerifyOutput | None
+    cdn: CdnOutput | None
     steps: tuple[StepView, ...]
 
 
@@ -182,11 +188,8 @@ def load_view(store: Store, incident_id: str) -> IncidentView:
     """Everything the documents need about one incident, read once from the store."""
     incident = store.get_incident(incident_id)
     steps = tuple(_step_view(s) for s in store.steps(incident_id))
-    folder = store.incident_dir(incident_id)
     targets = tuple(
-        _target_view(
-            spec, _by_uses(steps, spec), folder, tuple(s for s in steps if s.target == spec)
-        )
+        _target_view(spec, _by_uses(steps, spec), tuple(s for s in steps if s.target == spec))
         for spec in incident.targets
     )
     return IncidentView(
@@ -245,12 +248,12 @@ def _without_raw_secrets(value: Any) -> Any:
 SECRET_KEYS = frozenset({"value", "secret", "raw", "match", "token", "line_text", "context"})
 
 
-def _by_uses(steps: tuple[StepView, ...], target: str) -> Callable[[str], Mapping[str, Any]]:
-    def outputs_for(uses: str) -> Mapping[str, Any]:
+def _by_uses(steps: tuple[StepView, ...], target: str) -> OutputsOf[Any]:
+    def outputs_for(uses: str, kind: type[Out]) -> Out | None:
         for step in steps:
-            if step.target == target and step.uses == uses:
-                return step.outputs
-        return {}
+            if step.target == target and step.uses == uses and step.outputs:
+                return from_json(kind, step.outputs)
+        return None
 
     return outputs_for
 
@@ -266,14 +269,13 @@ def view_from_context(ctx: StepContext) -> IncidentView:
     """
     spec = str(ctx.target)
 
-    def outputs_for(uses: str) -> Mapping[str, Any]:
-        step_id = str(ctx.params.get(DEFAULT_IDS.get(uses, ""), DEFAULT_IDS.get(uses, "")))
-        return ctx.output_of(step_id)
+    def outputs_for(uses: str, kind: type[Out]) -> Out | None:
+        return ctx.output(kind, DEFAULT_IDS[uses])
 
     mode = str(ctx.settings.mode)
     return IncidentView(
         incident=IncidentInfo(ctx.incident_id, mode, "", "running", (spec,)),
-        targets=(_target_view(spec, outputs_for, ctx.workdir, ()),),
+        targets=(_target_view(spec, outputs_for, ()),),
         steps=(),
         events=(),
         approvals=(),
@@ -292,25 +294,22 @@ def step_view(ctx: StepContext) -> IncidentView:
 
 
 def _target_view(
-    spec_text: str,
-    outputs_for: Callable[[str], Mapping[str, Any]],
-    folder: Path,
-    steps: tuple[StepView, ...],
+    spec_text: str, outputs_for: OutputsOf[Any], steps: tuple[StepView, ...]
 ) -> TargetView:
     spec = _spec(spec_text)
-    scan_outputs = outputs_for("npm.scan")
+    scan = outputs_for("npm.scan", ScanOutput)
     return TargetView(
         spec=str(spec),
         name=spec.name,
         version=spec.version,
         slug=spec.slug,
-        lookup=outputs_for("npm.lookup"),
-        scan=scan_view(scan_outputs, _findings(folder, scan_outputs)) if scan_outputs else None,
-        retag=outputs_for("npm.retag"),
-        deprecate=outputs_for("npm.deprecate"),
-        unpublish=outputs_for("npm.unpublish"),
-        verify=outputs_for("npm.verify"),
-        cdn=outputs_for("cdn.check"),
+        lookup=outputs_for("npm.lookup", LookupOutput),
+        scan=scan_view(scan) if scan else None,
+        retag=outputs_for("npm.retag", RetagOutput),
+        deprecate=outputs_for("npm.deprecate", DeprecateOutput),
+        unpublish=outputs_for("npm.unpublish", UnpublishOutput),
+        verify=outputs_for("npm.verify", VerifyOutput),
+        cdn=outputs_for("cdn.check", CdnOutput),
         steps=steps,
     )
 
@@ -323,59 +322,27 @@ def _spec(text: str) -> PackageSpec:
         return PackageSpec(name or text, version)
 
 
-def _findings(folder: Path, scan_outputs: Mapping[str, Any]) -> Mapping[str, Any]:
-    """scan/findings.json, when the scan wrote one inside the incident folder."""
-    name = str(scan_outputs.get("findings_file") or "scan/findings.json")
-    path = (folder / name).resolve()
-    if not path.is_relative_to(folder.resolve()) or not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def scan_view(outputs: Mapping[str, Any], findings: Mapping[str, Any]) -> ScanView:
-    """The scan's summary; the findings file fills what the step outputs lack."""
-    base = findings.get("summary", findings)
-    summary = {**(base if isinstance(base, Mapping) else {}), **outputs.get("summary", {})}
-
-    def num(key: str) -> int:
-        value = summary.get(key)
-        return int(value) if isinstance(value, int | float) else 0
-
+def scan_view(scan: ScanOutput) -> ScanView:
+    """The scan's verdict and summary in one flat record for the documents."""
+    summary = scan.summary
     return ScanView(
-        leaky=bool(outputs.get("leaky", findings.get("leaky", False))),
-        reasons=_strs(outputs.get("reasons", findings.get("reasons"))),
-        files=num("files"),
-        bytes=num("bytes"),
-        sourcemaps=num("sourcemaps"),
-        sources=num("sources"),
-        sources_with_content=num("sources_with_content"),
-        first_party=num("first_party"),
-        node_modules=num("node_modules"),
-        original_bytes=num("original_bytes"),
-        original_lines=num("original_lines"),
-        top_dirs=tuple(
-            (str(d[0]), int(d[1])) for d in summary.get("top_dirs") or () if len(d) == 2
-        ),
-        sensitive_files=_strs(summary.get("sensitive_files")),
-        secrets=tuple(_secret(s) for s in summary.get("secrets") or () if isinstance(s, Mapping)),
-        internal_hosts=_strs(summary.get("internal_hosts")),
-        partial=bool(summary.get("partial", False)),
-        notes=_strs(summary.get("notes")),
-    )
-
-
-def _secret(data: Mapping[str, Any]) -> SecretView:
-    line = data.get("line")
-    return SecretView(
-        kind=str(data.get("kind", "secret")),
-        file=str(data.get("file", "")),
-        line=line if isinstance(line, int) else None,
-        # Only the redacted form is ever copied; a raw value field, if any, is never read.
-        redacted=str(data.get("redacted", "<redacted>")),
+        leaky=scan.leaky,
+        reasons=scan.reasons,
+        files=summary.files,
+        bytes=summary.bytes,
+        sourcemaps=summary.sourcemaps,
+        sources=summary.sources,
+        sources_with_content=summary.sources_with_content,
+        first_party=summary.first_party,
+        node_modules=summary.node_modules,
+        original_bytes=summary.original_bytes,
+        original_lines=summary.original_lines,
+        top_dirs=summary.top_dirs,
+        sensitive_files=summary.sensitive_files,
+        secrets=summary.secrets,
+        internal_hosts=summary.internal_hosts,
+        partial=summary.partial,
+        notes=summary.notes,
     )
 
 

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from playbook.config.org import load_org
 from playbook.notices.drafts import draft_notices
 from playbook.notices.view import step_view
 from playbook.steps import register
-from playbook.steps.base import Outcome, Plan, StepContext, StepType
+from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs, StepType
+
+
+@dataclass(frozen=True)
+class DraftedNotice:
+    id: str = ""
+    kind: str = ""
+    status: str = ""
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class NoticesOutput(StepOutputs):
+    notices: tuple[DraftedNotice, ...] = ()
 
 
 @register
@@ -14,6 +29,7 @@ class DraftNotices(StepType):
     """Drafts notices for a person to review and file; it sends nothing (mutates=False)."""
 
     uses = "notices.draft"
+    outputs = NoticesOutput
     mutates = False
     description = "Draft DMCA, private-information, npm, CDN, advisory and customer notices."
     params = frozenset(
@@ -45,12 +61,9 @@ class DraftNotices(StepType):
             f", {len(waiting)} need details from respond.toml" if waiting else ""
         )
         return Outcome(
-            outputs={
-                "notices": [
-                    {"id": n["id"], "kind": n["kind"], "status": n["status"], "file": n["file"]}
-                    for n in notices
-                ]
-            },
+            outputs=NoticesOutput(
+                tuple(DraftedNotice(n["id"], n["kind"], n["status"], n["file"]) for n in notices)
+            ),
             changed=changed,
             summary=summary,
         )
