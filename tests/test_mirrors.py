@@ -18,7 +18,7 @@ from playbook.engine.runner import StoreRecords
 from playbook.mirrors.fingerprints import manifest_dict
 from playbook.mirrors.model import Verdict
 from playbook.net.http import ClientOptions
-from playbook.rehearsal.world.fakeworld import (
+from playbook.rehearsal.world import (
     FakeWorld,
     World,
     sample_files,
