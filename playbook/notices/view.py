@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from playbook.codec import from_json
+from playbook.mirrors.model import Mirror
+from playbook.notices.model import Notice
 from playbook.spec import PackageSpec, parse_spec
 from playbook.steps.base import StepOutputs
 from playbook.steps.mirrors import CdnOutput
@@ -19,6 +21,7 @@ from playbook.steps.npm import (
     UnpublishOutput,
     VerifyOutput,
 )
+from playbook.store.sqlite import Approval, StepRecord
 
 if TYPE_CHECKING:
     from playbook.steps.base import StepContext
@@ -63,22 +66,6 @@ class IncidentInfo:
 
 
 @dataclass(frozen=True)
-class StepView:
-    key: str
-    target: str
-    step_id: str
-    uses: str
-    status: str
-    attempt: int
-    changed: bool | None
-    summary: str
-    error: str | None
-    started_at: str | None
-    ended_at: str | None
-    outputs: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
 class EventView:
     seq: int
     at: str
@@ -86,51 +73,6 @@ class EventView:
     kind: str
     step_key: str | None
     summary: str
-
-
-@dataclass(frozen=True)
-class ApprovalView:
-    step_key: str
-    who: str
-    at: str
-    note: str
-
-
-@dataclass(frozen=True)
-class MirrorView:
-    url: str
-    host: str
-    kind: str
-    name: str
-    description: str
-    verdict: str
-    matched: int
-    total: int
-    tree_files: int
-    sample_paths: tuple[str, ...]
-    parent: str | None
-    network_root: str | None
-    network_has_non_copies: bool | None
-    found_by: tuple[str, ...]
-    checked_at: str
-    evidence: str
-    status: str
-
-
-@dataclass(frozen=True)
-class NoticeView:
-    id: str
-    kind: str
-    title: str
-    status: str
-    file: str
-    mirrors: tuple[str, ...]
-    missing: tuple[str, ...]
-    ref: str | None
-    sent_at: str | None
-    resolved_at: str | None
-    rehearsal: bool
-    note: str
 
 
 @dataclass(frozen=True)
@@ -167,18 +109,18 @@ class TargetView:
     unpublish: UnpublishOutput | None
     verify: VerifyOutput | None
     cdn: CdnOutput | None
-    steps: tuple[StepView, ...]
+    steps: tuple[StepRecord, ...]
 
 
 @dataclass(frozen=True)
 class IncidentView:
     incident: IncidentInfo
     targets: tuple[TargetView, ...]
-    steps: tuple[StepView, ...]
+    steps: tuple[StepRecord, ...]
     events: tuple[EventView, ...]
-    approvals: tuple[ApprovalView, ...]
-    mirrors: tuple[MirrorView, ...]
-    notices: tuple[NoticeView, ...]
+    approvals: tuple[Approval, ...]
+    mirrors: tuple[Mirror, ...]
+    notices: tuple[Notice, ...]
 
 
 # building from the Store ---------------------------------------------------------------------
@@ -187,7 +129,7 @@ class IncidentView:
 def load_view(store: Store, incident_id: str) -> IncidentView:
     """Everything the documents need about one incident, read once from the store."""
     incident = store.get_incident(incident_id)
-    steps = tuple(_step_view(s) for s in store.steps(incident_id))
+    steps = tuple(_without_raw_secrets(s) for s in store.steps(incident_id))
     targets = tuple(
         _target_view(spec, _by_uses(steps, spec), tuple(s for s in steps if s.target == spec))
         for spec in incident.targets
@@ -202,11 +144,9 @@ def load_view(store: Store, incident_id: str) -> IncidentView:
             EventView(e.seq, e.at, e.actor, e.kind, e.step_key, event_summary(e.kind, e.data))
             for e in store.events(incident_id)
         ),
-        approvals=tuple(
-            ApprovalView(a.step_key, a.who, a.at, a.note) for a in store.approvals(incident_id)
-        ),
-        mirrors=tuple(mirror_view(r) for r in store.records(incident_id, "mirror")),
-        notices=tuple(notice_view(r) for r in store.records(incident_id, "notice")),
+        approvals=tuple(store.approvals(incident_id)),
+        mirrors=tuple(Mirror.from_record(r) for r in store.records(incident_id, "mirror")),
+        notices=tuple(Notice.from_record(r) for r in store.records(incident_id, "notice")),
     )
 
 
@@ -218,37 +158,25 @@ def view_loader(store: Store, incident_id: str) -> Callable[[], IncidentView]:
 VIEW_KEY = "incident_view_loader"
 
 
-def _step_view(step: Any) -> StepView:
-    return StepView(
-        key=step.key,
-        target=step.target,
-        step_id=step.step_id,
-        uses=step.uses,
-        status=str(step.status),
-        attempt=step.attempt,
-        changed=step.changed,
-        summary=step.summary,
-        error=step.error,
-        started_at=step.started_at,
-        ended_at=step.ended_at,
-        outputs=_without_raw_secrets(step.outputs),
-    )
+def _without_raw_secrets(step: StepRecord) -> StepRecord:
+    """The step with every secret finding in its outputs cut down to its redacted form."""
+    return replace(step, outputs=_redacted(step.outputs))
 
 
-def _without_raw_secrets(value: Any) -> Any:
+def _redacted(value: Any) -> Any:
     """Outputs with every secret finding cut down to its redacted form: defence in depth."""
     if isinstance(value, Mapping):
         keys = SECRET_KEYS if "redacted" in value else frozenset()
-        return {k: _without_raw_secrets(v) for k, v in value.items() if k not in keys}
+        return {k: _redacted(v) for k, v in value.items() if k not in keys}
     if isinstance(value, list | tuple):
-        return [_without_raw_secrets(v) for v in value]
+        return [_redacted(v) for v in value]
     return value
 
 
 SECRET_KEYS = frozenset({"value", "secret", "raw", "match", "token", "line_text", "context"})
 
 
-def _by_uses(steps: tuple[StepView, ...], target: str) -> OutputsOf[Any]:
+def _by_uses(steps: tuple[StepRecord, ...], target: str) -> OutputsOf[Any]:
     def outputs_for(uses: str, kind: type[Out]) -> Out | None:
         for step in steps:
             if step.target == target and step.uses == uses and step.outputs:
@@ -279,8 +207,8 @@ def view_from_context(ctx: StepContext) -> IncidentView:
         steps=(),
         events=(),
         approvals=(),
-        mirrors=tuple(mirror_view(r) for r in ctx.records.all("mirror")),
-        notices=tuple(notice_view(r) for r in ctx.records.all("notice")),
+        mirrors=tuple(Mirror.from_record(r) for r in ctx.records.all("mirror")),
+        notices=tuple(Notice.from_record(r) for r in ctx.records.all("notice")),
     )
 
 
@@ -294,7 +222,7 @@ def step_view(ctx: StepContext) -> IncidentView:
 
 
 def _target_view(
-    spec_text: str, outputs_for: OutputsOf[Any], steps: tuple[StepView, ...]
+    spec_text: str, outputs_for: OutputsOf[Any], steps: tuple[StepRecord, ...]
 ) -> TargetView:
     spec = _spec(spec_text)
     scan = outputs_for("npm.scan", ScanOutput)
@@ -350,54 +278,6 @@ def _strs(value: object) -> tuple[str, ...]:
     if not isinstance(value, list | tuple):
         return ()
     return tuple(str(v) for v in value)
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _opt(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def mirror_view(data: Mapping[str, Any]) -> MirrorView:
-    flag = data.get("network_has_non_copies")
-    return MirrorView(
-        url=str(data.get("url", "")),
-        host=str(data.get("host", "")),
-        kind=str(data.get("kind", "repo")),
-        name=str(data.get("name", "")),
-        description=str(data.get("description") or ""),
-        verdict=str(data.get("verdict", "unverified")),
-        matched=_int(data.get("matched")),
-        total=_int(data.get("total")),
-        tree_files=_int(data.get("tree_files")),
-        sample_paths=_strs(data.get("sample_paths")),
-        parent=_opt(data.get("parent")),
-        network_root=_opt(data.get("network_root")),
-        network_has_non_copies=flag if isinstance(flag, bool) else None,
-        found_by=_strs(data.get("found_by")),
-        checked_at=str(data.get("checked_at") or ""),
-        evidence=str(data.get("evidence") or ""),
-        status=str(data.get("status", "open")),
-    )
-
-
-def notice_view(data: Mapping[str, Any]) -> NoticeView:
-    return NoticeView(
-        id=str(data.get("id", "")),
-        kind=str(data.get("kind", "")),
-        title=str(data.get("title", "")),
-        status=str(data.get("status", "drafted")),
-        file=str(data.get("file", "")),
-        mirrors=_strs(data.get("mirrors")),
-        missing=_strs(data.get("missing")),
-        ref=_opt(data.get("ref")),
-        sent_at=_opt(data.get("sent_at")),
-        resolved_at=_opt(data.get("resolved_at")),
-        rehearsal=bool(data.get("rehearsal", False)),
-        note=str(data.get("note") or ""),
-    )
 
 
 def event_summary(kind: str, data: Mapping[str, Any]) -> str:

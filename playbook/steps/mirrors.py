@@ -12,14 +12,14 @@ import collections
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
 from playbook.clock import utcnow
 from playbook.mirrors.collect import collect
 from playbook.mirrors.fingerprints import Manifest, load_manifest
-from playbook.mirrors.model import Candidate, Mirror, Verdict
+from playbook.mirrors.model import Candidate, Mirror, MirrorStatus, Verdict
 from playbook.mirrors.official import read_official
 from playbook.mirrors.track import list_mirrors, recheck
 from playbook.mirrors.verify import Verifier
@@ -173,8 +173,8 @@ class HuntMirrors(StepType):
 
 def _record_candidate(ctx: StepContext, cand: Candidate, manifest_file: str) -> None:
     """A candidate is tracked at once (verdict unverified); a verified record is left alone."""
-    known = ctx.records.get("mirror", cand.url)
-    if known is not None and known.get("verdict") != Verdict.UNVERIFIED.value:
+    known = _known(ctx, cand.url)
+    if known is not None and known.verdict is not Verdict.UNVERIFIED:
         return
     mirror = Mirror(
         url=cand.url,
@@ -265,16 +265,23 @@ def _strength(verdict: object) -> int:
     return STRENGTH.index(str(verdict)) if verdict in STRENGTH else 0
 
 
+def _known(ctx: StepContext, url: str) -> Mirror | None:
+    """The mirror already recorded at `url`, if any."""
+    record = ctx.records.get("mirror", url)
+    return Mirror.from_record(record) if record is not None else None
+
+
 def _record_mirror(ctx: StepContext, mirror: Mirror) -> None:
-    known = ctx.records.get("mirror", mirror.url)
+    known = _known(ctx, mirror.url)
     if (
         known is not None
-        and known.get("target") not in (None, str(ctx.target))
-        and _strength(known.get("verdict")) > _strength(mirror.verdict.value)
+        and known.target not in ("", str(ctx.target))
+        and _strength(known.verdict) > _strength(mirror.verdict)
     ):
         return
-    status = str(known.get("status", "open")) if known else "open"
-    ctx.records.put("mirror", mirror.url, {**mirror.to_record(), "status": status})
+    # A new verdict keeps the takedown status the record already has (its owner moves it).
+    status = known.status if known else MirrorStatus.OPEN
+    ctx.records.put("mirror", mirror.url, replace(mirror, status=status).to_record())
 
 
 def _verify_outputs(
@@ -351,7 +358,7 @@ async def _probe(ctx: StepContext, files: list[str]) -> list[CdnCopy]:
 def _cdn_record(ctx: StepContext, copy: CdnCopy) -> dict[str, Any]:
     host = "cdn.jsdelivr.net" if copy.cdn == "jsdelivr" else "unpkg.com"
     size = f", {copy.size:,} bytes" if copy.size else ""
-    known = ctx.records.get("mirror", copy.url)
+    known = _known(ctx, copy.url)
     mirror = Mirror(
         url=copy.url,
         host=host,
@@ -363,7 +370,7 @@ def _cdn_record(ctx: StepContext, copy: CdnCopy) -> dict[str, Any]:
         evidence=f"serves {copy.file} of {ctx.target} (HTTP 200{size}); a static version "
         "cannot be purged: removal needs a request",
         target=str(ctx.target),
-        status=str(known.get("status", "open")) if known else "open",
+        status=known.status if known else MirrorStatus.OPEN,
     )
     return mirror.to_record()
 
