@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from playbook.config.org import Official
-from playbook.notices.view import MirrorView
+from playbook.mirrors.model import Mirror, Verdict
 
 # GitHub's guide asks for these two statements word for word (shared/DOMAIN.md).
 GOOD_FAITH = (
@@ -32,13 +32,13 @@ class Network:
 
     root: str
     name: str
-    copies: tuple[MirrorView, ...]
-    partials: tuple[MirrorView, ...]
-    others: tuple[MirrorView, ...]
+    copies: tuple[Mirror, ...]
+    partials: tuple[Mirror, ...]
+    others: tuple[Mirror, ...]
     has_non_copies: bool | None
 
     @property
-    def listed(self) -> tuple[MirrorView, ...]:
+    def listed(self) -> tuple[Mirror, ...]:
         return self.copies + self.partials
 
     @property
@@ -53,21 +53,21 @@ class StatementDecision:
     reason: str
 
 
-def is_official(mirror: MirrorView, official: Official) -> bool:
+def is_official(mirror: Mirror, official: Official) -> bool:
     owner = mirror.name.split("/", 1)[0].lower()
-    return mirror.verdict == "official" or (
+    return mirror.verdict is Verdict.OFFICIAL or (
         owner in {o.lower() for o in official.github_orgs}
         or mirror.name.lower() in {r.lower() for r in official.repositories}
     )
 
 
-def _is_github_repo(mirror: MirrorView) -> bool:
+def _is_github_repo(mirror: Mirror) -> bool:
     return mirror.host == "github.com" and mirror.kind == "repo"
 
 
-def networks(mirrors: tuple[MirrorView, ...], official: Official) -> list[Network]:
+def networks(mirrors: tuple[Mirror, ...], official: Official) -> list[Network]:
     """GitHub networks holding at least one verified copy, each repo listed once."""
-    groups: dict[str, list[MirrorView]] = {}
+    groups: dict[str, list[Mirror]] = {}
     for mirror in mirrors:
         if _is_github_repo(mirror):
             groups.setdefault(mirror.network_root or mirror.url, []).append(mirror)
