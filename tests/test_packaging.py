@@ -45,6 +45,12 @@ def test_a_wheel_in_a_fresh_venv_rehearses_from_an_empty_folder(tmp_path: Path) 
     env = {"PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "HOME": os.environ["HOME"]}
     env |= {"RESPOND_HOME": str(home), "RESPOND_LOOPBACK_ONLY": "1"}
 
+    # What an earlier first use killed mid-install leaves: a scratch folder, a half target.
+    digest = hashlib.sha256((registry_dir() / "package-lock.json").read_bytes()).hexdigest()[:16]
+    target = home / "registry" / digest
+    (home / "registry" / f".{digest}-killed" / "node_modules").mkdir(parents=True)
+    (target / "node_modules" / "half").mkdir(parents=True)
+
     where = run(
         venv / "bin" / "python", "-c", "import playbook; print(playbook.__file__)", cwd=empty
     )
@@ -57,8 +63,8 @@ def test_a_wheel_in_a_fresh_venv_rehearses_from_an_empty_folder(tmp_path: Path) 
     assert "rehearsal sourcemap-leak: incident" in proc.stdout and "done in" in proc.stdout
     assert "copies:" in proc.stdout and "notices:" in proc.stdout
     assert "Installing the local registry" in proc.stderr and "Installed" in proc.stderr
-    digest = hashlib.sha256((registry_dir() / "package-lock.json").read_bytes()).hexdigest()[:16]
-    assert (home / "registry" / digest / install.STAMP).is_file()
+    assert (target / install.STAMP).is_file() and not (target / "node_modules" / "half").exists()
+    assert sorted(p.name for p in (home / "registry").iterdir()) == [digest, f"{digest}.lock"]
     assert list(empty.iterdir()) == []  # nothing written where it was run
 
 

@@ -48,6 +48,7 @@ def installed_registry(home: Path, progress: Progress | None = None) -> Path:
     with _install_lock(target.parent / f"{digest}.lock", progress):
         # Another process may have finished the install while this one waited for the lock.
         if not (target / STAMP).is_file():
+            _remove_scratch(target)
             _install(shipped, target, progress)
     return target
 
@@ -78,6 +79,12 @@ def _install_lock(path: Path, progress: Progress) -> Iterator[None]:
             progress("Another respond is installing the local registry; waiting for it to finish.")
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def _remove_scratch(target: Path) -> None:
+    """Scratch folders of installs killed before they finished (a live one would hold the lock)."""
+    for stale in target.parent.glob(f".{target.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _install(shipped: Path, target: Path, progress: Progress) -> None:
