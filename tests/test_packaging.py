@@ -18,6 +18,7 @@ import pytest
 
 from playbook.errors import ExitCode, ToolMissing
 from playbook.rehearsal import install
+from playbook.rehearsal.sandbox import SandboxError
 from playbook.resources import registry_dir
 from tests.support.cli import ROOT
 
@@ -106,3 +107,20 @@ def test_a_second_first_use_waits_for_the_install_under_way(
     waiter.join(10.0)
     assert found == [target]
     assert len(lines) == 1  # it did not install a second time
+
+
+@pytest.mark.slow
+def test_a_failed_npm_ci_says_so_and_leaves_nothing_half_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(install, "REGISTRY_DIR", tmp_path / "no-checkout")
+    # Real npm, made to fail: offline with an empty cache, it cannot fetch a single package.
+    monkeypatch.setenv("npm_config_offline", "true")
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "empty-cache"))
+    home = tmp_path / "home"
+    lines: list[str] = []
+    with pytest.raises(SandboxError, match="`npm ci` exited") as info:
+        install.installed_registry(home, lines.append)
+    assert info.value.hint is not None and "npm said:" in info.value.hint
+    assert lines[0].startswith("Installing the local registry")
+    assert [p.suffix for p in (home / "registry").iterdir()] == [".lock"]  # no scratch, no target

@@ -98,7 +98,7 @@ def _install(shipped: Path, target: Path, progress: Progress) -> None:
             "first use only, this takes from a few seconds to a minute."
         )
         started = time.monotonic()
-        _npm_ci(work, progress)
+        _npm_ci(work, target, progress)
         verdaccio_bin(work)  # npm said yes: check it really left the entry point
         (work / STAMP).write_text(f"installed by respond in {time.monotonic() - started:.1f}s\n")
         if target.exists():  # a half install from a process killed before the rename
@@ -109,7 +109,7 @@ def _install(shipped: Path, target: Path, progress: Progress) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _npm_ci(work: Path, progress: Progress) -> None:
+def _npm_ci(work: Path, target: Path, progress: Progress) -> None:
     log = work / "npm-ci.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -124,7 +124,10 @@ def _npm_ci(work: Path, progress: Progress) -> None:
                 progress(f"  npm ci still running ({time.monotonic() - started:.0f}s)")
     if proc.returncode != 0:
         tail = scrub(log.read_text(errors="replace").strip()[-1500:])
+        # The scratch folder is deleted on the way out: the message names where it was going.
         raise SandboxError(
-            f"`npm ci` failed (exit {proc.returncode}) installing the local registry in {work}.",
-            f"npm said: {tail}" if tail else "npm printed nothing; run `npm ci` there to see why.",
+            f"`npm ci` exited {proc.returncode} installing the local registry into {target}.",
+            f"npm said: {tail}"
+            if tail
+            else "npm printed nothing; check `npm ping` and its registry.",
         )
