@@ -7,6 +7,13 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+# Folders of other people's code a repository carries along: not the repository's own files.
+VENDORED = frozenset({"node_modules", "vendor", "third_party", "bower_components"})
+
+
+def is_vendored(path: str) -> bool:
+    return any(part in VENDORED for part in path.split("/")[:-1])
+
 
 class Verdict(StrEnum):
     COPY = "copy"
@@ -111,12 +118,20 @@ class Mirror:
     manifest_file: str = ""
     error: str | None = None  # verification failed (network, 5xx): the verdict proves nothing
     pushed_at: str | None = None
+    # The evidence a takedown claim cites (notices/claims.py): the commit and tree checked, every
+    # matched file as (path in that tree, leaked path), and the tree's files outside vendored
+    # folders (node_modules/, vendor/, third_party/, bower_components/).
+    commit_sha: str | None = None
+    tree_sha: str | None = None
+    matched_paths: tuple[tuple[str, str], ...] = ()
+    unvendored_files: int = 0
 
     def to_record(self) -> dict[str, Any]:
         data = asdict(self)
         data["verdict"] = self.verdict.value
         data["sample_paths"] = list(self.sample_paths)
         data["found_by"] = list(self.found_by)
+        data["matched_paths"] = [list(pair) for pair in self.matched_paths]
         return data
 
     @classmethod
@@ -125,6 +140,11 @@ class Mirror:
         known["verdict"] = Verdict(known.get("verdict", "unverified"))
         known["sample_paths"] = tuple(known.get("sample_paths", ()))
         known["found_by"] = tuple(known.get("found_by", ()))
+        known["matched_paths"] = tuple(
+            (str(pair[0]), str(pair[1]))
+            for pair in known.get("matched_paths", ())
+            if len(pair) == 2
+        )
         return cls(**known)
 
     def candidate(self) -> Candidate:

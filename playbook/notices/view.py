@@ -101,6 +101,10 @@ class MirrorView:
     checked_at: str
     evidence: str
     status: str
+    commit_sha: str | None = None
+    tree_sha: str | None = None
+    matched_paths: tuple[tuple[str, str], ...] = ()  # (path in the checked tree, leaked path)
+    unvendored_files: int = 0
 
 
 @dataclass(frozen=True)
@@ -413,6 +417,18 @@ def mirror_view(data: Mapping[str, Any]) -> MirrorView:
         checked_at=str(data.get("checked_at") or ""),
         evidence=str(data.get("evidence") or ""),
         status=str(data.get("status", "open")),
+        commit_sha=_opt(data.get("commit_sha")),
+        tree_sha=_opt(data.get("tree_sha")),
+        matched_paths=_pairs(data.get("matched_paths")),
+        unvendored_files=_int(data.get("unvendored_files")),
+    )
+
+
+def _pairs(value: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(
+        (str(v[0]), str(v[1])) for v in value if isinstance(v, list | tuple) and len(v) == 2
     )
 
 
