@@ -164,6 +164,10 @@ def report_context(view: IncidentView, org: OrgConfig, now: str) -> dict[str, An
 def report_json(view: IncidentView, now: str) -> str:
     data = {"generated_at": now, "draft": view.incident.is_draft, **dataclasses.asdict(view)}
     plain = json.loads(json.dumps(data, default=str))
+    for mirror in plain["mirrors"]:
+        # Thousands of paths per copy: the report counts them; the mirror records
+        # (`respond mirrors`, mirrors/mirrors.json) and the notices list every one.
+        mirror["matched_paths"] = len(mirror.get("matched_paths") or ())
     return json.dumps(scrub_data(plain), indent=2, sort_keys=True) + "\n"
 
 
