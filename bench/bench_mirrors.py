@@ -25,7 +25,7 @@ from playbook.mirrors.model import Candidate, Verdict
 from playbook.mirrors.official import read_official
 from playbook.mirrors.verify import Verifier
 from playbook.net.http import ClientOptions
-from playbook.rehearsal.world.fakeworld import (
+from playbook.rehearsal.world import (
     FakeRepo,
     FakeWorld,
     World,

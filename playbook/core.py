@@ -22,7 +22,7 @@ from playbook.store.sqlite import Incident, StepRecord, Store, StoreCache
 
 if TYPE_CHECKING:
     from playbook.mirrors.model import Change
-    from playbook.notices.view import NoticeView
+    from playbook.notices.model import Notice
     from playbook.scan import ScanResult
 
 DEFAULT_RUNBOOK = "npm-leak.yaml"
@@ -175,7 +175,7 @@ def track_notice(
     *,
     sent: bool,
     ref: str | None = None,
-) -> NoticeView:
+) -> Notice:
     """Record that a person sent a notice, or that it is resolved."""
     from playbook.notices import mark_resolved, mark_sent
 
@@ -235,7 +235,7 @@ async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
     try:
         registry = registry_for(services, spec.name)
         look = await lookup(registry, spec, services.cache)
-        if not look.get("tarball"):
+        if not look.tarball:
             raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
         with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
             path = await fetch_tarball(registry, look, Path(tmp))

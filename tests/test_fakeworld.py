@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from playbook.rehearsal.world.fakeworld import (
+from playbook.rehearsal.world import (
     FakeClock,
     FakeWorld,
     Limits,

@@ -11,7 +11,7 @@ from typing import TypeVar
 import pytest
 
 from playbook.net.http import ClientOptions
-from playbook.rehearsal.world.fakeworld import (
+from playbook.rehearsal.world import (
     FakeRepo,
     FakeWorld,
     World,

@@ -19,7 +19,7 @@ from playbook.net.governor import (
     use_clock,
 )
 from playbook.net.http import ClientOptions, RetryPolicy
-from playbook.rehearsal.world.fakeworld import FakeClock, FakeWorld, Limits, World, world_settings
+from playbook.rehearsal.world import FakeClock, FakeWorld, Limits, World, world_settings
 from playbook.services.github import RestGitHub, TreeState, github_api
 from playbook.services.hub import MemoryCache, Services
 
@@ -29,7 +29,7 @@ WAITS: list[tuple[str, float]] = []  # what the live display was told
 
 def small_world(limits: Limits) -> World:
     world = World(PKG, VER, limits=limits)
-    from playbook.rehearsal.world.fakeworld import FakeRepo
+    from playbook.rehearsal.world import FakeRepo
 
     words = " ".join(f"word{i}" for i in range(30))
     text = f"export const someIdentifier42 = 1; // {words}\n".encode()

@@ -14,7 +14,7 @@ import pytest
 
 from playbook.rehearsal.proxy import RegistryProxy
 from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
-from playbook.rehearsal.world.fakeworld import FakeWorld, World
+from playbook.rehearsal.world import FakeWorld, World
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry

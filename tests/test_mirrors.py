@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from playbook.clock import utcnow
+from playbook.codec import to_json
 from playbook.config.settings import Mode, Settings
 from playbook.engine.runner import StoreRecords
 from playbook.mirrors.fingerprints import manifest_dict
 from playbook.mirrors.model import Verdict
 from playbook.net.http import ClientOptions
-from playbook.rehearsal.world.fakeworld import (
+from playbook.rehearsal.world import (
     FakeWorld,
     World,
     sample_files,
@@ -26,8 +27,9 @@ from playbook.rehearsal.world.fakeworld import (
 )
 from playbook.services.hub import MemoryCache, Services
 from playbook.spec import PackageSpec
-from playbook.steps.base import Records, StepContext
+from playbook.steps.base import Records, StepContext, StepOutputs
 from playbook.steps.mirrors import CheckCdns, HuntMirrors, VerifyMirrors, list_mirrors, recheck
+from playbook.steps.npm import LookupOutput, ScanOutput
 from playbook.store.sqlite import Incident, StepStatus, Store, StoreCache
 
 PKG, VER = "@acme/widget-cli", "2.1.88"
@@ -59,7 +61,7 @@ def context(
     settings: Settings,
     services: Services,
     workdir: Path,
-    needs: Mapping[str, Mapping[str, Any]],
+    needs: Mapping[str, StepOutputs],
     records: Records,
     step_id: str = "hunt",
 ) -> StepContext:
@@ -70,20 +72,24 @@ def context(
     )  # fmt: skip
 
 
-def lookup_output(world: World) -> dict[str, Any]:
-    return {"published_at": world.published_at, "tags_on_version": ["latest"]}
+def lookup_output(world: World) -> LookupOutput:
+    return LookupOutput(published_at=world.published_at, tags_on_version=("latest",))
+
+
+SCAN = ScanOutput(manifest_file="scan/manifest.json")
 
 
 async def hunt_and_verify(
     settings: Settings, services: Services, workdir: Path, world: World, records: Records
 ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    base = {"lookup": lookup_output(world), "scan": {"manifest_file": "scan/manifest.json"}}
+    base: dict[str, StepOutputs] = {"lookup": lookup_output(world), "scan": SCAN}
     try:
         ctx = context(settings, services, workdir, base, records)
         hunt = (await HuntMirrors().apply(ctx, await HuntMirrors().plan(ctx))).outputs
+        assert hunt is not None
         ctx = context(settings, services, workdir, {**base, "hunt": hunt}, records, "verify")
         verify = (await VerifyMirrors().apply(ctx, await VerifyMirrors().plan(ctx))).outputs
-        return hunt, verify
+        return to_json(hunt), to_json(verify)
     finally:
         await services.aclose()
 
@@ -255,14 +261,16 @@ def test_cdn_check_records_copies_and_purges_tags_only(tmp_path: Path) -> None:
             services = Services(settings, ClientOptions(dry_run=dry), cache=MemoryCache())
             needs = {
                 "lookup": lookup_output(world),
-                "scan": {"manifest_file": "scan/manifest.json"},
+                "scan": SCAN,
             }
             records = StepRecordsMemory()
             ctx = context(settings, services, tmp_path, needs, records, "cdn")
 
             async def go(ctx: StepContext = ctx, services: Services = services) -> Any:
                 try:
-                    return (await CheckCdns().apply(ctx, await CheckCdns().plan(ctx))).outputs
+                    return to_json(
+                        (await CheckCdns().apply(ctx, await CheckCdns().plan(ctx))).outputs
+                    )
                 finally:
                     await services.aclose()
 
@@ -286,7 +294,7 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
         "inc-1", utcnow(), "live", (f"{PKG}@{VER}",), {}, "rb.yaml", "h", "", "open"
     )
     store.create_incident(incident, [("lookup", f"{PKG}@{VER}", "lookup", "npm.lookup")])
-    store.transition("inc-1", "lookup", StepStatus.SUCCEEDED, outputs=lookup_output(world))
+    store.transition("inc-1", "lookup", StepStatus.SUCCEEDED, outputs=to_json(lookup_output(world)))
     workdir = store.incident_dir("inc-1")
     write_manifest(workdir, files)
     try:

@@ -100,15 +100,18 @@ def test_official_and_unrelated_repositories_are_never_listed(world: Any) -> Non
 # The network-wide statement -------------------------------------------------------------------
 
 
+NOT_REQUESTED = {
+    "requested": False,
+    "included": False,
+    "reason": "not requested; it is never made by default",
+}
+
+
 def test_network_statement_is_never_made_by_default(world: Any) -> None:
     for draft in world[1].values():
         assert dmca.NETWORK_STATEMENT not in draft.text
     record = world[1]["dmca-github"].record
-    assert record["network_statement"]["leaker/acme-cli-src"] == {
-        "requested": False,
-        "included": False,
-        "reason": "not requested; it is never made by default",
-    }
+    assert {"network": "leaker/acme-cli-src", **NOT_REQUESTED} in record["network_statements"]
 
 
 def test_network_statement_refused_when_the_network_holds_non_copies(tmp_path: Path) -> None:
@@ -125,7 +128,8 @@ def test_network_statement_refused_when_the_network_holds_non_copies(tmp_path: P
     assert not notice.statements["leaker/acme-cli-src"].included
     stored = store.record(INCIDENT, "notice", "dmca-github")
     assert stored is not None
-    assert stored["network_statement"]["acme/cli"]["included"] is False
+    decided = {d["network"]: d for d in stored["network_statements"]}
+    assert decided["acme/cli"]["included"] is False
 
 
 def test_network_statement_refused_when_the_hunt_could_not_tell(tmp_path: Path) -> None:
@@ -155,7 +159,7 @@ def test_network_statement_included_only_when_asked_and_every_repo_is_a_copy(
         if d.record["kind"] == "dmca-github"
     ]
     assert dmca.NETWORK_STATEMENT in asked.text
-    assert asked.record["network_statement"]["leaker/acme-cli-src"]["included"] is True
+    assert asked.record["network_statements"][0]["included"] is True
     assert "does not ask GitHub to process any whole fork network" not in asked.text
 
 

@@ -19,8 +19,7 @@ from playbook.mirrors.model import Candidate, Mirror, Verdict
 from playbook.mirrors.verify import Verifier
 from playbook.net.http import ClientOptions
 from playbook.notices.claims import ENTIRE_RATIO, ClaimKind, claims
-from playbook.notices.view import MirrorView, mirror_view
-from playbook.rehearsal.world.fakeworld import FakeRepo, FakeWorld, World, world_settings
+from playbook.rehearsal.world import FakeRepo, FakeWorld, World, world_settings
 from playbook.services.hub import MemoryCache, Services
 
 PKG, VER = "@acme/cli", "2.1.88"
@@ -83,8 +82,9 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Mirr
         yield {m.name: m for m in asyncio.run(run())}
 
 
-def views(checked: dict[str, Mirror]) -> dict[str, MirrorView]:
-    return {name: mirror_view(m.to_record()) for name, m in checked.items()}
+def views(checked: dict[str, Mirror]) -> dict[str, Mirror]:
+    """The records as the notices read them: through the store's JSON form."""
+    return {name: Mirror.from_record(m.to_record()) for name, m in checked.items()}
 
 
 def test_the_verifier_stores_commit_tree_and_every_matched_path(checked: dict[str, Mirror]) -> None:

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from playbook import clock
+from playbook import clock, steps
+from playbook.codec import from_json
 from playbook.config.org import OrgConfig, load_org
 from playbook.notices.drafts import draft_notices
 from playbook.notices.view import load_view
@@ -56,6 +57,14 @@ STEPS = [
     ("notices", "notices.draft"),
     ("report", "report.write"),
 ]
+
+
+def typed_outputs(step_id: str) -> Any:
+    """The fixture's recorded outputs of a step, as its step type's outputs."""
+    step_type = steps.get(dict(STEPS)[step_id])
+    assert step_type is not None
+    return from_json(step_type.outputs, OUTPUTS[step_id])
+
 
 OUTPUTS: dict[str, dict[str, Any]] = {
     "lookup": {

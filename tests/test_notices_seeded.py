@@ -18,7 +18,7 @@ import pytest
 
 from playbook.net.http import ClientOptions
 from playbook.notices.drafts import Draft
-from playbook.rehearsal.world.fakeworld import (
+from playbook.rehearsal.world import (
     FakeRepo,
     FakeWorld,
     World,

@@ -3,35 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from playbook.codec import to_json
 from playbook.config.org import ORG_FIELDS, init_text, load_org
 from playbook.config.settings import Mode, Settings
 from playbook.errors import RespondError, UsageError
 from playbook.net.http import ClientOptions
+from playbook.notices.drafts import draft_notices
 from playbook.notices.render import Renderer
 from playbook.notices.report import render_documents
 from playbook.notices.view import VIEW_KEY, load_view, view_loader
 from playbook.resources import runbooks_dir, templates_dir
 from playbook.services.hub import Services
 from playbook.spec import parse_spec
-from playbook.steps.base import MemoryRecords, Plan, StepContext
+from playbook.steps.base import MemoryRecords, Plan, StepContext, StepOutputs
 from playbook.steps.notices import DraftNotices
+from playbook.steps.npm import TagMove
 from playbook.steps.report import WriteReport
 from tests.test_notices_fixture import (
     FULL_TOML,
     INCIDENT,
     NOW,
-    OUTPUTS,
     TARGET,
     build_incident,
     full_org,
     mirrors,
     store_drafts,
+    typed_outputs,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -178,7 +183,7 @@ def context(tmp: Path, step_id: str, services: Services, records: MemoryRecords)
         target=parse_spec(TARGET),
         params={"network_statement": True},
         inputs={},
-        needs={k: OUTPUTS[k] for k in ("scan", "verify", "cdn", "verify_mirrors")},
+        needs={k: typed_outputs(k) for k in ("scan", "verify", "cdn", "verify_mirrors")},
         settings=settings,
         services=services,
         workdir=tmp / "incident",
@@ -196,7 +201,7 @@ def test_the_notices_step_drafts_files_and_records_from_its_context(tmp_path: Pa
     ctx = context(tmp_path, "notices", services, records)
     ctx.event = lambda kind, data: events.append((kind, data))
     outcome = asyncio.run(DraftNotices().apply(ctx, Plan()))
-    notices = outcome.outputs["notices"]
+    notices = to_json(outcome.outputs)["notices"]
     assert {n["kind"] for n in notices} >= {"dmca-github", "advisory", "private-info-github"}
     for notice in notices:
         assert (tmp_path / "incident" / notice["file"]).is_file()
@@ -212,10 +217,35 @@ def test_the_report_step_uses_the_engines_view_loader(tmp_path: Path) -> None:
     services.cached(VIEW_KEY, lambda: view_loader(store, INCIDENT))
     ctx = context(tmp_path, "report", services, MemoryRecords())
     outcome = asyncio.run(WriteReport().apply(ctx, Plan()))
-    assert outcome.outputs == {
+    assert to_json(outcome.outputs) == {
         "markdown": "report/report.md",
         "html": "report/report.html",
         "json": "report/report.json",
     }
     html = (tmp_path / "incident" / "report" / "report.html").read_text()
     assert "<svg" in html and "step.succeeded" in html  # the event log came from the store
+
+
+@dataclass(frozen=True)
+class RenamedRetag(StepOutputs):
+    """RetagOutput with `safe_version` renamed, as a careless refactor would leave it."""
+
+    safe: str | None = "2.1.87"
+    moved: dict[str, TagMove] = dataclasses.field(default_factory=dict)
+    left: tuple[str, ...] = ()
+    reason: str = ""
+
+
+def test_a_renamed_output_field_fails_rendering_instead_of_leaving_a_blank(tmp_path: Path) -> None:
+    org = full_org(tmp_path)
+    view = load_view(build_incident(tmp_path / "home", org=org), INCIDENT)
+    target = view.targets[0]
+    assert target.retag is not None and target.retag.safe_version == "2.1.87"
+    drafted = {d.record["kind"]: d.text for d in draft_notices(view, org, now=NOW)}
+    assert "@2.1.87" in drafted["advisory"]  # the real field is rendered...
+    broken = dataclasses.replace(
+        view,
+        targets=(dataclasses.replace(target, retag=RenamedRetag()),),  # type: ignore[arg-type]
+    )
+    with pytest.raises(RespondError, match="safe_version"):  # ...a renamed one stops the draft
+        draft_notices(broken, org, now=NOW)

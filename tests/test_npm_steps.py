@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from playbook.codec import from_json, to_json
 from playbook.config.settings import Mode, Settings
 from playbook.errors import IntegrityError, OtpRequired, RemoteError
 from playbook.net.http import ClientOptions, RetryPolicy
@@ -20,7 +21,7 @@ from playbook.rehearsal.sandbox import LocalRegistry
 from playbook.services.hub import MemoryCache, Services
 from playbook.spec import PackageSpec
 from playbook.steps import get
-from playbook.steps.base import Outcome, Plan, StepContext
+from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs
 
 pytestmark = pytest.mark.registry
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_wait=0.05)
@@ -62,7 +63,8 @@ class Harness:
     ) -> dict[str, tuple[Plan, Outcome | None]]:
         settings = self.settings(**settings_kw)
         options = ClientOptions(dry_run=settings.dry_run, retry=FAST, timeout=10.0)
-        return asyncio.run(self._run(spec, steps, settings, options, dict(needs or {}), resumed))
+        typed = {k: _typed(k, v) for k, v in (needs or {}).items()}
+        return asyncio.run(self._run(spec, steps, settings, options, typed, resumed))
 
     async def _run(
         self,
@@ -70,7 +72,7 @@ class Harness:
         steps: tuple[tuple[str, str], ...],
         settings: Settings,
         options: ClientOptions,
-        outputs: dict[str, Mapping[str, Any]],
+        outputs: dict[str, StepOutputs],
         resumed: bool,
     ) -> dict[str, tuple[Plan, Outcome | None]]:
         services = Services(settings, options, cache=self.cache)
@@ -91,16 +93,26 @@ class Harness:
                 if not (step.mutates and settings.dry_run):
                     outcome = await step.apply(ctx, plan)
                 results[step_id] = (plan, outcome)
-                outputs[step_id] = outcome.outputs if outcome else plan.outputs
+                found = outcome.outputs if outcome else plan.outputs
+                if found is not None:
+                    outputs[step_id] = found
         finally:
             await services.aclose()
         return results
 
 
-def out(results: dict[str, tuple[Plan, Outcome | None]], step_id: str) -> Mapping[str, Any]:
+def out(results: dict[str, tuple[Plan, Outcome | None]], step_id: str) -> dict[str, Any]:
+    """A step's outputs in their JSON form (what the store records)."""
     outcome = results[step_id][1]
     assert outcome is not None
-    return outcome.outputs
+    return to_json(outcome.outputs)  # type: ignore[no-any-return]
+
+
+def _typed(step_id: str, data: Mapping[str, Any]) -> StepOutputs:
+    """Outputs given in their JSON form, as the step type's outputs (what the engine hands on)."""
+    step_type = get({**dict(CHAIN), "scan": "npm.scan"}[step_id])
+    assert step_type is not None
+    return from_json(step_type.outputs, data)
 
 
 @pytest.fixture
@@ -169,7 +181,7 @@ def test_dry_run_plans_everything_and_writes_nothing(
     assert out(results, "verify")["contained"] is False  # nothing was done
     live = harness.run(spec, steps=CHAIN[:4])
     for step_id in ("retag", "deprecate", "unpublish"):
-        assert set(plans[step_id].outputs) == set(out(live, step_id)), step_id
+        assert set(to_json(plans[step_id].outputs)) == set(out(live, step_id)), step_id
 
 
 def test_unknown_package_and_version_are_clear_errors(
@@ -221,10 +233,11 @@ def test_policy_refusal_skips_and_asks_for_a_support_request(
     _plan, unpublish = results["unpublish"]
     assert unpublish is not None and unpublish.skipped
     assert POLICY_MESSAGE in unpublish.summary
-    assert unpublish.outputs["support_request_needed"] is True
-    assert POLICY_MESSAGE in unpublish.outputs["registry_reason"]
-    assert unpublish.outputs["policy"]["within_72h"] is False
-    assert unpublish.outputs["unpublished"] is False
+    outputs = out(results, "unpublish")
+    assert outputs["support_request_needed"] is True
+    assert POLICY_MESSAGE in outputs["registry_reason"]
+    assert outputs["policy"]["within_72h"] is False
+    assert outputs["unpublished"] is False
     verify = out(results, "verify")
     assert verify["contained"] and verify["deprecated"] and verify["tarball_reachable"]
 
@@ -252,7 +265,7 @@ def test_interrupted_unpublish_is_finished_on_resume(
     resumed = harness.run(spec, CHAIN[3:], needs=needs, resumed=True)
     plan, outcome = resumed["unpublish"]
     assert [a.method for a in plan.actions] == ["DELETE"]
-    assert outcome is not None and outcome.changed and outcome.outputs["unpublished"]
+    assert outcome is not None and outcome.changed and out(resumed, "unpublish")["unpublished"]
     assert [w.method for w in proxy.writes] == ["DELETE"]
     assert out(resumed, "verify")["contained"] and not out(resumed, "verify")["tarball_reachable"]
 
@@ -317,7 +330,8 @@ def test_registry_and_token_only_from_npmrc_never_in_outputs(
     assert look["registry_source"] == f"{home / '.npmrc'}:1"
     assert out(results, "retag")["moved"] and out(results, "deprecate")["deprecated"]
     everything = json.dumps(
-        [o.outputs for _p, o in results.values() if o] + [[k, dict(d)] for k, d in harness.events]
+        [to_json(o.outputs) for _p, o in results.values() if o]
+        + [[k, dict(d)] for k, d in harness.events]
     )
     assert registry_token not in everything
 

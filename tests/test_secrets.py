@@ -14,7 +14,7 @@ from playbook.rehearsal.proxy import RegistryProxy
 from playbook.rehearsal.run import ORG_DETAILS
 from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
 from playbook.rehearsal.synth import make_package, reconstructed_files
-from playbook.rehearsal.world.fakeworld import FakeWorld, World
+from playbook.rehearsal.world import FakeWorld, World
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.registry

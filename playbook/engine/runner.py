@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from playbook import steps as step_types
 from playbook.clock import utcnow
+from playbook.codec import DecodeError, from_json, to_json
 from playbook.config.settings import Mode, Settings
 from playbook.engine.runbook import Runbook, StepSpec, evaluate_condition, render_params
 from playbook.errors import (
@@ -23,7 +24,7 @@ from playbook.errors import (
 )
 from playbook.services.hub import Services
 from playbook.spec import PackageSpec, parse_spec
-from playbook.steps.base import Outcome, Plan, StepContext, StepType
+from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs, StepType
 from playbook.store.sqlite import Incident, StepRecord, StepStatus, Store
 
 # Errors that a retry cannot fix: the same request would be refused the same way.
@@ -86,7 +87,7 @@ class _Run:
     runbook: Runbook
     nodes: dict[str, Node]
     status: dict[str, StepStatus] = field(default_factory=dict)
-    outputs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, StepOutputs] = field(default_factory=dict)
     stop: bool = False
 
     @property
@@ -225,8 +226,8 @@ class Engine:
                 status = StepStatus.ABANDONED
             if status is StepStatus.ABANDONED:
                 resumed.add(record.key)
-            elif status.finished:
-                run.outputs[record.key] = record.outputs
+            elif status.finished and record.outputs:
+                run.outputs[record.key] = _decode(record)
             else:  # failed, timed out, awaiting approval: run again
                 status = StepStatus.PENDING
             run.status[record.key] = status
@@ -322,6 +323,7 @@ class Engine:
         self, run: _Run, node: Node, step: StepType, ctx: StepContext
     ) -> None:
         plan = await step.plan(ctx)
+        _check_outputs(step, plan.outputs)
         if step.mutates and self.settings.dry_run:
             self._finish(
                 run,
@@ -336,6 +338,7 @@ class Engine:
         if node.spec.approval and plan.actions and not await self._approved(run, node, plan):
             return
         outcome: Outcome = await step.apply(ctx, plan)
+        _check_outputs(step, outcome.outputs)
         status = StepStatus.SKIPPED if outcome.skipped else StepStatus.SUCCEEDED
         self._finish(
             run, node.key, status, outcome.outputs, outcome.summary, changed=outcome.changed
@@ -381,7 +384,7 @@ class Engine:
     def _scope(self, run: _Run, node: Node) -> dict[str, Any]:
         steps = {
             spec.id: {
-                "outputs": run.outputs.get(run.sibling(node, spec.id), {}),
+                "outputs": _json(run.outputs.get(run.sibling(node, spec.id))),
                 "status": run.status[run.sibling(node, spec.id)].value,
             }
             for spec in run.runbook.steps
@@ -410,8 +413,9 @@ class Engine:
     ) -> StepContext:
         incident_id = run.incident.id
         needs = {
-            s: run.outputs.get(run.sibling(node, s), {})
+            s: run.outputs[run.sibling(node, s)]
             for s in run.runbook.ancestors(node.spec.id)
+            if run.sibling(node, s) in run.outputs
         }
         return StepContext(
             incident_id=incident_id,
@@ -442,13 +446,14 @@ class Engine:
         run: _Run,
         key: str,
         status: StepStatus,
-        outputs: Mapping[str, Any] | None = None,
+        outputs: StepOutputs | None = None,
         summary: str = "",
         **kw: Any,
     ) -> None:
         if outputs is not None:
             run.outputs[key] = outputs
-        self._transition(run, key, status, outputs=outputs, summary=summary, **kw)
+        stored = to_json(outputs) if outputs is not None else None
+        self._transition(run, key, status, outputs=stored, summary=summary, **kw)
 
     def _fail(
         self, run: _Run, node: Node, error: str, status: StepStatus = StepStatus.FAILED
@@ -473,6 +478,34 @@ class StoreRecords:
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         return self.store.records(self.incident_id, kind)
+
+
+def _json(outputs: StepOutputs | None) -> Any:
+    """The JSON form runbook expressions see (`steps.<id>.outputs.x`); {} when there are none."""
+    return to_json(outputs) if outputs is not None else {}
+
+
+def _decode(record: StepRecord) -> StepOutputs:
+    """A finished step's stored outputs, as its step type's outputs."""
+    step_type = step_types.get(record.uses)
+    if step_type is None:
+        raise UsageError(f"Step {record.key} uses an unknown step type {record.uses!r}.")
+    try:
+        return from_json(step_type.outputs, record.outputs)
+    except DecodeError as exc:
+        raise UsageError(
+            f"The recorded outputs of step {record.key} ({record.uses}) cannot be read: {exc}.",
+            "The incident was written by an incompatible version of respond.",
+        ) from None
+
+
+def _check_outputs(step: StepType, outputs: StepOutputs | None) -> None:
+    """A step returns its declared outputs type, or none: downstream steps rely on it."""
+    if outputs is not None and not isinstance(outputs, step.outputs):
+        raise TypeError(
+            f"step type {step.uses!r} returned {type(outputs).__name__}, "
+            f"not its declared {step.outputs.__name__}"
+        )
 
 
 def _step_rows(nodes: Mapping[str, Node]) -> list[tuple[str, str, str, str]]:

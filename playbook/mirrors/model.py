@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from playbook.codec import from_json, to_json
+
 # Folders of other people's code a repository carries along: not the repository's own files.
 VENDORED = frozenset({"node_modules", "vendor", "third_party", "bower_components"})
 
@@ -24,6 +26,31 @@ class Verdict(StrEnum):
     UNREACHABLE = "unreachable"  # the check failed (network, 5xx): proves nothing
     GONE = "gone"  # HTTP 404: deleted, renamed or made private
     UNVERIFIED = "unverified"
+
+
+class MirrorStatus(StrEnum):
+    """Where the takedown of a mirror stands. Only `transition` moves it."""
+
+    OPEN = "open"
+    NOTICE_DRAFTED = "notice_drafted"
+    NOTICE_SENT = "notice_sent"
+    RESOLVED = "resolved"
+
+
+# The moves a mirror's status may make; staying put is always allowed. A resolved mirror stays
+# resolved: a notice sent later for the same copy does not reopen it.
+MOVES: dict[MirrorStatus, frozenset[MirrorStatus]] = {
+    MirrorStatus.OPEN: frozenset(
+        {MirrorStatus.NOTICE_DRAFTED, MirrorStatus.NOTICE_SENT, MirrorStatus.RESOLVED}
+    ),
+    MirrorStatus.NOTICE_DRAFTED: frozenset({MirrorStatus.NOTICE_SENT, MirrorStatus.RESOLVED}),
+    MirrorStatus.NOTICE_SENT: frozenset({MirrorStatus.RESOLVED}),
+    MirrorStatus.RESOLVED: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    """A status move its owner does not allow."""
 
 
 class Source(StrEnum):
@@ -107,7 +134,7 @@ class Mirror:
     found_by: tuple[str, ...] = ()
     checked_at: str = ""
     evidence: str = ""
-    status: str = "open"
+    status: MirrorStatus = MirrorStatus.OPEN
     matched_by_blob: int = 0
     matched_by_content: int = 0
     default_branch: str | None = None
@@ -127,25 +154,12 @@ class Mirror:
     unvendored_files: int = 0
 
     def to_record(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["verdict"] = self.verdict.value
-        data["sample_paths"] = list(self.sample_paths)
-        data["found_by"] = list(self.found_by)
-        data["matched_paths"] = [list(pair) for pair in self.matched_paths]
-        return data
+        return to_json(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_record(cls, data: Mapping[str, Any]) -> Mirror:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["verdict"] = Verdict(known.get("verdict", "unverified"))
-        known["sample_paths"] = tuple(known.get("sample_paths", ()))
-        known["found_by"] = tuple(known.get("found_by", ()))
-        known["matched_paths"] = tuple(
-            (str(pair[0]), str(pair[1]))
-            for pair in known.get("matched_paths", ())
-            if len(pair) == 2
-        )
-        return cls(**known)
+        """The one parser of a stored mirror record (unknown keys ignored, bad values refused)."""
+        return from_json(cls, data)
 
     def candidate(self) -> Candidate:
         return Candidate(
@@ -164,6 +178,19 @@ class Mirror:
             found_by=self.found_by,
             pushed_at=self.pushed_at,
         )
+
+
+def can_move(mirror: Mirror, status: MirrorStatus) -> bool:
+    return status is mirror.status or status in MOVES[mirror.status]
+
+
+def transition(mirror: Mirror, status: MirrorStatus, why: str) -> Mirror:
+    """The mirror with its takedown status moved to `status`; raises on a move not allowed."""
+    if not can_move(mirror, status):
+        raise IllegalTransition(
+            f"Mirror {mirror.url} cannot go from {mirror.status} to {status} ({why})."
+        )
+    return replace(mirror, status=status)
 
 
 @dataclass(frozen=True)

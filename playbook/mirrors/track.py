@@ -9,7 +9,7 @@ from pathlib import Path
 from playbook.clock import utcnow
 from playbook.errors import UsageError
 from playbook.mirrors.fingerprints import load_manifest
-from playbook.mirrors.model import Change, Mirror, Verdict
+from playbook.mirrors.model import Change, Mirror, MirrorStatus, Verdict, transition
 from playbook.mirrors.official import read_official
 from playbook.mirrors.verify import Verifier
 from playbook.services.hub import Services
@@ -43,16 +43,16 @@ def settle(old: Mirror, new: Mirror) -> Mirror:
     """
     if new.error:
         return old
-    status = old.status
-    if new.verdict in GONE and old.verdict not in (Verdict.UNRELATED, Verdict.OFFICIAL):
-        status = "resolved"
-    return replace(
+    settled = replace(
         new,
-        status=status,
+        status=old.status,
         found_by=old.found_by,
         target=old.target,
         manifest_file=old.manifest_file,
     )
+    if new.verdict in GONE and old.verdict not in (Verdict.UNRELATED, Verdict.OFFICIAL):
+        return transition(settled, MirrorStatus.RESOLVED, f"a recheck found it {new.verdict}")
+    return settled
 
 
 async def recheck_mirrors(

@@ -8,10 +8,12 @@ from typing import Any
 
 from markupsafe import Markup
 
+from playbook.mirrors.model import Mirror
 from playbook.notices.claims import Claim
 from playbook.notices.dmca import Network, StatementDecision
 from playbook.notices.render import fmt_dt
-from playbook.notices.view import IncidentView, MirrorView, SecretView
+from playbook.notices.view import IncidentView
+from playbook.steps.npm import SecretSummary
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class SecretPlace:
     """One leaked credential in one repository: the file at the commit checked, and its line."""
 
     claim: Claim
-    secret: SecretView
+    secret: SecretSummary
     path: str  # as the repository's tree names it
 
     @property
@@ -28,7 +30,7 @@ class SecretPlace:
         return Markup(f"{self.claim.permalink(self.path)}{anchor}")
 
 
-def secret_places(secrets: Sequence[SecretView], claims: Iterable[Claim]) -> list[SecretPlace]:
+def secret_places(secrets: Sequence[SecretSummary], claims: Iterable[Claim]) -> list[SecretPlace]:
     """Every repository file that is a leaked file holding a credential (by the matched paths)."""
     places = []
     for claim in claims:
@@ -38,7 +40,7 @@ def secret_places(secrets: Sequence[SecretView], claims: Iterable[Claim]) -> lis
 
 
 def checklist(
-    view: IncidentView, kind: str, extra: Mapping[str, Any], mirrors: Sequence[MirrorView],
+    view: IncidentView, kind: str, extra: Mapping[str, Any], mirrors: Sequence[Mirror],
     gaps: Sequence[str], now: str,
 ) -> tuple[str, ...]:  # fmt: skip
     """What a person must check before this draft is sent, from what the draft says."""
@@ -102,19 +104,19 @@ def _statement_items(
     return items
 
 
-def _dates(view: IncidentView, mirrors: Sequence[MirrorView], now: str) -> list[str]:
+def _dates(view: IncidentView, mirrors: Sequence[Mirror], now: str) -> list[str]:
     checked = sorted(m.checked_at for m in mirrors if m.checked_at)
     if checked:
         return [
             f"Last check of these copies: {fmt_dt(checked[-1])} (oldest {fmt_dt(checked[0])}); "
             f"drafted {fmt_dt(now)}."
         ]
-    verified = [str(t.verify.get("checked_at")) for t in view.targets if t.verify.get("checked_at")]
+    verified = [t.verify.checked_at for t in view.targets if t.verify and t.verify.checked_at]
     when = fmt_dt(max(verified)) if verified else "not recorded"
     return [f"Registry state last verified: {when}; drafted {fmt_dt(now)}."]
 
 
-def _recheck(view: IncidentView, kind: str, mirrors: Sequence[MirrorView]) -> str:
+def _recheck(view: IncidentView, kind: str, mirrors: Sequence[Mirror]) -> str:
     incident = view.incident.id
     if any(m.host == "github.com" for m in mirrors):
         return (

@@ -26,9 +26,8 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
-from playbook.mirrors.model import is_vendored
+from playbook.mirrors.model import Mirror, is_vendored
 from playbook.notices.render import missing, safe_url
-from playbook.notices.view import MirrorView
 
 ENTIRE_RATIO = 0.9
 
@@ -42,7 +41,7 @@ class ClaimKind(StrEnum):
 class Claim:
     """What a notice asks about one repository or package, and the evidence it cites."""
 
-    mirror: MirrorView
+    mirror: Mirror
     kind: ClaimKind
     reason: str
     files: tuple[str, ...]  # every matched path, as the checked tree names it (distinct, sorted)
@@ -79,11 +78,11 @@ class Claim:
         return safe_url(f"{base}/blob/{self.mirror.commit_sha}/{quote(path)}")
 
 
-def _files(mirror: MirrorView) -> tuple[str, ...]:
+def _files(mirror: Mirror) -> tuple[str, ...]:
     return tuple(sorted({tree_path for tree_path, _leaked in mirror.matched_paths}))
 
 
-def _by_ratio(mirror: MirrorView) -> Claim:
+def _by_ratio(mirror: Mirror) -> Claim:
     files = _files(mirror)
     own = sum(1 for f in files if not is_vendored(f))
     total = mirror.unvendored_files
@@ -104,7 +103,7 @@ def _by_ratio(mirror: MirrorView) -> Claim:
     return Claim(mirror, ClaimKind.FILES, reason, files, own)
 
 
-def claims(mirrors: Iterable[MirrorView]) -> dict[str, Claim]:
+def claims(mirrors: Iterable[Mirror]) -> dict[str, Claim]:
     """Each mirror's claim by URL; identical trees inherit an entire claim."""
     found = {m.url: _by_ratio(m) for m in mirrors}
     whole = {c.mirror.tree_sha: c.mirror for c in found.values() if c.entire and c.mirror.tree_sha}

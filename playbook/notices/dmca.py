@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from playbook.config.org import Official
+from playbook.mirrors.model import Mirror, Verdict
 from playbook.notices.claims import Claim, claims
-from playbook.notices.view import MirrorView
 
 # GitHub's guide ("Your Complaint Must ...", item 1) asks for this sentence word for word.
 READ_GUIDE = "I have read and understand GitHub's Guide to Filing a DMCA Notice."
@@ -44,14 +44,14 @@ class Network:
 
     root: str
     name: str
-    copies: tuple[MirrorView, ...]
-    partials: tuple[MirrorView, ...]
-    others: tuple[MirrorView, ...]
+    copies: tuple[Mirror, ...]
+    partials: tuple[Mirror, ...]
+    others: tuple[Mirror, ...]
     has_non_copies: bool | None
     claims: tuple[Claim, ...] = ()  # one per listed repository, in listing order
 
     @property
-    def listed(self) -> tuple[MirrorView, ...]:
+    def listed(self) -> tuple[Mirror, ...]:
         return self.copies + self.partials
 
     @property
@@ -63,12 +63,12 @@ class Network:
         return tuple(c for c in self.claims if not c.entire)
 
     @property
-    def cleared(self) -> tuple[MirrorView, ...]:
+    def cleared(self) -> tuple[Mirror, ...]:
         """Repositories found in the network and judged not infringing."""
         return tuple(m for m in self.others if m.verdict in CLEARED_VERDICTS)
 
     @property
-    def unchecked(self) -> tuple[MirrorView, ...]:
+    def unchecked(self) -> tuple[Mirror, ...]:
         """Repositories found in the network that could not be verified either way."""
         return tuple(m for m in self.others if m.verdict not in CLEARED_VERDICTS)
 
@@ -84,22 +84,22 @@ class StatementDecision:
     reason: str
 
 
-def is_official(mirror: MirrorView, official: Official) -> bool:
+def is_official(mirror: Mirror, official: Official) -> bool:
     owner = mirror.name.split("/", 1)[0].lower()
-    return mirror.verdict == "official" or (
+    return mirror.verdict is Verdict.OFFICIAL or (
         owner in {o.lower() for o in official.github_orgs}
         or mirror.name.lower() in {r.lower() for r in official.repositories}
     )
 
 
-def _is_github_repo(mirror: MirrorView) -> bool:
+def _is_github_repo(mirror: Mirror) -> bool:
     return mirror.host == "github.com" and mirror.kind == "repo"
 
 
-def networks(mirrors: tuple[MirrorView, ...], official: Official) -> list[Network]:
+def networks(mirrors: tuple[Mirror, ...], official: Official) -> list[Network]:
     """GitHub networks holding at least one verified copy, each repo listed once, with claims."""
     claim_of = claims(m for m in mirrors if m.verdict in LISTED_VERDICTS)
-    groups: dict[str, list[MirrorView]] = {}
+    groups: dict[str, list[Mirror]] = {}
     for mirror in mirrors:
         if _is_github_repo(mirror):
             groups.setdefault(mirror.network_root or mirror.url, []).append(mirror)

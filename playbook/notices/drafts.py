@@ -12,13 +12,14 @@ from markupsafe import Markup
 
 from playbook.clock import utcnow
 from playbook.config.org import ORG_FIELDS, OrgConfig
+from playbook.mirrors.model import Mirror
 from playbook.notices import dmca
 from playbook.notices.checklist import checklist, secret_places
 from playbook.notices.claims import claims
+from playbook.notices.model import Notice, NoticeStatus, StatementRecord
 from playbook.notices.render import Renderer, blanks, missing
-from playbook.notices.view import IncidentView, MirrorView, NoticeView, TargetView
+from playbook.notices.view import IncidentView, TargetView
 
-FINAL_STATUSES = ("sent", "resolved")
 STATEMENTS = {
     "read_guide": Markup(dmca.READ_GUIDE),
     "forks": Markup(dmca.FORKS_CONFIRMATION),
@@ -46,18 +47,23 @@ class Spec:
     title: str
     template: str
     target: TargetView | None
-    mirrors: tuple[MirrorView, ...] = ()
+    mirrors: tuple[Mirror, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Draft:
-    """A rendered notice: the record to store, where its file goes, and its text."""
+    """A rendered notice: the notice to store, where its file goes, and its text."""
 
-    record: Mapping[str, Any]
+    notice: Notice
     file: str
     text: str
     statements: Mapping[str, dmca.StatementDecision] = field(default_factory=dict)  # by network
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The notice as it is stored (its JSON form)."""
+        return self.notice.to_record()
 
 
 def org_context(org: OrgConfig) -> dict[str, Any]:
@@ -89,7 +95,7 @@ def draft_notices(
     )
     for spec in specs:
         old = existing.get(spec.id)
-        if old is not None and old.status in FINAL_STATUSES:
+        if old is not None and old.status.final:
             follow_up = _follow_up(spec, view.notices)
             if follow_up is None:
                 continue
@@ -98,18 +104,18 @@ def draft_notices(
     return drafts
 
 
-def _follow_up(spec: Spec, notices: tuple[NoticeView, ...]) -> Spec | None:
+def _follow_up(spec: Spec, notices: tuple[Notice, ...]) -> Spec | None:
     """A further DMCA notice for copies found after the incident's notice was sent, or None."""
     networks = spec.extra.get("networks")
     if not isinstance(networks, tuple) or spec.kind != "dmca-github":
         return None
     numbered = re.compile(rf"{re.escape(spec.id)}(-\d+)?")
     family = [n for n in notices if numbered.fullmatch(n.id)]
-    covered = {url for n in family if n.status in FINAL_STATUSES for url in n.mirrors}
+    covered = {url for n in family if n.status.final for url in n.mirrors}
     later = tuple(n for n in (_uncovered(n, covered) for n in networks) if n is not None)
     if not later:
         return None
-    open_ids = [n.id for n in family if n.status not in FINAL_STATUSES]
+    open_ids = [n.id for n in family if not n.status.final]
     notice_id = open_ids[0] if open_ids else f"{spec.id}-{len(family) + 1}"
     return dataclasses.replace(
         spec,
@@ -240,7 +246,7 @@ def _target_specs(view: IncidentView, org: OrgConfig, t: TargetView) -> list[Spe
                 {"secrets": secrets, "places": tuple(places)},
             )
         )
-    if t.unpublish.get("support_request_needed"):
+    if t.unpublish and t.unpublish.support_request_needed:
         specs.append(
             Spec(
                 f"npm-support-{t.slug}",
@@ -273,11 +279,11 @@ def _target_specs(view: IncidentView, org: OrgConfig, t: TargetView) -> list[Spe
 
 
 def _cdn_specs(t: TargetView) -> list[Spec]:
-    copies = [c for c in t.cdn.get("copies") or () if isinstance(c, Mapping)]
-    needed = {str(c) for c in t.cdn.get("requests_needed") or ()}
+    copies = t.cdn.copies if t.cdn else ()
+    needed = set(t.cdn.requests_needed if t.cdn else ())
     specs = []
     for cdn, base in CDN_BASES.items():
-        urls = tuple(str(c.get("url")) for c in copies if c.get("cdn") == cdn and c.get("url"))
+        urls = tuple(c.url for c in copies if c.cdn == cdn and c.url)
         if cdn not in needed and not urls:
             continue
         specs.append(
@@ -319,30 +325,20 @@ def _draft(view: IncidentView, org: OrgConfig, spec: Spec, renderer: Renderer, n
     decisions = spec.extra.get("decisions") or {}
     networks = {n.root: n.name for n in spec.extra.get("networks") or ()}
     statements = {networks[root]: d for root, d in decisions.items() if root in networks}
-    record: dict[str, Any] = {
-        "id": spec.id,
-        "kind": spec.kind,
-        "title": spec.title,
-        "status": "needs_details" if gaps else "drafted",
-        "file": file,
-        "mirrors": [m.url for m in spec.mirrors],
-        "missing": gaps,
-        "ref": None,
-        "sent_at": None,
-        "resolved_at": None,
-        "rehearsal": view.incident.is_draft,
-        "target": spec.target.spec if spec.target else None,
-        "drafted_at": now,
-    }
-    if statements:
-        record["network_statement"] = {
-            name: {"requested": d.requested, "included": d.included, "reason": d.reason}
+    notice = Notice(
+        id=spec.id,
+        kind=spec.kind,
+        title=spec.title,
+        status=NoticeStatus.NEEDS_DETAILS if gaps else NoticeStatus.DRAFTED,
+        file=file,
+        mirrors=tuple(m.url for m in spec.mirrors),
+        missing=tuple(gaps),
+        rehearsal=view.incident.is_draft,
+        target=spec.target.spec if spec.target else None,
+        drafted_at=now,
+        network_statements=tuple(
+            StatementRecord(d.requested, d.included, d.reason, name)
             for name, d in statements.items()
-        }
-    return Draft(record, file, text, statements)
-
-
-def as_view(record: Mapping[str, Any]) -> NoticeView:
-    from playbook.notices.view import notice_view
-
-    return notice_view(record)
+        ),
+    )
+    return Draft(notice, file, text, statements)

@@ -238,7 +238,7 @@ def _publish(registry: Any, chosen: Scenario, token: Secret) -> dict[str, bytes]
 def _republish(registry: Any, world: Any, token: Secret) -> None:
     """The world's npm packages (republished copies, innocent look-alikes) go in the sandbox
     registry: that is where the hunt's npm search looks in a rehearsal."""
-    from playbook.rehearsal.world.fakeworld import package_tarball
+    from playbook.rehearsal.world import package_tarball
 
     for package in world.packages:
         registry.publish(
@@ -258,7 +258,7 @@ REHEARSAL_SEARCH_PER_MINUTE = 600
 
 
 def _world(chosen: Scenario, files: dict[str, bytes]) -> Any:
-    from playbook.rehearsal.world.fakeworld import Limits, World
+    from playbook.rehearsal.world import Limits, World
 
     limits = Limits(code_search=REHEARSAL_SEARCH_PER_MINUTE, search=REHEARSAL_SEARCH_PER_MINUTE)
     return World.seeded(
@@ -267,7 +267,7 @@ def _world(chosen: Scenario, files: dict[str, bytes]) -> Any:
 
 
 def _fake_world(world: Any) -> Any:
-    from playbook.rehearsal.world.fakeworld import FakeWorld
+    from playbook.rehearsal.world import FakeWorld
 
     return FakeWorld(world)
 

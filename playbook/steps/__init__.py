@@ -6,7 +6,7 @@ import importlib
 import os
 from typing import TypeVar
 
-from playbook.steps.base import StepType
+from playbook.steps.base import StepOutputs, StepType
 
 _TYPES: dict[str, type[StepType]] = {}
 _BUILTIN_MODULES = (
@@ -21,6 +21,9 @@ T = TypeVar("T", bound=type[StepType])
 
 def register(cls: T) -> T:
     """Class decorator: make a step type available to runbooks under `cls.uses`."""
+    outputs = getattr(cls, "outputs", None)
+    if not (isinstance(outputs, type) and issubclass(outputs, StepOutputs)):
+        raise TypeError(f"step type {cls.uses!r} must declare `outputs`, a StepOutputs dataclass")
     existing = _TYPES.get(cls.uses)
     if existing is not None and existing is not cls:
         raise ValueError(f"step type {cls.uses!r} is registered twice")

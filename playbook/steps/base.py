@@ -7,14 +7,26 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
+from playbook.errors import UsageError
 from playbook.fileio import write_atomic
 
 if TYPE_CHECKING:
     from playbook.config.settings import Settings
     from playbook.services.hub import Services
     from playbook.spec import PackageSpec
+
+
+class StepOutputs:
+    """Base of every step type's outputs: a frozen dataclass, stored once as JSON (codec.py).
+
+    Runbook expressions (`steps.<id>.outputs.x`) see the JSON form; steps, notices and
+    templates see the typed object.
+    """
+
+
+Out = TypeVar("Out", bound=StepOutputs)
 
 
 @dataclass(frozen=True)
@@ -31,15 +43,21 @@ class Plan:
     """What `plan` found and would do. `outputs` has the shape of the real outputs."""
 
     actions: tuple[Action, ...] = ()
-    outputs: Mapping[str, Any] = field(default_factory=dict)
+    outputs: StepOutputs | None = None
     summary: str = ""
+
+    def outputs_as(self, kind: type[Out]) -> Out:
+        """The outputs as the step's own type (`apply` gets the plan its own `plan` made)."""
+        if not isinstance(self.outputs, kind):
+            raise TypeError(f"plan outputs are {type(self.outputs).__name__}, not {kind.__name__}")
+        return self.outputs
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What `apply` did. `skipped` ends the step skipped with `summary` as the reason."""
 
-    outputs: Mapping[str, Any] = field(default_factory=dict)
+    outputs: StepOutputs | None = None
     changed: bool = False
     summary: str = ""
     skipped: bool = False
@@ -86,7 +104,7 @@ class StepContext:
     target: PackageSpec
     params: Mapping[str, Any]
     inputs: Mapping[str, Any]
-    needs: Mapping[str, Mapping[str, Any]]
+    needs: Mapping[str, StepOutputs]
     settings: Settings
     services: Services
     workdir: Path
@@ -101,9 +119,21 @@ class StepContext:
     def dry_run(self) -> bool:
         return self.settings.dry_run
 
-    def output_of(self, step_id: str) -> Mapping[str, Any]:
-        """Outputs of a step this one needs (same package); empty when it was skipped."""
-        return self.needs.get(step_id, {})
+    def output_of(self, step_id: str, kind: type[Out]) -> Out | None:
+        """Outputs of step `step_id` this one needs (same package); None when it has none."""
+        found = self.needs.get(step_id)
+        if found is None:
+            return None
+        if not isinstance(found, kind):
+            raise UsageError(
+                f"Step {self.step_id} reads step {step_id!r} as {kind.__name__}, but that step "
+                f"gives {type(found).__name__}; point `with:` at a step of the right type."
+            )
+        return found
+
+    def output(self, kind: type[Out], param: str) -> Out | None:
+        """Outputs of the step named by `with: {param: id}` (default: a step with id `param`)."""
+        return self.output_of(str(self.params.get(param, param)), kind)
 
     def temp_dir(self) -> tempfile.TemporaryDirectory[str]:
         """A private scratch folder inside the incident folder (removed when the step is done)."""
@@ -128,6 +158,7 @@ class StepType(ABC):
     """
 
     uses: ClassVar[str]
+    outputs: ClassVar[type[StepOutputs]]  # the frozen dataclass `plan` and `apply` return
     mutates: ClassVar[bool] = False
     destructive: ClassVar[bool] = False
     description: ClassVar[str] = ""

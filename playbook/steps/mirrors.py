@@ -11,14 +11,15 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
 from playbook.clock import utcnow
 from playbook.mirrors.collect import collect
 from playbook.mirrors.fingerprints import Manifest, load_manifest
-from playbook.mirrors.model import Candidate, Mirror, Verdict
+from playbook.mirrors.model import Candidate, Mirror, MirrorStatus, Verdict
 from playbook.mirrors.official import read_official
 from playbook.mirrors.track import list_mirrors, recheck
 from playbook.mirrors.verify import Verifier
@@ -26,16 +27,75 @@ from playbook.net.governor import Governor
 from playbook.services.cdn import cdns, jsdelivr_purge
 from playbook.services.github import github_api
 from playbook.steps import register
-from playbook.steps.base import Outcome, Plan, StepContext, StepType
+from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.steps.npm import LookupOutput, ScanOutput
 
 __all__ = ["CheckCdns", "HuntMirrors", "VerifyMirrors", "list_mirrors", "recheck"]
 MAX_CDN_PROBES = 4
 
 
+@dataclass(frozen=True)
+class SkippedSource:
+    source: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class HuntOutput(StepOutputs):
+    candidates: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    skipped_sources: tuple[SkippedSource, ...] = ()
+    candidates_file: str | None = None
+    queries: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    github_requests: int = 0
+
+
+@dataclass(frozen=True)
+class VerifyMirrorsOutput(StepOutputs):
+    """How many candidates got each verdict, and the copies proved."""
+
+    copy: int = 0
+    partial: int = 0
+    unrelated: int = 0
+    official: int = 0
+    disabled: int = 0
+    gone: int = 0
+    unreachable: int = 0
+    copies: int = 0
+    unverified: int = 0
+    requests: int = 0
+    mirrors_file: str | None = None
+    copy_urls: tuple[str, ...] = ()
+    networks_with_non_copies: tuple[str, ...] = ()
+    budget_note: str | None = None
+
+
+@dataclass(frozen=True)
+class CdnCopy:
+    cdn: str = ""
+    url: str = ""
+    status: int = 0
+    file: str = ""
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Purge:
+    url: str = ""
+    status: int | str = ""  # "planned" in a dry run
+    ok: bool | None = None
+
+
+@dataclass(frozen=True)
+class CdnOutput(StepOutputs):
+    copies: tuple[CdnCopy, ...] = ()
+    purge_requested: tuple[Purge, ...] = ()
+    requests_needed: tuple[str, ...] = ()
+
+
 def _manifest_file(ctx: StepContext) -> str | None:
-    scan = ctx.output_of(str(ctx.params.get("scan", "scan")))
-    value = scan.get("manifest_file")
-    return str(value) if value else None
+    scan = ctx.output(ScanOutput, "scan")
+    return scan.manifest_file if scan and scan.manifest_file else None
 
 
 def _folder(manifest_file: str) -> str:
@@ -69,25 +129,26 @@ def _no_manifest(ctx: StepContext) -> Outcome:
 @register
 class HuntMirrors(StepType):
     uses = "mirrors.hunt"
+    outputs = HuntOutput
     description = "Find candidate public copies: GitHub searches and forks, npm, archives, forges."
     params = frozenset({"scan", "lookup", "max_code_queries"})
 
     async def plan(self, ctx: StepContext) -> Plan:
-        return Plan(outputs={"candidates": 0, "by_source": {}, "skipped_sources": []})
+        return Plan(outputs=HuntOutput())
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         loaded = _manifest(ctx)
         if loaded is None:
             return _no_manifest(ctx)
         manifest, manifest_file = loaded
-        lookup = ctx.output_of(str(ctx.params.get("lookup", "lookup")))
+        lookup = ctx.output(LookupOutput, "lookup")
         with _quota_progress(ctx) as gov:
             before = gov.requests
             found = await collect(
                 manifest,
                 ctx.services,
                 official=read_official(ctx.settings),
-                published_at=lookup.get("published_at"),
+                published_at=lookup.published_at if lookup else None,
                 progress=ctx.progress,
             )
             spent = gov.requests - before
@@ -96,14 +157,14 @@ class HuntMirrors(StepType):
         ctx.write_file(name, _dump([c.to_json() for c in cands]))
         for cand in cands:
             _record_candidate(ctx, cand, manifest_file)
-        outputs = {
-            "candidates": len(cands),
-            "by_source": dict(found.by_source),
-            "skipped_sources": [dict(s) for s in found.skipped],
-            "candidates_file": name,
-            "queries": {k: list(v) for k, v in found.queries.items()},
-            "github_requests": spent,
-        }
+        outputs = HuntOutput(
+            candidates=len(cands),
+            by_source=dict(found.by_source),
+            skipped_sources=tuple(SkippedSource(**s) for s in found.skipped),
+            candidates_file=name,
+            queries={k: tuple(v) for k, v in found.queries.items()},
+            github_requests=spent,
+        )
         summary = f"{len(cands)} candidates from {len(found.by_source)} sources"
         if found.skipped:
             summary += "; skipped: " + ", ".join(s["source"] for s in found.skipped)
@@ -112,8 +173,8 @@ class HuntMirrors(StepType):
 
 def _record_candidate(ctx: StepContext, cand: Candidate, manifest_file: str) -> None:
     """A candidate is tracked at once (verdict unverified); a verified record is left alone."""
-    known = ctx.records.get("mirror", cand.url)
-    if known is not None and known.get("verdict") != Verdict.UNVERIFIED.value:
+    known = _known(ctx, cand.url)
+    if known is not None and known.verdict is not Verdict.UNVERIFIED:
         return
     mirror = Mirror(
         url=cand.url,
@@ -143,19 +204,20 @@ COUNTED = ("copy", "partial", "unrelated", "official", "disabled", "gone", "unre
 @register
 class VerifyMirrors(StepType):
     uses = "mirrors.verify"
+    outputs = VerifyMirrorsOutput
     description = "Prove each candidate from its file tree (blob SHA-1s) and give it a verdict."
     params = frozenset({"scan", "hunt", "lookup"})
 
     async def plan(self, ctx: StepContext) -> Plan:
-        return Plan(outputs={**dict.fromkeys(COUNTED, 0), "copies": 0, "requests": 0})
+        return Plan(outputs=VerifyMirrorsOutput())
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         loaded = _manifest(ctx)
-        hunt = ctx.output_of(str(ctx.params.get("hunt", "hunt")))
-        if loaded is None or not hunt.get("candidates_file"):
+        hunt = ctx.output(HuntOutput, "hunt")
+        if loaded is None or hunt is None or not hunt.candidates_file:
             return _no_manifest(ctx)
         manifest, manifest_file = loaded
-        raw = json.loads((ctx.workdir / str(hunt["candidates_file"])).read_bytes())
+        raw = json.loads((ctx.workdir / hunt.candidates_file).read_bytes())
         verifier = Verifier(
             manifest,
             ctx.services,
@@ -180,8 +242,8 @@ class VerifyMirrors(StepType):
 
 
 def _published(ctx: StepContext) -> str | None:
-    value = ctx.output_of(str(ctx.params.get("lookup", "lookup"))).get("published_at")
-    return str(value) if value else None
+    lookup = ctx.output(LookupOutput, "lookup")
+    return lookup.published_at if lookup and lookup.published_at else None
 
 
 # When an incident has several packages, one repository is checked against each package's
@@ -203,35 +265,42 @@ def _strength(verdict: object) -> int:
     return STRENGTH.index(str(verdict)) if verdict in STRENGTH else 0
 
 
+def _known(ctx: StepContext, url: str) -> Mirror | None:
+    """The mirror already recorded at `url`, if any."""
+    record = ctx.records.get("mirror", url)
+    return Mirror.from_record(record) if record is not None else None
+
+
 def _record_mirror(ctx: StepContext, mirror: Mirror) -> None:
-    known = ctx.records.get("mirror", mirror.url)
+    known = _known(ctx, mirror.url)
     if (
         known is not None
-        and known.get("target") not in (None, str(ctx.target))
-        and _strength(known.get("verdict")) > _strength(mirror.verdict.value)
+        and known.target not in ("", str(ctx.target))
+        and _strength(known.verdict) > _strength(mirror.verdict)
     ):
         return
-    status = str(known.get("status", "open")) if known else "open"
-    ctx.records.put("mirror", mirror.url, {**mirror.to_record(), "status": status})
+    # A new verdict keeps the takedown status the record already has (its owner moves it).
+    status = known.status if known else MirrorStatus.OPEN
+    ctx.records.put("mirror", mirror.url, replace(mirror, status=status).to_record())
 
 
 def _verify_outputs(
     mirrors: list[Mirror], requests: int, name: str, budget_note: str
-) -> dict[str, Any]:
+) -> VerifyMirrorsOutput:
     counts = collections.Counter(m.verdict.value for m in mirrors)
     copies = [m for m in mirrors if m.verdict is Verdict.COPY]
-    return {
+    return VerifyMirrorsOutput(
         **{v: counts.get(v, 0) for v in COUNTED},
-        "copies": len(copies),
-        "unverified": counts.get("unverified", 0),
-        "requests": requests,
-        "mirrors_file": name,
-        "copy_urls": [m.url for m in copies],
-        "networks_with_non_copies": sorted(
-            {str(m.network_root) for m in copies if m.network_has_non_copies is not False}
+        copies=len(copies),
+        unverified=counts.get("unverified", 0),
+        requests=requests,
+        mirrors_file=name,
+        copy_urls=tuple(m.url for m in copies),
+        networks_with_non_copies=tuple(
+            sorted({str(m.network_root) for m in copies if m.network_has_non_copies is not False})
         ),
-        "budget_note": budget_note or None,
-    }
+        budget_note=budget_note or None,
+    )
 
 
 def _verify_summary(mirrors: list[Mirror]) -> str:
@@ -242,11 +311,12 @@ def _verify_summary(mirrors: list[Mirror]) -> str:
 @register
 class CheckCdns(StepType):
     uses = "cdn.check"
+    outputs = CdnOutput
     description = "Record jsDelivr and unpkg copies of the version; purge jsDelivr tags only."
     params = frozenset({"scan", "lookup"})
 
     async def plan(self, ctx: StepContext) -> Plan:
-        return Plan(outputs={"copies": [], "purge_requested": [], "requests_needed": []})
+        return Plan(outputs=CdnOutput())
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         loaded = _manifest(ctx)
@@ -255,10 +325,12 @@ class CheckCdns(StepType):
             return Outcome(skipped=True, summary=f"{ctx.target}: no map or source files to probe")
         copies = await _probe(ctx, files)
         for copy in copies:
-            ctx.records.put("mirror", copy["url"], _cdn_record(ctx, copy))
-        serving = sorted({c["cdn"] for c in copies})
+            ctx.records.put("mirror", copy.url, _cdn_record(ctx, copy))
+        serving = tuple(sorted({c.cdn for c in copies}))
         purges = await _purge_tags(ctx, files) if "jsdelivr" in serving else []
-        outputs = {"copies": copies, "purge_requested": purges, "requests_needed": serving}
+        outputs = CdnOutput(
+            copies=tuple(copies), purge_requested=tuple(purges), requests_needed=serving
+        )
         summary = (
             f"{len(copies)} CDN copies on {', '.join(serving)}; static versions need a "
             "removal request"
@@ -273,57 +345,49 @@ def _probe_files(manifest: Manifest) -> list[str]:
     return [*manifest.map_names, *direct][:MAX_CDN_PROBES]
 
 
-async def _probe(ctx: StepContext, files: list[str]) -> list[dict[str, Any]]:
+async def _probe(ctx: StepContext, files: list[str]) -> list[CdnCopy]:
     copies = []
     for cdn in cdns(ctx.services):
         for file in files:
             probe = await cdn.probe(ctx.target.name, ctx.target.version, file)
             if probe.status == 200:
-                copies.append(
-                    {
-                        "cdn": cdn.name,
-                        "url": probe.url,
-                        "status": probe.status,
-                        "file": file,
-                        "size": probe.size,
-                    }
-                )
+                copies.append(CdnCopy(cdn.name, probe.url, probe.status, file, probe.size))
     return copies
 
 
-def _cdn_record(ctx: StepContext, copy: Mapping[str, Any]) -> dict[str, Any]:
-    host = "cdn.jsdelivr.net" if copy["cdn"] == "jsdelivr" else "unpkg.com"
-    size = f", {copy['size']:,} bytes" if copy.get("size") else ""
-    known = ctx.records.get("mirror", str(copy["url"]))
+def _cdn_record(ctx: StepContext, copy: CdnCopy) -> dict[str, Any]:
+    host = "cdn.jsdelivr.net" if copy.cdn == "jsdelivr" else "unpkg.com"
+    size = f", {copy.size:,} bytes" if copy.size else ""
+    known = _known(ctx, copy.url)
     mirror = Mirror(
-        url=str(copy["url"]),
+        url=copy.url,
         host=host,
         kind="cdn",
-        name=f"{ctx.target}/{copy['file']}",
+        name=f"{ctx.target}/{copy.file}",
         verdict=Verdict.COPY,
         found_by=("cdn-probe",),
         checked_at=utcnow(),
-        evidence=f"serves {copy['file']} of {ctx.target} (HTTP 200{size}); a static version "
+        evidence=f"serves {copy.file} of {ctx.target} (HTTP 200{size}); a static version "
         "cannot be purged: removal needs a request",
         target=str(ctx.target),
-        status=str(known.get("status", "open")) if known else "open",
+        status=known.status if known else MirrorStatus.OPEN,
     )
     return mirror.to_record()
 
 
-async def _purge_tags(ctx: StepContext, files: list[str]) -> list[dict[str, Any]]:
+async def _purge_tags(ctx: StepContext, files: list[str]) -> list[Purge]:
     """Purge jsDelivr's cache for tags that pointed at the version (they may still resolve)."""
-    lookup = ctx.output_of(str(ctx.params.get("lookup", "lookup")))
-    tags = sorted(set(lookup.get("tags_on_version") or []))
+    lookup = ctx.output(LookupOutput, "lookup")
+    tags = sorted(set(lookup.tags_on_version if lookup else ()))
     purge = jsdelivr_purge(ctx.services)
-    out: list[dict[str, Any]] = []
+    out: list[Purge] = []
     for tag in tags:
         for file in files:
             if ctx.dry_run:
-                out.append({"url": purge.url(ctx.target.name, tag, file), "status": "planned"})
+                out.append(Purge(purge.url(ctx.target.name, tag, file), "planned"))
                 continue
             result = await purge.purge(ctx.target.name, tag, file)
-            out.append({"url": result.url, "status": result.status, "ok": result.ok})
+            out.append(Purge(result.url, result.status, result.ok))
     return out
 
 

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from playbook.config.org import load_org
+from playbook.mirrors.model import Mirror, MirrorStatus, transition
 from playbook.notices.drafts import draft_notices
+from playbook.notices.model import NoticeStatus
 from playbook.notices.view import step_view
 from playbook.steps import register
-from playbook.steps.base import Outcome, Plan, StepContext, StepType
+from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs, StepType
+
+
+@dataclass(frozen=True)
+class DraftedNotice:
+    id: str = ""
+    kind: str = ""
+    status: NoticeStatus = NoticeStatus.DRAFTED
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class NoticesOutput(StepOutputs):
+    notices: tuple[DraftedNotice, ...] = ()
 
 
 @register
@@ -14,6 +31,7 @@ class DraftNotices(StepType):
     """Drafts notices for a person to review and file; it sends nothing (mutates=False)."""
 
     uses = "notices.draft"
+    outputs = NoticesOutput
     mutates = False
     description = "Draft DMCA, private-information, npm, CDN, advisory and customer notices."
     params = frozenset(
@@ -42,39 +60,35 @@ class DraftNotices(StepType):
         )
         changed = False
         for draft in drafts:
+            notice = draft.notice
             ctx.write_file(draft.file, draft.text.encode("utf-8"))
-            changed |= ctx.records.put("notice", str(draft.record["id"]), draft.record)
+            changed |= ctx.records.put("notice", notice.id, notice.to_record())
             for network, decision in draft.statements.items():
                 if decision.requested and not decision.included:
                     ctx.event(
                         "notice.network_statement_refused",
-                        {
-                            "notice": draft.record["id"],
-                            "network": network,
-                            "reason": decision.reason,
-                        },
+                        {"notice": notice.id, "network": network, "reason": decision.reason},
                     )
-            ctx.progress(f"drafted {draft.file} ({draft.record['status']})")
-        for mirror_url in {u for d in drafts for u in d.record["mirrors"]}:
+            ctx.progress(f"drafted {draft.file} ({notice.status})")
+        for mirror_url in {u for d in drafts for u in d.notice.mirrors}:
             _mark_drafted(ctx, mirror_url)
-        notices = [ctx.records.get("notice", str(d.record["id"])) or d.record for d in drafts]
-        waiting = [n["id"] for n in notices if n["status"] == "needs_details"]
+        notices = [d.notice for d in drafts]
+        waiting = [n.id for n in notices if n.status is NoticeStatus.NEEDS_DETAILS]
         summary = f"{len(drafts)} notice(s) drafted" + (
             f", {len(waiting)} need details from respond.toml" if waiting else ""
         )
         return Outcome(
-            outputs={
-                "notices": [
-                    {"id": n["id"], "kind": n["kind"], "status": n["status"], "file": n["file"]}
-                    for n in notices
-                ]
-            },
+            outputs=NoticesOutput(
+                tuple(DraftedNotice(n.id, n.kind, n.status, n.file) for n in notices)
+            ),
             changed=changed,
             summary=summary,
         )
 
 
 def _mark_drafted(ctx: StepContext, url: str) -> None:
-    mirror = ctx.records.get("mirror", url)
-    if mirror is not None and mirror.get("status", "open") == "open":
-        ctx.records.put("mirror", url, {**mirror, "status": "notice_drafted"})
+    record = ctx.records.get("mirror", url)
+    mirror = Mirror.from_record(record) if record is not None else None
+    if mirror is not None and mirror.status is MirrorStatus.OPEN:
+        moved = transition(mirror, MirrorStatus.NOTICE_DRAFTED, "a notice names it")
+        ctx.records.put("mirror", url, moved.to_record())

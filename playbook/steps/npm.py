@@ -5,22 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import nodesemver
 
 from playbook import scan
 from playbook.clock import utcnow
+from playbook.codec import from_json
 from playbook.errors import PolicyRefused, RemoteError, UsageError
 from playbook.scan import ScanResult
 from playbook.services.hub import Cache
 from playbook.services.npm import NpmRegistry, Packument, registry_for, tarball_filename
 from playbook.spec import PackageSpec
 from playbook.steps import register
-from playbook.steps.base import Action, Outcome, Plan, StepContext, StepType
+from playbook.steps.base import Action, Outcome, Plan, StepContext, StepOutputs, StepType
 
 POLICY_HOURS = 72.0
 MAX_CANDIDATE_SCANS = 5
@@ -32,11 +33,126 @@ def registry(ctx: StepContext) -> NpmRegistry:
     return registry_for(ctx.services, ctx.target.name)
 
 
-def lookup_of(ctx: StepContext) -> Mapping[str, Any]:
+# -- outputs (every field has a default so a record written by an older version still reads) -------
+
+
+@dataclass(frozen=True)
+class LookupOutput(StepOutputs):
+    """What the registry says about the leaked version right now."""
+
+    package: str = ""
+    version: str = ""
+    registry: str = ""
+    registry_source: str = ""
+    dist_tags: dict[str, str] = field(default_factory=dict)
+    versions: tuple[str, ...] = ()
+    exists: bool = False
+    unpublished: bool = False
+    published_at: str | None = None
+    hours_since_publish: float | None = None
+    tags_on_version: tuple[str, ...] = ()
+    maintainers: tuple[str, ...] = ()
+    deprecated: str | None = None
+    tarball: str | None = None
+    tarball_still_served: bool = False
+    integrity: str | None = None
+    shasum: str | None = None
+
+
+@dataclass(frozen=True)
+class SecretSummary:
+    """A secret the scan found, only ever in its redacted form."""
+
+    kind: str = "secret"
+    file: str = ""
+    line: int | None = None
+    redacted: str = "<redacted>"
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """The numbers that size the leak (the `summary` of a scan result)."""
+
+    files: int = 0
+    bytes: int = 0
+    sourcemaps: int = 0
+    sources: int = 0
+    sources_with_content: int = 0
+    first_party: int = 0
+    node_modules: int = 0
+    original_bytes: int = 0
+    original_lines: int = 0
+    top_dirs: tuple[tuple[str, int], ...] = ()
+    sensitive_files: tuple[str, ...] = ()
+    secrets: tuple[SecretSummary, ...] = ()
+    internal_hosts: tuple[str, ...] = ()
+    partial: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScanOutput(StepOutputs):
+    leaky: bool = False
+    reasons: tuple[str, ...] = ()
+    findings_file: str | None = None
+    manifest_file: str | None = None
+    summary: ScanSummary = field(default_factory=ScanSummary)
+
+
+# A TypedDict because "from" is a keyword: the JSON form (and runbook expressions) keep "from".
+TagMove = TypedDict("TagMove", {"from": str, "to": str})
+
+
+@dataclass(frozen=True)
+class RetagOutput(StepOutputs):
+    safe_version: str | None = None
+    moved: dict[str, TagMove] = field(default_factory=dict)
+    left: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeprecateOutput(StepOutputs):
+    deprecated: bool = False
+    message: str = ""
+    gone: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    """npm's unpublish rules as far as the registry lets us tell (None: cannot tell)."""
+
+    allowed: bool | None = None
+    within_72h: bool | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UnpublishOutput(StepOutputs):
+    unpublished: bool = False
+    policy: Policy = field(default_factory=Policy)
+    support_request_needed: bool = False
+    registry_reason: str | None = None
+    sequence: tuple[str, ...] = ()
+    whole_package: bool = False
+
+
+@dataclass(frozen=True)
+class VerifyOutput(StepOutputs):
+    contained: bool = False
+    dist_tags: dict[str, str] = field(default_factory=dict)
+    deprecated: bool | None = None
+    version_present: bool = False
+    tarball_reachable: bool = False
+    tags_on_version: tuple[str, ...] = ()
+    checked_at: str | None = None
+
+
+def lookup_of(ctx: StepContext) -> LookupOutput:
     """The npm.lookup outputs this step depends on (id from `with: {lookup: ...}`)."""
     step_id = str(ctx.params.get("lookup", "lookup"))
-    found = ctx.output_of(step_id)
-    if not found:
+    found = ctx.output_of(step_id, LookupOutput)
+    if found is None:
         raise UsageError(
             f"Step {ctx.step_id} needs the outputs of npm.lookup step {step_id!r} for "
             f"{ctx.target}; add it to `needs:`."
@@ -78,7 +194,7 @@ def was_unpublished(cache: Cache, reg: NpmRegistry, spec: PackageSpec) -> bool:
 # -- npm.lookup -----------------------------------------------------------------------------------
 
 
-async def lookup(reg: NpmRegistry, spec: PackageSpec, cache: Cache) -> dict[str, Any]:
+async def lookup(reg: NpmRegistry, spec: PackageSpec, cache: Cache) -> LookupOutput:
     """The npm.lookup outputs for `spec`: what the registry says about it right now."""
     doc = await reg.packument(spec.name)
     if doc is None:
@@ -100,32 +216,32 @@ async def lookup(reg: NpmRegistry, spec: PackageSpec, cache: Cache) -> dict[str,
             "Check the version; a version never published cannot have leaked from this registry.",
             status=404,
         )
-    published = doc.time.get(spec.version)
-    return {
-        **_base(reg, spec, doc),
-        "exists": True,
-        "unpublished": False,
-        "published_at": published,
-        "hours_since_publish": _hours_since(published),
-        "tags_on_version": doc.tags_on(spec.version),
-        "maintainers": list(info.maintainers or doc.maintainers),
-        "deprecated": info.deprecated,
-        "tarball": info.dist.tarball,
-        "integrity": info.dist.integrity,
-        "shasum": info.dist.shasum,
-    }
+    return replace(
+        _base(reg, spec, doc),
+        exists=True,
+        maintainers=tuple(info.maintainers or doc.maintainers),
+        deprecated=info.deprecated,
+        tarball=info.dist.tarball,
+        integrity=info.dist.integrity,
+        shasum=info.dist.shasum,
+    )
 
 
-def _base(reg: NpmRegistry, spec: PackageSpec, doc: Packument | None) -> dict[str, Any]:
-    versions = nodesemver.sort(list(doc.versions), True) if doc else []
-    return {
-        "package": spec.name,
-        "version": spec.version,
-        "registry": reg.url,
-        "registry_source": reg.source,
-        "dist_tags": dict(doc.dist_tags) if doc else {},
-        "versions": versions,
-    }
+def _base(reg: NpmRegistry, spec: PackageSpec, doc: Packument | None) -> LookupOutput:
+    """What a lookup says whether or not the version is still there."""
+    published = doc.time.get(spec.version) if doc else None
+    return LookupOutput(
+        package=spec.name,
+        version=spec.version,
+        registry=reg.url,
+        registry_source=reg.source,
+        dist_tags=dict(doc.dist_tags) if doc else {},
+        versions=tuple(nodesemver.sort(list(doc.versions), True)) if doc else (),
+        published_at=published,
+        hours_since_publish=_hours_since(published),
+        tags_on_version=tuple(doc.tags_on(spec.version)) if doc else (),
+        maintainers=tuple(doc.maintainers) if doc else (),
+    )
 
 
 async def _leftover_tarball(reg: NpmRegistry, spec: PackageSpec) -> str | None:
@@ -136,36 +252,28 @@ async def _leftover_tarball(reg: NpmRegistry, spec: PackageSpec) -> str | None:
 
 def _gone(
     reg: NpmRegistry, spec: PackageSpec, doc: Packument | None, leftover: str | None
-) -> dict[str, Any]:
-    published = doc.time.get(spec.version) if doc else None
-    return {
-        **_base(reg, spec, doc),
-        "exists": False,
-        "unpublished": True,
-        "published_at": published,
-        "hours_since_publish": _hours_since(published),
-        "tags_on_version": doc.tags_on(spec.version) if doc else [],
-        "maintainers": list(doc.maintainers) if doc else [],
-        "deprecated": None,
-        "tarball": leftover,
-        "tarball_still_served": leftover is not None,
-        "integrity": None,
-        "shasum": None,
-    }
+) -> LookupOutput:
+    return replace(
+        _base(reg, spec, doc),
+        unpublished=True,
+        tarball=leftover,
+        tarball_still_served=leftover is not None,
+    )
 
 
 @register
 class Lookup(StepType):
     uses = "npm.lookup"
+    outputs = LookupOutput
     description = "Read the packument: versions, dist-tags, publish time, maintainers."
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         out = await lookup(registry(ctx), ctx.target, ctx.services.cache)
-        if out["unpublished"]:
-            summary = f"{ctx.target} is already unpublished from {out['registry']}"
+        if out.unpublished:
+            summary = f"{ctx.target} is already unpublished from {out.registry}"
         else:
-            tags = ", ".join(out["tags_on_version"]) or "no tags"
-            age = out["hours_since_publish"]
+            tags = ", ".join(out.tags_on_version) or "no tags"
+            age = out.hours_since_publish
             summary = f"{ctx.target} found ({tags}; published {age} h ago)"
         return Outcome(outputs=out, summary=summary)
 
@@ -173,11 +281,11 @@ class Lookup(StepType):
 # -- npm.scan -------------------------------------------------------------------------------------
 
 
-async def fetch_tarball(reg: NpmRegistry, look: Mapping[str, Any], folder: Path) -> Path:
+async def fetch_tarball(reg: NpmRegistry, look: LookupOutput, folder: Path) -> Path:
     """Download the version's tarball into `folder`, checked against integrity and shasum."""
-    url = str(look["tarball"])
-    dest = folder / tarball_filename(str(look["package"]), str(look["version"]))
-    await reg.download(url, dest, integrity=look.get("integrity"), shasum=look.get("shasum"))
+    url = str(look.tarball)
+    dest = folder / tarball_filename(look.package, look.version)
+    await reg.download(url, dest, integrity=look.integrity, shasum=look.shasum)
     return dest
 
 
@@ -188,6 +296,7 @@ def _scan_file(path: Path, package: str, version: str) -> ScanResult:
 @register
 class Scan(StepType):
     uses = "npm.scan"
+    outputs = ScanOutput
     description = (
         "Download the tarball (integrity-checked) and size the leak: maps, secrets, files."
     )
@@ -199,8 +308,8 @@ class Scan(StepType):
         with ctx.temp_dir() as tmp:
             if local:
                 path = Path(str(local)).expanduser()
-            elif look.get("tarball"):
-                ctx.progress(f"downloading {look['tarball']}")
+            elif look.tarball:
+                ctx.progress(f"downloading {look.tarball}")
                 path = await fetch_tarball(registry(ctx), look, Path(tmp))
             else:
                 return Outcome(
@@ -212,13 +321,13 @@ class Scan(StepType):
             result = await asyncio.to_thread(_scan_file, path, ctx.target.name, ctx.target.version)
         prefix = str(ctx.params.get("prefix", ctx.file_prefix))
         findings, manifest = scan.write_outputs(result, ctx.write_file, prefix)
-        outputs = {
-            "leaky": result.leaky,
-            "reasons": list(result.reasons),
-            "findings_file": findings,
-            "manifest_file": manifest,
-            "summary": result.summary(),
-        }
+        outputs = ScanOutput(
+            leaky=result.leaky,
+            reasons=tuple(result.reasons),
+            findings_file=findings,
+            manifest_file=manifest,
+            summary=from_json(ScanSummary, result.summary()),
+        )
         verdict = "LEAKY: " + "; ".join(result.reasons) if result.leaky else "clean"
         return Outcome(outputs=outputs, summary=f"{ctx.target}: {verdict}")
 
@@ -252,8 +361,8 @@ async def scan_verdict(
         return bool(verdict["leaky"]), list(verdict["reasons"])
     if not dist.tarball:
         return True, ["no tarball to scan"]
-    look = {"package": doc.name, "version": version, "tarball": dist.tarball,
-            "integrity": dist.integrity, "shasum": dist.shasum}  # fmt: skip
+    look = LookupOutput(package=doc.name, version=version, tarball=dist.tarball,
+                        integrity=dist.integrity, shasum=dist.shasum)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="candidate-", dir=scratch) as tmp:
         path = await fetch_tarball(reg, look, Path(tmp))
         result = await asyncio.to_thread(_scan_file, path, doc.name, version)
@@ -305,6 +414,7 @@ def _tag_actions(reg: NpmRegistry, name: str, tags: list[str], to: str) -> tuple
 @register
 class Retag(StepType):
     uses = "npm.retag"
+    outputs = RetagOutput
     mutates = True
     description = "Move every dist-tag off the leaked version to the newest safe earlier version."
     params = frozenset({"lookup", "safe_version"})
@@ -313,37 +423,38 @@ class Retag(StepType):
         reg = registry(ctx)
         doc = await reg.packument(ctx.target.name)
         if doc is None:
-            out: dict[str, Any] = {
-                "safe_version": None, "moved": {}, "left": [], "reason": "package gone"
-            }  # fmt: skip
+            out = RetagOutput(reason="package gone")
             return Plan(outputs=out, summary=f"{ctx.target.name} is no longer on the registry")
         safe, reason = await choose_safe_version(ctx, reg, doc)
         tags = doc.tags_on(ctx.target.version)
         if safe is None:
-            out = {"safe_version": None, "moved": {}, "left": tags, "reason": reason}
+            out = RetagOutput(left=tuple(tags), reason=reason)
             return Plan(outputs=out, summary=f"tags left on {ctx.target.version}: {reason}")
-        moved = {t: {"from": ctx.target.version, "to": safe} for t in tags}
-        out = {"safe_version": safe, "moved": moved, "left": [], "reason": reason}
+        moved: dict[str, TagMove] = {t: {"from": ctx.target.version, "to": safe} for t in tags}
+        out = RetagOutput(safe_version=safe, moved=moved, reason=reason)
         actions = _tag_actions(reg, ctx.target.name, tags, safe)
         return Plan(actions=actions, outputs=out, summary=_moved_summary(moved, safe))
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        out = dict(plan.outputs)
-        safe = out["safe_version"]
+        out = plan.outputs_as(RetagOutput)
+        safe = out.safe_version
         if safe is None:
             return Outcome(outputs=out, summary=plan.summary)
         reg = registry(ctx)
         current = await reg.dist_tags(ctx.target.name)  # re-read: act on the state as it is now
-        moved: dict[str, dict[str, str]] = {}
+        moved: dict[str, TagMove] = {}
         for tag in sorted(t for t, v in current.items() if v == ctx.target.version):
             await reg.set_dist_tag(ctx.target.name, tag, safe, progress=ctx.progress)
             ctx.event("npm.dist-tag", {"tag": tag, "from": ctx.target.version, "to": safe})
             moved[tag] = {"from": ctx.target.version, "to": safe}
-        out["moved"] = moved
-        return Outcome(outputs=out, changed=bool(moved), summary=_moved_summary(moved, safe))
+        return Outcome(
+            outputs=replace(out, moved=moved),
+            changed=bool(moved),
+            summary=_moved_summary(moved, safe),
+        )
 
 
-def _moved_summary(moved: Mapping[str, Any], safe: str) -> str:
+def _moved_summary(moved: dict[str, TagMove], safe: str) -> str:
     if not moved:
         return f"no tag points at the leaked version (safe version {safe})"
     return f"moved {', '.join(sorted(moved))} to {safe}"
@@ -363,19 +474,20 @@ def deprecation_message(ctx: StepContext, safe: str | None) -> str:
 @register
 class Deprecate(StepType):
     uses = "npm.deprecate"
+    outputs = DeprecateOutput
     mutates = True
     description = "Set the deprecation message on the leaked version only."
     params = frozenset({"lookup", "retag", "message"})
 
     async def plan(self, ctx: StepContext) -> Plan:
-        retag = ctx.output_of(str(ctx.params.get("retag", "retag")))
-        message = deprecation_message(ctx, retag.get("safe_version"))
+        retag = ctx.output(RetagOutput, "retag")
+        message = deprecation_message(ctx, retag.safe_version if retag else None)
         doc = await registry(ctx).packument(ctx.target.name)
         info = doc.versions.get(ctx.target.version) if doc else None
         if info is None:
-            out = {"deprecated": False, "message": message, "gone": True}
+            out = DeprecateOutput(deprecated=False, message=message, gone=True)
             return Plan(outputs=out, summary=f"{ctx.target} is no longer on the registry")
-        out = {"deprecated": True, "message": message, "gone": False}
+        out = DeprecateOutput(deprecated=True, message=message, gone=False)
         if info.deprecated == message:
             return Plan(outputs=out, summary=f"{ctx.target} is already deprecated")
         url = f"{registry(ctx).url}{_path(ctx.target.name)}"
@@ -383,11 +495,11 @@ class Deprecate(StepType):
         return Plan(actions=(action,), outputs=out, summary=f"deprecate {ctx.target}")
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        out = dict(plan.outputs)
-        if out.get("gone"):
+        out = plan.outputs_as(DeprecateOutput)
+        if out.gone:
             return Outcome(outputs=out, summary=plan.summary)
         reg = registry(ctx)
-        message = str(out["message"])
+        message = out.message
         changed = await reg.deprecate(
             ctx.target.name, ctx.target.version, message, progress=ctx.progress
         )
@@ -400,9 +512,9 @@ class Deprecate(StepType):
 # -- npm.unpublish --------------------------------------------------------------------------------
 
 
-def evaluate_policy(look: Mapping[str, Any]) -> dict[str, Any]:
+def evaluate_policy(look: LookupOutput) -> Policy:
     """npm's unpublish rules, as far as the registry lets us tell. The registry decides."""
-    hours = look.get("hours_since_publish")
+    hours = look.hours_since_publish
     within = None if hours is None else hours < POLICY_HOURS
     reasons = []
     if within is None:
@@ -415,34 +527,17 @@ def evaluate_policy(look: Mapping[str, Any]) -> dict[str, Any]:
     reasons.append("dependents: cannot tell (this registry does not report them)")
     if within is False:
         reasons.append("weekly downloads: cannot tell (this registry does not report them)")
-        owners = len(look.get("maintainers") or [])
+        owners = len(look.maintainers)
         if owners > 1:
             reasons.append(f"{owners} maintainers: npm requires a single owner after 72 hours")
-            return {"allowed": False, "within_72h": within, "reasons": reasons}
-    return {"allowed": None, "within_72h": within, "reasons": reasons}
-
-
-def _outputs(
-    policy: Mapping[str, Any],
-    *,
-    unpublished: bool,
-    sequence: list[str],
-    refused: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "unpublished": unpublished,
-        "policy": dict(policy),
-        "support_request_needed": refused is not None,
-        "registry_reason": refused,
-        "sequence": sequence,
-        **extra,
-    }
+            return Policy(allowed=False, within_72h=within, reasons=tuple(reasons))
+    return Policy(allowed=None, within_72h=within, reasons=tuple(reasons))
 
 
 @register
 class Unpublish(StepType):
     uses = "npm.unpublish"
+    outputs = UnpublishOutput
     mutates = True
     destructive = True
     description = "Unpublish the leaked version (npm's exact sequence); whole package only on flag."
@@ -456,7 +551,7 @@ class Unpublish(StepType):
         everything = ctx.settings.unpublish_all
         actions = await self._actions(ctx, reg, doc, look, everything)
         done = not actions
-        out = _outputs(policy, unpublished=done, sequence=[], whole_package=everything)
+        out = UnpublishOutput(unpublished=done, policy=policy, whole_package=everything)
         if done:
             return Plan(outputs=out, summary=f"{ctx.target} is already unpublished")
         return Plan(actions=actions, outputs=out, summary="; ".join(a.summary for a in actions))
@@ -466,7 +561,7 @@ class Unpublish(StepType):
         ctx: StepContext,
         reg: NpmRegistry,
         doc: Packument | None,
-        look: Mapping[str, Any],
+        look: LookupOutput,
         everything: bool,
     ) -> tuple[Action, ...]:
         name, version = ctx.target.name, ctx.target.version
@@ -475,7 +570,7 @@ class Unpublish(StepType):
         if everything or (version in doc.versions and len(doc.versions) == 1):
             url = f"{reg.url}{_path(name, '-rev', str(doc.rev))}"
             return (Action("DELETE", url, f"unpublish every version of {name}"),)
-        tarball = look.get("tarball") or f"{reg.url}{name}/-/{tarball_filename(name, version)}"
+        tarball = look.tarball or f"{reg.url}{name}/-/{tarball_filename(name, version)}"
         delete = Action(
             "DELETE", f"{tarball}/-rev/<new rev>", f"delete the tarball of {ctx.target}"
         )
@@ -489,22 +584,27 @@ class Unpublish(StepType):
         return (put, delete)
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        out = dict(plan.outputs)
+        out = plan.outputs_as(UnpublishOutput)
         if not plan.actions:
             return Outcome(outputs=out, summary=plan.summary)
         # Even when our reading of the policy says no, ask: the registry decides, and private
         # registries have no such policy. A refusal is then recorded in the registry's words.
-        policy = out["policy"]
         reg = registry(ctx)
         try:
             result = await self._unpublish(ctx, reg)
         except PolicyRefused as exc:
             ctx.event("npm.unpublish.refused", {"status": exc.status, "reason": exc.message})
-            refused = _outputs(policy, unpublished=False, sequence=[], refused=exc.message)
-            return Outcome(outputs={**out, **refused}, skipped=True, summary=exc.message)
+            refused = replace(
+                out,
+                unpublished=False,
+                sequence=(),
+                support_request_needed=True,
+                registry_reason=exc.message,
+            )
+            return Outcome(outputs=refused, skipped=True, summary=exc.message)
         mark_unpublished(ctx.services.cache, reg, ctx.target)
         ctx.event("npm.unpublish", {"sequence": list(result.sequence), "note": result.note})
-        out.update(unpublished=True, sequence=list(result.sequence))
+        out = replace(out, unpublished=True, sequence=tuple(result.sequence))
         what = "every version of " + ctx.target.name if result.whole_package else str(ctx.target)
         summary = f"unpublished {what}" + (f" ({result.note})" if result.note else "")
         return Outcome(outputs=out, changed=result.changed, summary=summary)
@@ -515,12 +615,12 @@ class Unpublish(StepType):
                 ctx.target.name, confirmed=True, progress=ctx.progress
             )
         look = lookup_of(ctx)
-        retag = ctx.output_of(str(ctx.params.get("retag", "retag")))
+        retag = ctx.output(RetagOutput, "retag")
         return await reg.unpublish_version(
             ctx.target.name,
             ctx.target.version,
-            tarball=look.get("tarball"),
-            latest=retag.get("safe_version"),
+            tarball=look.tarball,
+            latest=retag.safe_version if retag else None,
             progress=ctx.progress,
         )
 
@@ -528,7 +628,7 @@ class Unpublish(StepType):
 # -- npm.verify -----------------------------------------------------------------------------------
 
 
-async def verify(reg: NpmRegistry, spec: PackageSpec, tarball: str | None) -> dict[str, Any]:
+async def verify(reg: NpmRegistry, spec: PackageSpec, tarball: str | None) -> VerifyOutput:
     """What is true on the registry now: tags, deprecation, presence, tarball reachability."""
     doc = await reg.packument(spec.name)
     info = doc.versions.get(spec.version) if doc else None
@@ -540,36 +640,37 @@ async def verify(reg: NpmRegistry, spec: PackageSpec, tarball: str | None) -> di
     deprecated = None if info is None else info.deprecated is not None
     contained = not on_version and (info is None or bool(deprecated))
     contained = contained and not (info is None and reachable)
-    return {
-        "contained": contained,
-        "dist_tags": tags,
-        "deprecated": deprecated,
-        "version_present": info is not None,
-        "tarball_reachable": reachable,
-        "tags_on_version": on_version,
-        "checked_at": utcnow(),
-    }
+    return VerifyOutput(
+        contained=contained,
+        dist_tags=tags,
+        deprecated=deprecated,
+        version_present=info is not None,
+        tarball_reachable=reachable,
+        tags_on_version=tuple(on_version),
+        checked_at=utcnow(),
+    )
 
 
 @register
 class Verify(StepType):
     uses = "npm.verify"
+    outputs = VerifyOutput
     description = "Re-read the registry and record what is really true now."
     params = frozenset({"lookup"})
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        look = ctx.output_of(str(ctx.params.get("lookup", "lookup")))
-        out = await verify(registry(ctx), ctx.target, look.get("tarball"))
-        if out["contained"]:
-            state = "gone" if not out["version_present"] else "deprecated, no tags"
+        look = ctx.output(LookupOutput, "lookup")
+        out = await verify(registry(ctx), ctx.target, look.tarball if look else None)
+        if out.contained:
+            state = "gone" if not out.version_present else "deprecated, no tags"
             summary = f"{ctx.target} contained ({state})"
         else:
             problems = []
-            if out["tags_on_version"]:
-                problems.append(f"tags {', '.join(out['tags_on_version'])} still point at it")
-            if out["version_present"] and not out["deprecated"]:
+            if out.tags_on_version:
+                problems.append(f"tags {', '.join(out.tags_on_version)} still point at it")
+            if out.version_present and not out.deprecated:
                 problems.append("not deprecated")
-            if not out["version_present"] and out["tarball_reachable"]:
+            if not out.version_present and out.tarball_reachable:
                 problems.append("removed from the document but the tarball is still served")
             summary = f"{ctx.target} NOT contained: {'; '.join(problems)}"
         return Outcome(outputs=out, summary=summary)
