@@ -13,10 +13,13 @@ from playbook.errors import UsageError
 from playbook.notices import dmca
 from playbook.notices.drafts import Draft
 from playbook.notices.lifecycle import auto_resolve, list_notices, mark_resolved, mark_sent
+from playbook.notices.report import render_documents
+from playbook.notices.view import load_view
 from playbook.store.sqlite import Store
 from tests.test_notices_fixture import (
     FULL_TOML,
     HOSTILE_NAME,
+    HOSTILE_PATH,
     INCIDENT,
     RAW_SECRET,
     ROOT,
@@ -376,6 +379,23 @@ def test_hostile_repository_names_are_listed_but_inert_in_markdown(
     assert "### evil/\\<img src=x onerror=alert(1)\\>\\{\\{7\\*7\\}\\}" in named
     assert HOSTILE_NAME not in named
     assert not re.search(r"(?<!\\)[<>{}*\[\]]", named.split("### evil/", 1)[1].split("(", 1)[0])
+
+
+def test_hostile_paths_are_named_but_inert_in_every_draft_and_the_report(
+    hostile: dict[str, Draft], tmp_path: Path
+) -> None:
+    text = hostile["dmca-github"].text
+    # A path from the copy's tree is claimed like any other: percent-encoded in its permalink.
+    assert "/src/%3Cscript%3Ealert%281%29%3C/script%3E/%2A%2Ax%2A%2A/%5Ba%5D" in text
+    for draft in hostile.values():
+        assert HOSTILE_PATH not in draft.text and "<script" not in draft.text, draft.record["id"]
+    store = build_incident(tmp_path / "home", hostile=True)
+    view = load_view(store, INCIDENT)
+    for fmt in ("md", "html"):
+        report = render_documents(view, OrgConfig(), fmt, now="2026-03-31T12:00:00Z")
+        assert HOSTILE_PATH not in report and "<script>alert" not in report, fmt
+    # JSON is data, not markup: the report counts matched paths, so none is copied into it.
+    assert HOSTILE_PATH not in render_documents(view, OrgConfig(), "json", now="2026-03-31")
 
 
 def test_hostile_strings_carry_no_terminal_escapes_or_control_bytes(

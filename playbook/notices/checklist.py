@@ -70,7 +70,8 @@ def _claim_items(claims: list[Claim], networks: int) -> list[str]:
     entire = [c for c in claims if c.entire]
     files = [c for c in claims if not c.entire]
     where = f" in {_count(networks, 'fork network')}" if networks else ""
-    parts = [f"{len(entire)} entire (disable)"] if entire else []
+    packages = all(c.mirror.kind == "package" for c in claims)
+    parts = [f"{len(entire)} entire ({'remove' if packages else 'disable'})"] if entire else []
     if files:
         named = sum(len(c.files) for c in files)
         parts.append(f"{len(files)} by files ({_count(named, 'file')} named: remove)")
