@@ -47,7 +47,7 @@ FALSE_ALONE = [
 
 def contradictions(text: str) -> list[str]:
     """Every contradiction in one draft, as a sentence; an empty list for a sound draft."""
-    low = text.lower()
+    low = " ".join(text.split()).lower()  # a phrase wrapped across lines is still said
     found = [
         f"{a!r} beside {b!r}: {why}"
         for a, b, why in CONTRADICTIONS
@@ -72,6 +72,8 @@ def _claimed_twice(text: str) -> list[str]:
 def test_the_checker_finds_each_contradiction_it_knows() -> None:
     for a, b, _ in CONTRADICTIONS:
         assert contradictions(f"x {a} y\n{b}\n"), (a, b)
+        wrapped = a.replace(" ", "\n  ", 1)  # as a template wraps it
+        assert contradictions(f"x {wrapped} y\n{b}\n"), (a, b)
     for phrase, _ in FALSE_ALONE:
         assert contradictions(f"see {phrase} here")
     both = (
