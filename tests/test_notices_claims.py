@@ -10,7 +10,9 @@ import asyncio
 import dataclasses
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from playbook.config.org import Official
@@ -165,3 +167,49 @@ def test_a_notice_cites_nothing_at_head(checked: dict[str, Mirror]) -> None:
     for claim in claims(views(checked).values()).values():
         for path in claim.files:
             assert "/blob/HEAD/" not in str(claim.permalink(path))
+
+
+class PushBetween(httpx.AsyncBaseTransport):
+    """The real transport, plus a push to one repository right after its tree was read."""
+
+    def __init__(self, world: World, name: str, files: dict[str, bytes]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.world, self.name, self.files = world, name, files
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith(f"/repos/{self.name}/git/trees/main"):
+            repo = self.world.repo(self.name)
+            assert repo is not None
+            repo.files = dict(self.files)  # the branch moves before the commit is asked for
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_a_branch_that_moves_between_tree_and_commit_is_checked_at_the_commit(
+    tmp_path: Path,
+) -> None:
+    world = World(package=PKG, version=VER)
+    world.add(FakeRepo("moving/leak", dict(FIRST_60), label="partial"))
+    pushed = {**LEAK, "README.md": b"# all of it now\n"}
+    manifest = manifest_from_json(manifest_dict(LEAK, PKG, VER))
+    with FakeWorld(world) as fake:
+        options = ClientOptions(dry_run=False, transport=PushBetween(world, "moving/leak", pushed))
+        services = Services(world_settings(fake, tmp_path), options, cache=MemoryCache())
+
+        async def run() -> list[Mirror]:
+            try:
+                cand = Candidate(
+                    GH + "moving/leak", "github.com", "repo", "moving/leak", "", "main"
+                )
+                return await Verifier(manifest, services, Official()).run([cand])
+            finally:
+                await services.aclose()
+
+        (mirror,) = asyncio.run(run())
+    # The evidence is the tree of the commit cited, not the tree read a moment before.
+    assert len(mirror.matched_paths) == 120 and mirror.unvendored_files == 121
+    assert mirror.verdict is Verdict.COPY and mirror.commit_sha and mirror.tree_sha
+    assert fake.stats.count("github.trees") == 2 and fake.stats.count("github.commits") == 1

@@ -1,7 +1,8 @@
 """Proof: each candidate's file tree against the leaked files' hashes, and the verdict it earns.
 
-One request per GitHub candidate: `git/trees/<default branch or HEAD>?recursive=1` lists every file
-with its git blob SHA-1, intersected with the manifest's first-party blob SHA-1s. A blob SHA
+One request per GitHub candidate, two when anything matches (see "Evidence, kept for the
+notices" below): `git/trees/<default branch or HEAD>?recursive=1` lists every file with its git
+blob SHA-1, intersected with the manifest's first-party blob SHA-1s. A blob SHA
 matches by content wherever the file sits, so renamed and moved files match as they are.
 A repository whose last push (`pushed_at`, carried by every listing) is older than the publish
 time cannot hold the leak and is `unrelated` at no cost: the vendor's thousands of legitimate
@@ -31,7 +32,7 @@ Verdicts:
   failing (a failure sets `error`, and a recheck then keeps the old verdict); an empty
   repository is `unrelated`.
 
-Evidence kept for the notices: every matched path (as the candidate's tree names it, beside the
+Evidence, kept for the notices: every matched path (as the candidate's tree names it, beside the
 leaked file it matches), the tree's SHA, the count of files outside vendored folders, and for a
 GitHub repository that matched anything, the commit its branch pointed at (one more request,
 only for those), so every file a notice names is a permalink at the commit that was checked.
