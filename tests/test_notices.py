@@ -13,10 +13,13 @@ from playbook.errors import UsageError
 from playbook.notices import dmca
 from playbook.notices.drafts import Draft
 from playbook.notices.lifecycle import auto_resolve, list_notices, mark_resolved, mark_sent
+from playbook.notices.report import render_documents
+from playbook.notices.view import load_view
 from playbook.store.sqlite import Store
 from tests.test_notices_fixture import (
     FULL_TOML,
     HOSTILE_NAME,
+    HOSTILE_PATH,
     INCIDENT,
     RAW_SECRET,
     ROOT,
@@ -36,11 +39,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, Dr
     return store, {d.record["id"]: d for d in drafts}
 
 
-@pytest.fixture(scope="module")
-def leaker_dmca(world: tuple[Store, dict[str, Draft]]) -> str:
-    return world[1]["dmca-github-leaker-acme-cli-src"].text
-
-
 def section(text: str, title: str) -> str:
     """The body of one `## title` section of a notice."""
     start = text.index(f"## {title}\n")
@@ -57,18 +55,42 @@ def test_the_fixture_incident_gets_every_kind_of_notice(world: Any) -> None:
         "advisory",
         "customer",
         "dmca-github",
+        "dmca-npm",
         "forge-copyright",
         "jsdelivr",
-        "npm-copyright",
         "npm-support",
         "private-info-github",
         "unpkg",
     ]
 
 
-def test_one_dmca_notice_per_fork_network(world: Any) -> None:
-    dmcas = sorted(i for i in world[1] if i.startswith("dmca-github-"))
+def test_one_github_dmca_notice_per_incident_with_a_section_per_network(world: Any) -> None:
+    dmcas = sorted(i for i in world[1] if i.startswith("dmca-github"))
+    assert dmcas == ["dmca-github"]
+    text = world[1]["dmca-github"].text
+    assert text.count("\n### Fork network of ") == 2
+    assert "### Fork network of https://github.com/leaker/acme-cli-src" in text
+    assert "### Fork network of https://github.com/acme/cli" in text
+
+
+@pytest.mark.parametrize("how", ["respond.toml", "runbook"])
+def test_the_user_may_ask_for_one_dmca_notice_per_network(tmp_path: Path, how: str) -> None:
+    (tmp_path / "respond.toml").write_text(
+        FULL_TOML + ("\n[notices]\ndmca_per_network = true\n" if how == "respond.toml" else "")
+    )
+    org = load_org(tmp_path, tmp_path / "nohome", {})
+    store = build_incident(tmp_path / "home", with_notices=False)
+    split = {"per_network": True} if how == "runbook" else {}
+    drafts = {d.record["id"]: d for d in store_drafts(store, org, **split)}
+    dmcas = sorted(i for i in drafts if i.startswith("dmca-github"))
     assert dmcas == ["dmca-github-acme-cli", "dmca-github-leaker-acme-cli-src"]
+    assert drafts["dmca-github-acme-cli"].record["mirrors"] == ["https://github.com/someone/cli"]
+
+
+def test_a_bad_split_setting_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "respond.toml").write_text(FULL_TOML + '\n[notices]\ndmca_per_network = "yes"\n')
+    with pytest.raises(UsageError, match=r"\[notices\] dmca_per_network must be true or false"):
+        load_org(tmp_path, tmp_path, {})
 
 
 def test_official_and_unrelated_repositories_are_never_listed(world: Any) -> None:
@@ -78,113 +100,21 @@ def test_official_and_unrelated_repositories_are_never_listed(world: Any) -> Non
     assert "https://github.com/someone/cli" in listed
 
 
-# GitHub's required elements, one test each (shared/DOMAIN.md) ---------------------------------------
-
-
-def test_dmca_element_statement_of_having_read_the_guide(leaker_dmca: str) -> None:
-    assert "I have read and understand GitHub's Guide to Submitting a DMCA Takedown Notice." in (
-        section(leaker_dmca, "Confirmation")
-    )
-
-
-def test_dmca_element_identification_of_the_original_work(leaker_dmca: str) -> None:
-    body = section(leaker_dmca, "Original copyrighted work")
-    assert "@acme/cli@2.1.88" in body and "not public" in body
-    assert "https://github.com/acme/cli" in body  # the official repository, by URL
-
-
-def test_dmca_element_each_infringing_url_with_its_evidence(leaker_dmca: str) -> None:
-    body = section(leaker_dmca, "Infringing material")
-    for name, evidence in [
-        ("leaker/acme-cli-src", "1,906 of 1,906 first-party files match"),
-        ("fork1/acme-cli-src", "1,906 of 1,906 first-party files match"),
-        ("fork2/acme-cli-src", "420 of 1,906 first-party files match"),
-    ]:
-        line = body.index(f"https://github.com/{name}")
-        assert evidence in body[line : body.index("Evidence", line) + 120]
-
-
-def test_dmca_element_every_fork_listed_individually(leaker_dmca: str) -> None:
-    body = section(leaker_dmca, "Infringing material")
-    assert body.count(f"(fork of {ROOT})") == 2
-    assert "Every fork\nfound is listed individually" in section(leaker_dmca, "Forks")
-
-
-def test_dmca_element_entire_repository_or_which_files(leaker_dmca: str) -> None:
-    body = section(leaker_dmca, "Infringing material")
-    assert "the entire repository infringes" in body
-    assert "src/tools/BashTool/BashTool.tsx" in body.split("copy part of the work")[1]
-
-
-def test_dmca_element_the_remedy_asked(leaker_dmca: str) -> None:
-    assert "Please disable the repositories listed above." in section(
-        leaker_dmca, "Requested remedy"
-    )
-
-
-def test_dmca_element_the_senders_contact_details(leaker_dmca: str) -> None:
-    body = section(leaker_dmca, "Contact")
-    assert "legal@acme.example" in body and "1 Example Road, Springfield" in body
-    assert "Jane Doe" in body
-
-
-def test_dmca_element_the_alleged_infringers_contact(leaker_dmca: str) -> None:
-    body = section(leaker_dmca, "Alleged infringer")
-    for owner in ("leaker", "fork1", "fork2"):
-        assert f"GitHub account {owner} " in body
-
-
-def test_dmca_element_good_faith_statement_word_for_word(leaker_dmca: str) -> None:
-    statement = (
-        "I have a good faith belief that use of the copyrighted materials described above on the "
-        "infringing web pages is not authorized by the copyright owner, or its agent, or the "
-        "law. I have taken fair use into consideration."
-    )
-    assert statement in section(leaker_dmca, "Statements")
-
-
-def test_dmca_element_perjury_statement_word_for_word(leaker_dmca: str) -> None:
-    statement = (
-        "I swear, under penalty of perjury, that the information in this notification is "
-        "accurate and that I am the copyright owner, or am authorized to act on behalf of the "
-        "owner, of an exclusive right that is allegedly infringed."
-    )
-    assert statement in section(leaker_dmca, "Statements")
-
-
-def test_dmca_element_signature(leaker_dmca: str) -> None:
-    assert section(leaker_dmca, "Signature").strip().endswith("Jane Doe")
-
-
-def test_dmca_sections_follow_githubs_form_order(leaker_dmca: str) -> None:
-    order = [
-        "Confirmation",
-        "Copyright ownership",
-        "Original copyrighted work",
-        "Infringing material",
-        "Forks",
-        "Requested remedy",
-        "Alleged infringer",
-        "Statements",
-        "Contact",
-        "Signature",
-    ]
-    positions = [leaker_dmca.index(f"## {title}\n") for title in order]
-    assert positions == sorted(positions)
-
-
 # The network-wide statement -------------------------------------------------------------------
+
+
+NOT_REQUESTED = {
+    "requested": False,
+    "included": False,
+    "reason": "not requested; it is never made by default",
+}
 
 
 def test_network_statement_is_never_made_by_default(world: Any) -> None:
     for draft in world[1].values():
         assert dmca.NETWORK_STATEMENT not in draft.text
-    record = world[1]["dmca-github-leaker-acme-cli-src"].record
-    assert record["network_statement"] == {
-        "requested": False,
-        "included": False,
-        "reason": "not requested; it is never made by default",
-    }
+    record = world[1]["dmca-github"].record
+    assert {"network": "leaker/acme-cli-src", **NOT_REQUESTED} in record["network_statements"]
 
 
 def test_network_statement_refused_when_the_network_holds_non_copies(tmp_path: Path) -> None:
@@ -192,13 +122,17 @@ def test_network_statement_refused_when_the_network_holds_non_copies(tmp_path: P
     drafts = {
         d.record["id"]: d for d in store_drafts(store, full_org(tmp_path), network_statement=True)
     }
-    official = drafts["dmca-github-acme-cli"]
-    assert dmca.NETWORK_STATEMENT not in official.text
-    assert official.statement is not None and not official.statement.included
-    assert "acme/cli (official)" in official.statement.reason
-    assert "requested and refused" in official.text and official.statement.reason in official.text
-    stored = store.record(INCIDENT, "notice", "dmca-github-acme-cli")
-    assert stored is not None and stored["network_statement"]["included"] is False
+    notice = drafts["dmca-github"]
+    assert dmca.NETWORK_STATEMENT not in notice.text
+    official = notice.statements["acme/cli"]
+    assert not official.included and "acme/cli (official)" in official.reason
+    assert "requested for acme/cli and refused" in notice.text and official.reason in notice.text
+    # The leaker's network holds a files claim (the partial fork): refused there too.
+    assert not notice.statements["leaker/acme-cli-src"].included
+    stored = store.record(INCIDENT, "notice", "dmca-github")
+    assert stored is not None
+    decided = {d["network"]: d for d in stored["network_statements"]}
+    assert decided["acme/cli"]["included"] is False
 
 
 def test_network_statement_refused_when_the_hunt_could_not_tell(tmp_path: Path) -> None:
@@ -209,7 +143,7 @@ def test_network_statement_refused_when_the_hunt_could_not_tell(tmp_path: Path) 
         for d in store_drafts(store, full_org(tmp_path), network_statement=True)
         if d.record["kind"] == "dmca-github"
     ]
-    assert draft.statement is not None and not draft.statement.included
+    assert not draft.statements["leaker/acme-cli-src"].included
     assert dmca.NETWORK_STATEMENT not in draft.text
 
 
@@ -228,7 +162,23 @@ def test_network_statement_included_only_when_asked_and_every_repo_is_a_copy(
         if d.record["kind"] == "dmca-github"
     ]
     assert dmca.NETWORK_STATEMENT in asked.text
-    assert asked.record["network_statement"]["included"] is True
+    assert asked.record["network_statements"][0]["included"] is True
+    assert "does not ask GitHub to process any whole fork network" not in asked.text
+
+
+def test_network_statement_refused_when_a_copy_is_claimed_by_files(tmp_path: Path) -> None:
+    mixed = [
+        mirror("leaker/acme-cli-src", "copy"),
+        mirror("fork1/acme-cli-src", "copy", parent=ROOT, matched=1000, own_files=900),
+    ]
+    store = build_incident(tmp_path / "home", with_notices=False, mirror_list=mixed)
+    (asked,) = [
+        d
+        for d in store_drafts(store, full_org(tmp_path), network_statement=True)
+        if d.record["kind"] == "dmca-github"
+    ]
+    assert dmca.NETWORK_STATEMENT not in asked.text
+    assert "claimed by their files" in asked.statements["leaker/acme-cli-src"].reason
 
 
 # Credentials: a separate private-information request ------------------------------------------
@@ -243,7 +193,10 @@ def test_credentials_never_appear_in_a_dmca_notice(world: Any) -> None:
 
 def test_private_information_request_links_lines_and_redacts(world: Any) -> None:
     text = world[1]["private-info-github-acme-cli-2.1.88"].text
-    assert "https://github.com/leaker/acme-cli-src/blob/HEAD/src/config/aws.ts#L12" in text
+    for name in ("leaker/acme-cli-src", "fork1/acme-cli-src", "fork2/acme-cli-src", "someone/cli"):
+        commit = mirror(name, "copy")["commit_sha"]
+        assert f"https://github.com/{name}/blob/{commit}/src/config/aws.ts#L12" in text
+    assert "/blob/HEAD/" not in text
     assert "AKIA\\*\\*\\*\\*" in text  # the redacted form, Markdown-escaped
     assert "Risk:" in text and "## Rotation checklist" in text
     assert "- [ ] Revoke and replace the aws-access-key" in text
@@ -262,7 +215,7 @@ def test_a_missing_signer_gives_needs_details_and_a_visible_blank(tmp_path: Path
     org = load_org(tmp_path, tmp_path / "home", {})
     store = build_incident(tmp_path / "home", with_notices=False)
     drafts = {d.record["id"]: d for d in store_drafts(store, org)}
-    dmca_draft = drafts["dmca-github-leaker-acme-cli-src"]
+    dmca_draft = drafts["dmca-github"]
     assert dmca_draft.record["status"] == "needs_details"
     assert dmca_draft.record["missing"] == ["signer"]
     assert "[MISSING: signer]" in section(dmca_draft.text, "Signature")
@@ -293,7 +246,7 @@ def test_an_optional_detail_left_out_is_not_a_blank(tmp_path: Path) -> None:
 def test_sent_then_resolved_is_recorded_with_who_and_ref(tmp_path: Path) -> None:
     store = build_incident(tmp_path / "home", with_notices=False)
     store_drafts(store, full_org(tmp_path))
-    notice_id = "dmca-github-leaker-acme-cli-src"
+    notice_id = "dmca-github"
     with fixed_clock("2026-04-01T10:00:00"):
         sent = mark_sent(store, INCIDENT, notice_id, "GH-TICKET-42", who="jane")
         assert (sent.status, sent.ref, sent.sent_at) == ("sent", "GH-TICKET-42", sent.sent_at)
@@ -333,18 +286,24 @@ def test_an_unknown_notice_is_a_usage_error_naming_the_known_ones(tmp_path: Path
 def test_auto_resolve_closes_a_notice_only_when_all_its_copies_are_down(tmp_path: Path) -> None:
     store = build_incident(tmp_path / "home", with_notices=False)
     store_drafts(store, full_org(tmp_path))
-    mark_sent(store, INCIDENT, "dmca-github-leaker-acme-cli-src", "T-1", who="jane")
-    urls = [ROOT, "https://github.com/fork1/acme-cli-src", "https://github.com/fork2/acme-cli-src"]
-    for url in urls[:2]:
+    mark_sent(store, INCIDENT, "dmca-github", "T-1", who="jane")
+    urls = [
+        ROOT,
+        "https://github.com/fork1/acme-cli-src",
+        "https://github.com/someone/cli",
+        "https://github.com/fork2/acme-cli-src",
+    ]
+    for url in urls[:3]:
         record = store.record(INCIDENT, "mirror", url)
         assert record is not None
         store.put_record(INCIDENT, "mirror", url, {**record, "verdict": "disabled"})
     assert auto_resolve(store, INCIDENT) == []
-    last = store.record(INCIDENT, "mirror", urls[2])
+    last = store.record(INCIDENT, "mirror", urls[3])
     assert last is not None
-    store.put_record(INCIDENT, "mirror", urls[2], {**last, "verdict": "gone"})
+    store.put_record(INCIDENT, "mirror", urls[3], {**last, "verdict": "gone"})
     resolved = auto_resolve(store, INCIDENT)
-    assert [n.id for n in resolved] == ["dmca-github-leaker-acme-cli-src"]
+    # The private-information request names the same four repositories: resolved with them.
+    assert sorted(n.id for n in resolved) == ["dmca-github", "private-info-github-acme-cli-2.1.88"]
     assert resolved[0].resolved_at is not None
     assert auto_resolve(store, INCIDENT) == []  # idempotent
 
@@ -353,10 +312,10 @@ def test_redrafting_leaves_sent_notices_alone(tmp_path: Path) -> None:
     store = build_incident(tmp_path / "home", with_notices=False)
     org = full_org(tmp_path)
     store_drafts(store, org)
-    mark_sent(store, INCIDENT, "npm-copyright", "NPM-7", who="jane")
+    mark_sent(store, INCIDENT, "dmca-npm", "NPM-7", who="jane")
     again = {d.record["id"] for d in store_drafts(store, org)}
-    assert "npm-copyright" not in again and "advisory-acme-cli-2.1.88" in again
-    record = store.record(INCIDENT, "notice", "npm-copyright")
+    assert "dmca-npm" not in again and "advisory-acme-cli-2.1.88" in again
+    record = store.record(INCIDENT, "notice", "dmca-npm")
     assert record is not None and (record["status"], record["ref"]) == ("sent", "NPM-7")
 
 
@@ -364,17 +323,18 @@ def test_copies_found_after_a_notice_was_sent_get_a_follow_up_notice(tmp_path: P
     store = build_incident(tmp_path / "home", with_notices=False)
     org = full_org(tmp_path)
     store_drafts(store, org)
-    mark_sent(store, INCIDENT, "dmca-github-leaker-acme-cli-src", "T-1", who="jane")
+    mark_sent(store, INCIDENT, "dmca-github", "T-1", who="jane")
     late = mirror("late/acme-cli-src", "copy", parent=ROOT)
     store.put_record(INCIDENT, "mirror", late["url"], late)
     drafts = {d.record["id"]: d for d in store_drafts(store, org)}
-    follow_up = drafts["dmca-github-leaker-acme-cli-src-2"]
+    follow_up = drafts["dmca-github-2"]
     assert follow_up.record["mirrors"] == ["https://github.com/late/acme-cli-src"]
     assert "https://github.com/fork1/acme-cli-src" not in follow_up.text
-    assert "dmca-github-leaker-acme-cli-src" not in drafts  # the sent one is left alone
+    assert follow_up.text.count("\n### Fork network of ") == 1  # only the network with news
+    assert "dmca-github" not in drafts  # the sent one is left alone
     again = {d.record["id"] for d in store_drafts(store, org)}
-    assert "dmca-github-leaker-acme-cli-src-2" in again  # redrafted in place, not a third one
-    assert "dmca-github-leaker-acme-cli-src-3" not in again
+    assert "dmca-github-2" in again  # redrafted in place, not a third one
+    assert "dmca-github-3" not in again
 
 
 # Dry runs and rehearsals ------------------------------------------------------------------------
@@ -410,7 +370,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Draft]:
 def test_hostile_repository_names_are_listed_but_inert_in_markdown(
     hostile: dict[str, Draft],
 ) -> None:
-    text = hostile["dmca-github-leaker-acme-cli-src"].text
+    text = hostile["dmca-github"].text
     assert "GitHub account evil " in text  # still listed: a person decides
     assert "<img" not in text and "<script" not in text
     assert "%3Cscript%3E" in text  # the URL is percent-encoded, not dropped
@@ -419,6 +379,23 @@ def test_hostile_repository_names_are_listed_but_inert_in_markdown(
     assert "### evil/\\<img src=x onerror=alert(1)\\>\\{\\{7\\*7\\}\\}" in named
     assert HOSTILE_NAME not in named
     assert not re.search(r"(?<!\\)[<>{}*\[\]]", named.split("### evil/", 1)[1].split("(", 1)[0])
+
+
+def test_hostile_paths_are_named_but_inert_in_every_draft_and_the_report(
+    hostile: dict[str, Draft], tmp_path: Path
+) -> None:
+    text = hostile["dmca-github"].text
+    # A path from the copy's tree is claimed like any other: percent-encoded in its permalink.
+    assert "/src/%3Cscript%3Ealert%281%29%3C/script%3E/%2A%2Ax%2A%2A/%5Ba%5D" in text
+    for draft in hostile.values():
+        assert HOSTILE_PATH not in draft.text and "<script" not in draft.text, draft.record["id"]
+    store = build_incident(tmp_path / "home", hostile=True)
+    view = load_view(store, INCIDENT)
+    for fmt in ("md", "html"):
+        report = render_documents(view, OrgConfig(), fmt, now="2026-03-31T12:00:00Z")
+        assert HOSTILE_PATH not in report and "<script>alert" not in report, fmt
+    # JSON is data, not markup: the report counts matched paths, so none is copied into it.
+    assert HOSTILE_PATH not in render_documents(view, OrgConfig(), "json", now="2026-03-31")
 
 
 def test_hostile_strings_carry_no_terminal_escapes_or_control_bytes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ name = "Acme Corp"
 copyright_owner = "Acme Corp"
 signer = "Jane Doe"
 legal_email = "legal@acme.example"
+telephone = "+1 555 0100"
 legal_address = "1 Example Road, Springfield"
 advisory_contact = "security@acme.example"
 security_url = "https://acme.example/security"
@@ -157,6 +159,20 @@ OUTPUTS: dict[str, dict[str, Any]] = {
 }
 
 
+# The leaked first-party paths, as the copies' trees name them; the credential sits in the third.
+LEAKED_PATHS = [
+    "src/tools/BashTool/BashTool.tsx",
+    "src/main.tsx",
+    "src/config/aws.ts",
+    *(f"src/area{i % 9}/Module{i}.ts" for i in range(3, 1906)),
+]
+HOSTILE_PATH = "src/<script>alert(1)</script>/**x**/[a](javascript:1).ts"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
 def mirror(
     name: str,
     verdict: str,
@@ -169,8 +185,16 @@ def mirror(
     url: str | None = None,
     description: str = "",
     matched: int = 1906,
+    own_files: int = 10,
+    paths: list[str] | None = None,
 ) -> dict[str, Any]:
+    """A mirror record as mirrors.verify stores it; `own_files` beside the matched files."""
+    matched_paths = [[p, p] for p in (paths or LEAKED_PATHS)[:matched]]
     return {
+        "commit_sha": _sha(f"commit {name}"),
+        "tree_sha": _sha(f"tree {name} {matched}"),
+        "matched_paths": matched_paths,
+        "unvendored_files": len(matched_paths) + own_files,
         "url": url or f"https://github.com/{name}",
         "host": host,
         "kind": kind,
@@ -196,7 +220,7 @@ def mirrors(hostile: bool = False) -> list[dict[str, Any]]:
     found = [
         mirror("leaker/acme-cli-src", "copy", description="claude code source"),
         mirror("fork1/acme-cli-src", "copy", parent=ROOT),
-        mirror("fork2/acme-cli-src", "partial", parent=ROOT, matched=420),
+        mirror("fork2/acme-cli-src", "partial", parent=ROOT, matched=420, own_files=1500),
         mirror("someone/cli", "copy", root=OFFICIAL_ROOT, parent=OFFICIAL_ROOT, non_copies=True),
         mirror("acme/cli", "official", root=OFFICIAL_ROOT, non_copies=True, matched=0),
         mirror("random/other", "unrelated", root="https://github.com/random/other", matched=2),
@@ -224,6 +248,9 @@ def mirrors(hostile: bool = False) -> list[dict[str, Any]]:
                 parent=ROOT,
                 url='https://github.com/evil/x"><script>alert(1)</script>{{7*7}}',
                 description=HOSTILE,
+                matched=4,
+                own_files=400,
+                paths=[HOSTILE_PATH, *LEAKED_PATHS],
             )
         )
     return found

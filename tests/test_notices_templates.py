@@ -211,6 +211,20 @@ def test_the_notices_step_drafts_files_and_records_from_its_context(tmp_path: Pa
     assert root is not None and root["status"] == "notice_drafted"
 
 
+def test_the_notices_step_splits_the_dmca_notice_when_the_runbook_asks(tmp_path: Path) -> None:
+    full_org(tmp_path)
+    records = MemoryRecords()
+    for record in mirrors():
+        records.put("mirror", record["url"], record)
+    services = Services(Settings(home=tmp_path), ClientOptions(dry_run=False))
+    ctx = dataclasses.replace(
+        context(tmp_path, "notices", services, records), params={"dmca_per_network": True}
+    )
+    outcome = asyncio.run(DraftNotices().apply(ctx, Plan()))
+    ids = sorted(n["id"] for n in to_json(outcome.outputs)["notices"] if n["kind"] == "dmca-github")
+    assert ids == ["dmca-github-acme-cli", "dmca-github-leaker-acme-cli-src"]
+
+
 def test_the_report_step_uses_the_engines_view_loader(tmp_path: Path) -> None:
     store = build_incident(tmp_path / "home", org=full_org(tmp_path))
     services = Services(Settings(home=tmp_path), ClientOptions(dry_run=False))

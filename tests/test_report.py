@@ -90,8 +90,8 @@ def test_markdown_report_carries_exposure_steps_mirrors_and_notices(
     assert "| First-party source files exposed | 1,906 |" in md
     assert "| Original source | 30.1 MB, 512,000 lines |" in md
     assert "| retag | @acme/cli@2.1.88 | succeeded | 2026-03-31 08:03:05 UTC |" in md
-    assert "| https://github.com/fork2/acme-cli-src |  | partial | 420 of 1,906" in md
-    assert "| dmca-github-leaker-acme-cli-src | dmca-github | drafted |" in md
+    assert "| https://github.com/fork2/acme-cli-src |  | partial | files (420) | 420 of 1,906" in md
+    assert "| dmca-github | dmca-github | drafted |" in md
     assert "- unpublish approved by jane at 2026-03-31 08:06:10 UTC" in md
 
 
@@ -144,7 +144,7 @@ def test_hostile_strings_from_mirrors_are_inert_in_markdown(tmp_path: Path) -> N
     store = build_incident(tmp_path / "home", org=org, hostile=True)
     md = render_documents(load_view(store, INCIDENT), org, "md", now=NOW)
     row = next(line for line in md.splitlines() if "evil/x" in line and "| copy |" in line)
-    assert len(re.findall(r"(?<!\\)\|", row)) == 6  # five cells: a `|` in the data is escaped
+    assert len(re.findall(r"(?<!\\)\|", row)) == 7  # six cells: a `|` in the data is escaped
     assert "\\<script\\>" in row and not re.search(r"(?<!\\)[<>*\[\]{}#`]", row.split("|")[2])
     assert "\x1b" not in md and "## second line" not in md
 
@@ -155,7 +155,7 @@ def test_hostile_strings_from_mirrors_are_inert_in_markdown(tmp_path: Path) -> N
 def test_json_report_holds_the_whole_view_without_raw_secrets(reports: dict[str, str]) -> None:
     data = json.loads(reports["json"])
     assert data["incident"]["id"] == INCIDENT and data["draft"] is False
-    assert len(data["mirrors"]) == 8 and len(data["notices"]) == 10
+    assert len(data["mirrors"]) == 8 and len(data["notices"]) == 9
     assert RAW_SECRET not in reports["json"]
     scan = next(s for s in data["steps"] if s["uses"] == "npm.scan")
     assert scan["outputs"]["summary"]["secrets"][0]["redacted"] == "AKIA************WXYZ"

@@ -16,11 +16,13 @@ ORG_FIELDS = (
     "copyright_owner",
     "signer",
     "legal_email",
+    "telephone",
     "legal_address",
     "advisory_contact",
     "security_url",
 )
 OFFICIAL_FIELDS = ("github_orgs", "repositories", "npm_scopes")
+NOTICE_FIELDS = ("dmca_per_network",)
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,21 @@ class Official:
 
 
 @dataclass(frozen=True)
+class NoticeOptions:
+    """[notices]: how drafts are cut. One GitHub DMCA notice per incident unless asked to split."""
+
+    dmca_per_network: bool = False
+
+
+@dataclass(frozen=True)
 class OrgConfig:
-    """[organization] details (None when not given) and [official] lists."""
+    """[organization] details (None when not given), [official] lists and [notices] options."""
 
     details: Mapping[str, str | None] = field(default_factory=dict)
     official: Official = field(default_factory=Official)
     templates_dir: Path | None = None
     source: Path | None = None
+    notices: NoticeOptions = field(default_factory=NoticeOptions)
 
     def detail(self, name: str) -> str | None:
         return self.details.get(name)
@@ -60,7 +70,8 @@ def load_org(cwd: Path, home: Path, env: Mapping[str, str] | None = None) -> Org
     config = OrgConfig() if path is None else _parse(path)
     override = (env or {}).get("RESPOND_TEMPLATES")
     if override:
-        config = OrgConfig(config.details, config.official, Path(override).expanduser(), path)
+        folder = Path(override).expanduser()
+        config = OrgConfig(config.details, config.official, folder, path, config.notices)
     return config
 
 
@@ -76,11 +87,15 @@ def _parse(path: Path) -> OrgConfig:
     official = _table(path, data, "official", OFFICIAL_FIELDS)
     details = {name: _text(path, "organization", name, org.get(name)) for name in ORG_FIELDS}
     lists = {name: _strings(path, name, official.get(name)) for name in OFFICIAL_FIELDS}
+    options = _table(path, data, "notices", NOTICE_FIELDS)
+    split = options.get("dmca_per_network", False)
+    if not isinstance(split, bool):
+        raise UsageError(f"{path}: [notices] dmca_per_network must be true or false.")
     templates = data.get("templates_dir")
     if templates is not None and not isinstance(templates, str):
         raise UsageError(f"{path}: templates_dir must be a string (a folder path).")
     folder = (path.parent / templates).expanduser() if templates else None
-    return OrgConfig(details, Official(**lists), folder, path)
+    return OrgConfig(details, Official(**lists), folder, path, NoticeOptions(split))
 
 
 def _table(path: Path, data: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -137,6 +152,8 @@ copyright_owner = ""
 signer = ""
 # Where hosts and infringers answer notices.
 legal_email = ""
+# Telephone for takedown notices (GitHub's guide asks for it; its form takes this or the address).
+telephone = ""
 # Postal address, required by DMCA notices.
 legal_address = ""
 # Contact printed on the security advisory and the customer notice.
@@ -150,4 +167,10 @@ github_orgs = []
 repositories = []   # "owner/repo"
 # Your own npm scopes (e.g. "@acme").
 npm_scopes = []
+
+[notices]
+# One GitHub DMCA notice per incident lists every fork network in its own section. Set true
+# to draft one notice per fork network instead (a runbook's `with: {dmca_per_network: true}`
+# on notices.draft does the same for one run).
+dmca_per_network = false
 """

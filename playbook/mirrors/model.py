@@ -9,6 +9,13 @@ from typing import Any
 
 from playbook.codec import from_json, to_json
 
+# Folders of other people's code a repository carries along: not the repository's own files.
+VENDORED = frozenset({"node_modules", "vendor", "third_party", "bower_components"})
+
+
+def is_vendored(path: str) -> bool:
+    return any(part in VENDORED for part in path.split("/")[:-1])
+
 
 class Verdict(StrEnum):
     COPY = "copy"
@@ -138,6 +145,13 @@ class Mirror:
     manifest_file: str = ""
     error: str | None = None  # verification failed (network, 5xx): the verdict proves nothing
     pushed_at: str | None = None
+    # The evidence a takedown claim cites (notices/claims.py): the commit and tree checked, every
+    # matched file as (path in that tree, leaked path), and the tree's files outside vendored
+    # folders (node_modules/, vendor/, third_party/, bower_components/).
+    commit_sha: str | None = None
+    tree_sha: str | None = None
+    matched_paths: tuple[tuple[str, str], ...] = ()
+    unvendored_files: int = 0
 
     def to_record(self) -> dict[str, Any]:
         return to_json(self)  # type: ignore[no-any-return]

@@ -1,7 +1,8 @@
 """Proof: each candidate's file tree against the leaked files' hashes, and the verdict it earns.
 
-One request per GitHub candidate: `git/trees/<default branch or HEAD>?recursive=1` lists every file
-with its git blob SHA-1, intersected with the manifest's first-party blob SHA-1s. A blob SHA
+One request per GitHub candidate, two when anything matches (see "Evidence, kept for the
+notices" below): `git/trees/<default branch or HEAD>?recursive=1` lists every file with its git
+blob SHA-1, intersected with the manifest's first-party blob SHA-1s. A blob SHA
 matches by content wherever the file sits, so renamed and moved files match as they are.
 A repository whose last push (`pushed_at`, carried by every listing) is older than the publish
 time cannot hold the leak and is `unrelated` at no cost: the vendor's thousands of legitimate
@@ -30,6 +31,12 @@ Verdicts:
 - `disabled`: GitHub answers "Repository access blocked"; `unreachable`: deleted, private or
   failing (a failure sets `error`, and a recheck then keeps the old verdict); an empty
   repository is `unrelated`.
+
+Evidence, kept for the notices: every matched path (as the candidate's tree names it, beside the
+leaked file it matches), the tree's SHA, the count of files outside vendored folders, and for a
+GitHub repository that matched anything, the commit its branch pointed at (one more request,
+only for those), so every file a notice names is a permalink at the commit that was checked.
+Should the branch have moved between the two requests, the tree at that commit is checked again.
 """
 
 from __future__ import annotations
@@ -44,14 +51,14 @@ from playbook.clock import utcnow
 from playbook.config.org import Official
 from playbook.errors import RespondError
 from playbook.mirrors.fingerprints import Fingerprints, Manifest
-from playbook.mirrors.model import Candidate, Mirror, Verdict
+from playbook.mirrors.model import Candidate, Mirror, Verdict, is_vendored
 from playbook.mirrors.network import annotate
 from playbook.mirrors.official import is_official
 from playbook.net.governor import BudgetSpent
 from playbook.scan.fingerprint import norm_sha256
 from playbook.services.archive import SWH
 from playbook.services.forge import ForgeRepo, codeberg, gitlab
-from playbook.services.github import GITHUB, Tree, TreeState, github_api
+from playbook.services.github import GITHUB, Commit, Tree, TreeState, github_api
 from playbook.services.hub import Services
 
 COPY_RATIO = 0.5
@@ -68,23 +75,33 @@ class Match:
     content: frozenset[str]  # further manifest paths identical after whitespace removal
     sample: tuple[str, ...]  # matched paths as the candidate's tree names them
     tree_files: int
+    pairs: tuple[tuple[str, str], ...] = ()  # (path in the tree, leaked path), every match
+    unvendored: int = 0  # files in the tree outside VENDORED folders
+    tree_sha: str = ""
+    commit: Commit | None = None
 
     @property
     def matched(self) -> int:
         return len(self.blob | self.content)
 
 
-def match_tree(entries: Iterable[tuple[str, str]], fp: Fingerprints) -> Match:
+def match_tree(entries: Iterable[tuple[str, str]], fp: Fingerprints, tree_sha: str = "") -> Match:
     files = list(entries)
     matched: set[str] = set()
     sample: list[str] = []
+    pairs: list[tuple[str, str]] = []
     for path, sha in files:
         paths = fp.by_sha.get(sha)
         if paths:
             matched |= paths
+            pairs += [(path, leaked) for leaked in sorted(paths)]
             if len(sample) < SAMPLE_PATHS:
                 sample.append(path)
-    return Match(frozenset(matched), frozenset(), tuple(sample), len(files))
+    unvendored = sum(1 for path, _ in files if not is_vendored(path))
+    return Match(
+        frozenset(matched), frozenset(), tuple(sample), len(files), tuple(pairs), unvendored,
+        tree_sha,
+    )  # fmt: skip
 
 
 def copy_threshold(total: int) -> int:
@@ -190,11 +207,13 @@ class Verifier:
         tree = await self._tree(cand)
         if tree.state is not TreeState.OK:
             return self._gone(cand, tree)
-        match = match_tree(tree.entries, self.fp)
+        match = match_tree(tree.entries, self.fp, tree.sha)
         if is_official(cand, self.official):
             self._public_shas |= {sha for _, sha in tree.entries}
         elif cand.host == GITHUB:
             match = await self._reformatted(cand, tree, match)
+            if match.matched:
+                tree, match = await self._pinned(cand, tree, match)
         mirror = self._judge(cand, match)
         if tree.truncated:
             mirror = replace(mirror, evidence=mirror.evidence + "; the tree listing was truncated")
@@ -219,6 +238,20 @@ class Verifier:
         )
         return await forge.tree(repo)
 
+    async def _pinned(self, cand: Candidate, tree: Tree, match: Match) -> tuple[Tree, Match]:
+        """The commit the branch points at; the tree at that commit if the branch moved."""
+        gh = github_api(self.services)
+        commit = await gh.commit(cand.name, cand.default_branch or "HEAD")
+        if commit is None:
+            return tree, match
+        if commit.tree_sha and tree.sha and commit.tree_sha != tree.sha:
+            moved = await gh.tree(cand.name, commit.sha)
+            if moved.state is not TreeState.OK:
+                return tree, match  # no permalink: the notice shows the blank
+            tree = moved
+            match = await self._reformatted(cand, tree, match_tree(tree.entries, self.fp, tree.sha))
+        return tree, replace(match, commit=commit)
+
     async def _reformatted(self, cand: Candidate, tree: Tree, match: Match) -> Match:
         """Bounded downloads compared by norm_sha256; only when blob matching is partial."""
         needed = copy_threshold(self.fp.total) - match.matched
@@ -234,15 +267,18 @@ class Verifier:
         if len(pending) < needed:
             return match
         found: set[str] = set()
+        pairs: list[tuple[str, str]] = []
         gh = github_api(self.services)
-        for _path, sha in pending[:limit]:
+        for path, sha in pending[:limit]:
             self.downloads_left -= 1
             data = await gh.blob(cand.name, sha)
             if data is not None:
-                found |= self.fp.by_norm.get(norm_sha256(data), frozenset()) - match.blob
+                new = self.fp.by_norm.get(norm_sha256(data), frozenset()) - match.blob
+                found |= new
+                pairs += [(path, leaked) for leaked in sorted(new)]
             if len(found) >= needed:
                 break
-        return replace(match, content=frozenset(found))
+        return replace(match, content=frozenset(found), pairs=match.pairs + tuple(pairs))
 
     def _judge(self, cand: Candidate, match: Match) -> Mirror:
         verdict = (
@@ -288,6 +324,10 @@ class Verifier:
             target=self.target,
             manifest_file=self.manifest_file,
             pushed_at=cand.pushed_at,
+            commit_sha=match.commit.sha if match and match.commit else None,
+            tree_sha=(match.tree_sha or None) if match else None,
+            matched_paths=match.pairs if match else (),
+            unvendored_files=match.unvendored if match else 0,
         )
 
 

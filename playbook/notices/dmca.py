@@ -6,7 +6,16 @@ from dataclasses import dataclass
 
 from playbook.config.org import Official
 from playbook.mirrors.model import Mirror, Verdict
+from playbook.notices.claims import Claim, claims
 
+# GitHub's guide ("Your Complaint Must ...", item 1) asks for this sentence word for word.
+READ_GUIDE = "I have read and understand GitHub's Guide to Filing a DMCA Notice."
+# The guide's per-fork confirmation (item 3): each fork investigated, the sworn statements
+# applying to each identified fork.
+FORKS_CONFIRMATION = (
+    "I have investigated each individual case, and my sworn statements apply to each "
+    "identified fork."
+)
 # GitHub's guide asks for these two statements word for word (shared/DOMAIN.md).
 GOOD_FAITH = (
     "I have a good faith belief that use of the copyrighted materials described above on the "
@@ -24,6 +33,9 @@ NETWORK_STATEMENT = (
     "of the forks are infringing to the same extent as the parent repository."
 )
 LISTED_VERDICTS = ("copy", "partial")
+# Verdicts of repositories the notice leaves out because they were judged not infringing, as
+# against those it leaves out because they could not be checked (the forks answer tells apart).
+CLEARED_VERDICTS = ("unrelated", "official")
 
 
 @dataclass(frozen=True)
@@ -36,10 +48,29 @@ class Network:
     partials: tuple[Mirror, ...]
     others: tuple[Mirror, ...]
     has_non_copies: bool | None
+    claims: tuple[Claim, ...] = ()  # one per listed repository, in listing order
 
     @property
     def listed(self) -> tuple[Mirror, ...]:
         return self.copies + self.partials
+
+    @property
+    def entire(self) -> tuple[Claim, ...]:
+        return tuple(c for c in self.claims if c.entire)
+
+    @property
+    def files(self) -> tuple[Claim, ...]:
+        return tuple(c for c in self.claims if not c.entire)
+
+    @property
+    def cleared(self) -> tuple[Mirror, ...]:
+        """Repositories found in the network and judged not infringing."""
+        return tuple(m for m in self.others if m.verdict in CLEARED_VERDICTS)
+
+    @property
+    def unchecked(self) -> tuple[Mirror, ...]:
+        """Repositories found in the network that could not be verified either way."""
+        return tuple(m for m in self.others if m.verdict not in CLEARED_VERDICTS)
 
     @property
     def slug(self) -> str:
@@ -66,7 +97,8 @@ def _is_github_repo(mirror: Mirror) -> bool:
 
 
 def networks(mirrors: tuple[Mirror, ...], official: Official) -> list[Network]:
-    """GitHub networks holding at least one verified copy, each repo listed once."""
+    """GitHub networks holding at least one verified copy, each repo listed once, with claims."""
+    claim_of = claims(m for m in mirrors if m.verdict in LISTED_VERDICTS)
     groups: dict[str, list[Mirror]] = {}
     for mirror in mirrors:
         if _is_github_repo(mirror):
@@ -86,14 +118,17 @@ def networks(mirrors: tuple[Mirror, ...], official: Official) -> list[Network]:
         others += tuple(m for m in listed if is_official(m, official))
         flags = [m.network_has_non_copies for m in members]
         has_non = True if True in flags else (None if None in flags else False)
+        copies = tuple(m for m in listed if m.verdict == "copy")
+        partials = tuple(m for m in listed if m.verdict == "partial")
         found.append(
             Network(
                 root=root,
                 name=root.rstrip("/").split("github.com/", 1)[-1],
-                copies=tuple(m for m in listed if m.verdict == "copy"),
-                partials=tuple(m for m in listed if m.verdict == "partial"),
+                copies=copies,
+                partials=partials,
                 others=others,
                 has_non_copies=has_non,
+                claims=tuple(claim_of[m.url] for m in copies + partials),
             )
         )
     return found
@@ -123,5 +158,9 @@ def decide_statement(network: Network, requested: bool) -> StatementDecision:
     if network.partials:
         return StatementDecision(
             True, False, "some repositories hold only part of the work, not the whole of it"
+        )
+    if network.files:
+        return StatementDecision(
+            True, False, "some repositories are claimed by their files, not as a whole"
         )
     return StatementDecision(True, True, "every repository in the network is a verified copy")

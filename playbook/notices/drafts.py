@@ -14,11 +14,15 @@ from playbook.clock import utcnow
 from playbook.config.org import ORG_FIELDS, OrgConfig
 from playbook.mirrors.model import Mirror
 from playbook.notices import dmca
+from playbook.notices.checklist import checklist, secret_places
+from playbook.notices.claims import claims
 from playbook.notices.model import Notice, NoticeStatus, StatementRecord
 from playbook.notices.render import Renderer, blanks, missing
 from playbook.notices.view import IncidentView, TargetView
 
 STATEMENTS = {
+    "read_guide": Markup(dmca.READ_GUIDE),
+    "forks": Markup(dmca.FORKS_CONFIRMATION),
     "good_faith": Markup(dmca.GOOD_FAITH),
     "perjury": Markup(dmca.PERJURY),
     "network": Markup(dmca.NETWORK_STATEMENT),
@@ -54,7 +58,7 @@ class Draft:
     notice: Notice
     file: str
     text: str
-    statement: dmca.StatementDecision | None = None
+    statements: Mapping[str, dmca.StatementDecision] = field(default_factory=dict)  # by network
 
     @property
     def record(self) -> dict[str, Any]:
@@ -73,14 +77,23 @@ def draft_notices(
     *,
     target: str | None = None,
     network_statement: bool = False,
+    per_network: bool | None = None,
     renderer: Renderer | None = None,
     now: str | None = None,
 ) -> list[Draft]:
-    """Render every notice the incident calls for; sent and resolved ones are left alone."""
+    """Render every notice the incident calls for; sent and resolved ones are left alone.
+
+    One GitHub DMCA notice covers every fork network of the incident, a section each, unless
+    `per_network` (or respond.toml's [notices] dmca_per_network) asks for one per network.
+    """
     renderer = renderer or Renderer(org.templates_dir)
     existing = {n.id: n for n in view.notices}
+    split = org.notices.dmca_per_network if per_network is None else per_network
     drafts = []
-    for spec in notice_specs(view, org, target=target, network_statement=network_statement):
+    specs = notice_specs(
+        view, org, target=target, network_statement=network_statement, per_network=split
+    )
+    for spec in specs:
         old = existing.get(spec.id)
         if old is not None and old.status.final:
             follow_up = _follow_up(spec, view.notices)
@@ -92,34 +105,49 @@ def draft_notices(
 
 
 def _follow_up(spec: Spec, notices: tuple[Notice, ...]) -> Spec | None:
-    """A further DMCA notice for copies found after the network's notice was sent, or None."""
-    network = spec.extra.get("network")
-    if not isinstance(network, dmca.Network):
+    """A further DMCA notice for copies found after the incident's notice was sent, or None."""
+    networks = spec.extra.get("networks")
+    if not isinstance(networks, tuple) or spec.kind != "dmca-github":
         return None
     numbered = re.compile(rf"{re.escape(spec.id)}(-\d+)?")
     family = [n for n in notices if numbered.fullmatch(n.id)]
     covered = {url for n in family if n.status.final for url in n.mirrors}
-    copies = tuple(m for m in network.copies if m.url not in covered)
-    partials = tuple(m for m in network.partials if m.url not in covered)
-    if not copies and not partials:
+    later = tuple(n for n in (_uncovered(n, covered) for n in networks) if n is not None)
+    if not later:
         return None
     open_ids = [n.id for n in family if not n.status.final]
     notice_id = open_ids[0] if open_ids else f"{spec.id}-{len(family) + 1}"
-    later = dataclasses.replace(network, copies=copies, partials=partials)
     return dataclasses.replace(
         spec,
         id=notice_id,
         title=f"{spec.title} (copies found later)",
-        mirrors=later.listed,
-        extra={**spec.extra, "network": later},
+        mirrors=tuple(m for n in later for m in n.listed),
+        extra={**spec.extra, "networks": later},
     )
 
 
+def _uncovered(network: dmca.Network, covered: set[str]) -> dmca.Network | None:
+    """The network cut down to repositories no sent notice names, or None if none is left."""
+    copies = tuple(m for m in network.copies if m.url not in covered)
+    partials = tuple(m for m in network.partials if m.url not in covered)
+    if not copies and not partials:
+        return None
+    claims = tuple(c for c in network.claims if c.mirror.url not in covered)
+    return dataclasses.replace(network, copies=copies, partials=partials, claims=claims)
+
+
 def notice_specs(
-    view: IncidentView, org: OrgConfig, *, target: str | None, network_statement: bool
+    view: IncidentView,
+    org: OrgConfig,
+    *,
+    target: str | None,
+    network_statement: bool,
+    per_network: bool = False,
 ) -> list[Spec]:
     targets = [t for t in view.targets if target is None or t.spec == target]
-    specs = [_dmca_spec(n, network_statement) for n in dmca.networks(view.mirrors, org.official)]
+    networks = dmca.networks(view.mirrors, org.official)
+    groups = [[n] for n in networks] if per_network else [networks] if networks else []
+    specs = [_dmca_spec(g, network_statement, per_network) for g in groups]
     specs += _npm_copyright(view, org)
     specs += _forge_copyright(view)
     for t in targets:
@@ -127,18 +155,22 @@ def notice_specs(
     return specs
 
 
-def _dmca_spec(network: dmca.Network, requested: bool) -> Spec:
-    decision = dmca.decide_statement(network, requested)
+def _dmca_spec(group: list[dmca.Network], requested: bool, per_network: bool) -> Spec:
+    if per_network:
+        ident, title = f"dmca-github-{group[0].slug}", f"{group[0].name} fork network"
+    else:
+        count = len(group)
+        ident, title = "dmca-github", f"{count} fork network{'s' if count > 1 else ''}"
     return Spec(
-        id=f"dmca-github-{network.slug}",
+        id=ident,
         kind="dmca-github",
-        title=f"GitHub DMCA takedown notice: {network.name} fork network",
+        title=f"GitHub DMCA takedown notice: {title}",
         template="notices/dmca-github.md.j2",
         target=None,
-        mirrors=network.listed,
+        mirrors=tuple(m for n in group for m in n.listed),
         extra={
-            "network": network,
-            "statement": decision,
+            "networks": tuple(group),
+            "decisions": {n.root: dmca.decide_statement(n, requested) for n in group},
         },
     )
 
@@ -155,14 +187,16 @@ def _npm_copyright(view: IncidentView, org: OrgConfig) -> list[Spec]:
     )
     if not copies:
         return []
+    found = claims(copies)
     return [
         Spec(
-            "npm-copyright",
-            "npm-copyright",
-            "Copyright notice to npm: republished copies",
-            "notices/npm-copyright.md.j2",
+            "dmca-npm",
+            "dmca-npm",
+            "GitHub DMCA takedown notice (npm.js content): republished copies",
+            "notices/dmca-npm.md.j2",
             None,
             copies,
+            {"claims": tuple(found[m.url] for m in copies)},
         )
     ]
 
@@ -189,7 +223,7 @@ def _forge_copyright(view: IncidentView) -> list[Spec]:
                     "notices/forge-copyright.md.j2",
                     None,
                     copies,
-                    {"host_label": label},
+                    {"host_label": label, "claims": tuple(claims(copies).values())},
                 )
             )
     return specs
@@ -198,8 +232,9 @@ def _forge_copyright(view: IncidentView) -> list[Spec]:
 def _target_specs(view: IncidentView, org: OrgConfig, t: TargetView) -> list[Spec]:
     specs = []
     secrets = t.scan.secrets if t.scan else ()
-    github_copies = tuple(m for n in dmca.networks(view.mirrors, org.official) for m in n.listed)
-    if secrets and github_copies:
+    github_claims = [c for n in dmca.networks(view.mirrors, org.official) for c in n.claims]
+    places = secret_places(secrets, github_claims)
+    if places:
         specs.append(
             Spec(
                 f"private-info-github-{t.slug}",
@@ -207,8 +242,8 @@ def _target_specs(view: IncidentView, org: OrgConfig, t: TargetView) -> list[Spe
                 f"GitHub private-information removal request: credentials from {t.spec}",
                 "notices/private-info-github.md.j2",
                 t,
-                github_copies,
-                {"secrets": secrets},
+                tuple(dict.fromkeys(p.claim.mirror for p in places)),
+                {"secrets": secrets, "places": tuple(places)},
             )
         )
     if t.unpublish and t.unpublish.support_request_needed:
@@ -265,7 +300,7 @@ def _cdn_specs(t: TargetView) -> list[Spec]:
 
 
 def _draft(view: IncidentView, org: OrgConfig, spec: Spec, renderer: Renderer, now: str) -> Draft:
-    context = {
+    context: dict[str, Any] = {
         "incident": view.incident,
         "targets": view.targets,
         "target": spec.target,
@@ -277,14 +312,19 @@ def _draft(view: IncidentView, org: OrgConfig, spec: Spec, renderer: Renderer, n
         "notice": {"id": spec.id, "kind": spec.kind, "title": spec.title},
         "mirrors": spec.mirrors,
         "generated_at": now,
+        "checklist": (),
         **spec.extra,
     }
+    # Twice: the checklist names the blanks the text is left with (it adds none of its own).
+    gaps = blanks(renderer.render(spec.template, context))
+    context["checklist"] = checklist(view, spec.kind, spec.extra, spec.mirrors, gaps, now)
     text = renderer.render(spec.template, context)
     gaps = blanks(text)
     prefix = f"{spec.target.slug}/" if spec.target and len(view.targets) > 1 else ""
     file = f"{prefix}notices/{spec.id}.md"
-    found = spec.extra.get("statement")
-    statement = found if isinstance(found, dmca.StatementDecision) else None
+    decisions = spec.extra.get("decisions") or {}
+    networks = {n.root: n.name for n in spec.extra.get("networks") or ()}
+    statements = {networks[root]: d for root, d in decisions.items() if root in networks}
     notice = Notice(
         id=spec.id,
         kind=spec.kind,
@@ -296,8 +336,9 @@ def _draft(view: IncidentView, org: OrgConfig, spec: Spec, renderer: Renderer, n
         rehearsal=view.incident.is_draft,
         target=spec.target.spec if spec.target else None,
         drafted_at=now,
-        network_statement=StatementRecord(statement.requested, statement.included, statement.reason)
-        if statement
-        else None,
+        network_statements=tuple(
+            StatementRecord(d.requested, d.included, d.reason, name)
+            for name, d in statements.items()
+        ),
     )
-    return Draft(notice, file, text, statement)
+    return Draft(notice, file, text, statements)

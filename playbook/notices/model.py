@@ -45,6 +45,7 @@ class StatementRecord:
     requested: bool = False
     included: bool = False
     reason: str = ""
+    network: str = ""  # the fork network it was decided for (owner/repo of its root)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class Notice:
     rehearsal: bool = False
     target: str | None = None
     drafted_at: str | None = None
-    network_statement: StatementRecord | None = None
+    network_statement: StatementRecord | None = None  # records from one notice per network
+    network_statements: tuple[StatementRecord, ...] = ()  # one per fork network the notice covers
 
     def to_record(self) -> dict[str, Any]:
         return to_json(self)  # type: ignore[no-any-return]

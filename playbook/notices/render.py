@@ -65,12 +65,6 @@ def safe_url(value: object) -> Markup:
     return Markup(quote(text, safe=_URL_SAFE.replace("'", "").replace("!", "")))
 
 
-def line_url(repo_url: object, path: object, line: object) -> Markup:
-    """A link to a file and line in a GitHub repository's default branch."""
-    anchor = f"#L{line}" if isinstance(line, int) else ""
-    return safe_url(f"{str(repo_url).rstrip('/')}/blob/HEAD/{str(path).lstrip('/')}{anchor}")
-
-
 def fmt_num(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -119,7 +113,8 @@ FILTERS = {
     "size": fmt_bytes,
     "dt": fmt_dt,
 }
-GLOBALS = {"line_url": line_url, "pct": fmt_pct}
+# No link at a branch or HEAD: a notice links files at the commit checked (claims.py).
+GLOBALS = {"pct": fmt_pct}
 
 
 class Renderer:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from playbook.clock import utcnow
 from playbook.config.org import ORG_FIELDS, OrgConfig, load_org
 from playbook.errors import UsageError
-from playbook.notices.dmca import networks
+from playbook.mirrors.model import Mirror
+from playbook.notices.claims import claims
+from playbook.notices.dmca import LISTED_VERDICTS, networks
 from playbook.notices.drafts import org_context
 from playbook.notices.render import Renderer
 from playbook.notices.view import EventView, IncidentView, load_view
@@ -139,6 +141,12 @@ def _exposure(view: IncidentView) -> dict[str, int]:
     }
 
 
+def claim_labels(mirrors: tuple[Mirror, ...]) -> dict[str, str]:
+    """What a takedown claims of each listed copy: `entire`, or `files (N)`."""
+    found = claims(m for m in mirrors if m.verdict in LISTED_VERDICTS)
+    return {u: "entire" if c.entire else f"files ({len(c.files):,})" for u, c in found.items()}
+
+
 def report_context(view: IncidentView, org: OrgConfig, now: str) -> dict[str, Any]:
     verdicts: dict[str, int] = {}
     for m in view.mirrors:
@@ -152,6 +160,7 @@ def report_context(view: IncidentView, org: OrgConfig, now: str) -> dict[str, An
         "mirrors": view.mirrors,
         "notices": view.notices,
         "networks": networks(view.mirrors, org.official),
+        "claims": claim_labels(view.mirrors),
         "verdicts": sorted(verdicts.items()),
         "exposure": _exposure(view),
         "timeline": build_timeline(view),
@@ -164,6 +173,10 @@ def report_context(view: IncidentView, org: OrgConfig, now: str) -> dict[str, An
 def report_json(view: IncidentView, now: str) -> str:
     data = {"generated_at": now, "draft": view.incident.is_draft, **dataclasses.asdict(view)}
     plain = json.loads(json.dumps(data, default=str))
+    for mirror in plain["mirrors"]:
+        # Thousands of paths per copy: the report counts them; the mirror records
+        # (`respond mirrors`, mirrors/mirrors.json) and the notices list every one.
+        mirror["matched_paths"] = len(mirror.get("matched_paths") or ())
     return json.dumps(scrub_data(plain), indent=2, sort_keys=True) + "\n"
 
 

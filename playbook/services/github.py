@@ -54,6 +54,15 @@ class Tree:
     truncated: bool = False
     cached: bool = False
     reason: str = ""
+    sha: str = ""  # the tree's own SHA: identical trees hold identical files
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A commit a branch pointed at, and its tree: what a permalink in a notice is pinned to."""
+
+    sha: str
+    tree_sha: str
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class GitHubApi(Protocol):
 
     async def blob(self, full_name: str, sha: str) -> bytes | None: ...
 
+    async def commit(self, full_name: str, ref: str) -> Commit | None: ...
+
 
 def repo_info(data: dict[str, Any], parent: str | None = None) -> RepoInfo:
     """A repository object from any GitHub listing; `parent` when the listing implies it."""
@@ -103,7 +114,15 @@ def _shrink_tree(body: bytes) -> bytes:
     """Keep only what verification reads, so cached trees stay small in the store."""
     data = json.loads(body)
     files = [[e["path"], e["sha"]] for e in data.get("tree", []) if e.get("type") == "blob"]
-    return json.dumps({"files": files, "truncated": bool(data.get("truncated"))}).encode()
+    kept = {"files": files, "truncated": bool(data.get("truncated")), "sha": data.get("sha", "")}
+    return json.dumps(kept).encode()
+
+
+def _shrink_commit(body: bytes) -> bytes:
+    """A commit answer carries its whole diff; a permalink needs the two SHAs only."""
+    data = json.loads(body)
+    tree = (data.get("commit") or {}).get("tree") or {}
+    return json.dumps({"sha": data.get("sha", ""), "tree_sha": tree.get("sha", "")}).encode()
 
 
 @dataclass(frozen=True)
@@ -175,7 +194,20 @@ class RestGitHub:
         if "files" not in data:  # a 200 without an ETag is not shrunk by the cache path
             data = json.loads(_shrink_tree(fetched.body))
         entries = tuple((str(p), str(s)) for p, s in data["files"])
-        return Tree(TreeState.OK, entries, bool(data["truncated"]), fetched.cached)
+        sha = str(data.get("sha") or "")
+        return Tree(TreeState.OK, entries, bool(data["truncated"]), fetched.cached, sha=sha)
+
+    async def commit(self, full_name: str, ref: str) -> Commit | None:
+        """The commit `ref` points at now, with its tree SHA; None when the host will not say."""
+        url = f"{self.base_url}/repos/{full_name}/commits/{quote(ref, safe='')}"
+        fetched = await self.governor.get(url, shrink=_shrink_commit)
+        if fetched.status != 200:
+            return None
+        data = fetched.json()
+        if "tree_sha" not in data:  # a 200 without an ETag is not shrunk by the cache path
+            data = json.loads(_shrink_commit(fetched.body))
+        sha, tree_sha = str(data.get("sha") or ""), str(data.get("tree_sha") or "")
+        return Commit(sha, tree_sha) if sha else None
 
     async def blob(self, full_name: str, sha: str) -> bytes | None:
         fetched = await self.governor.get(f"{self.base_url}/repos/{full_name}/git/blobs/{sha}")

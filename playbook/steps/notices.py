@@ -35,26 +35,40 @@ class DraftNotices(StepType):
     mutates = False
     description = "Draft DMCA, private-information, npm, CDN, advisory and customer notices."
     params = frozenset(
-        {"network_statement", "scan", "verify", "cdn", "verify_mirrors", "unpublish", "lookup"}
+        {
+            "network_statement",
+            "dmca_per_network",
+            "scan",
+            "verify",
+            "cdn",
+            "verify_mirrors",
+            "unpublish",
+            "lookup",
+        }
     )
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         org = load_org(ctx.settings.cwd, ctx.settings.home, ctx.settings.env)
         requested = ctx.params.get("network_statement") is True
+        split = ctx.params.get("dmca_per_network")
         drafts = draft_notices(
-            step_view(ctx), org, target=str(ctx.target), network_statement=requested
+            step_view(ctx),
+            org,
+            target=str(ctx.target),
+            network_statement=requested,
+            per_network=split if isinstance(split, bool) else None,
         )
         changed = False
         for draft in drafts:
             notice = draft.notice
             ctx.write_file(draft.file, draft.text.encode("utf-8"))
             changed |= ctx.records.put("notice", notice.id, notice.to_record())
-            decision = draft.statement
-            if decision is not None and decision.requested and not decision.included:
-                ctx.event(
-                    "notice.network_statement_refused",
-                    {"notice": notice.id, "reason": decision.reason},
-                )
+            for network, decision in draft.statements.items():
+                if decision.requested and not decision.included:
+                    ctx.event(
+                        "notice.network_statement_refused",
+                        {"notice": notice.id, "network": network, "reason": decision.reason},
+                    )
             ctx.progress(f"drafted {draft.file} ({notice.status})")
         for mirror_url in {u for d in drafts for u in d.notice.mirrors}:
             _mark_drafted(ctx, mirror_url)

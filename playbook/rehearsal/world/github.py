@@ -166,9 +166,17 @@ class GitHub(Service):
             return self._page([self._repojson_reply(r) for r in forks], query, link, route)
         m = re.fullmatch(r"/git/trees/([^/]+)", sub)
         if m:
+            tree = git_tree(repo, base)
+            if unquote(m[1]) not in (repo.default_branch, "HEAD", commit_sha(tree["sha"])):
+                return json_reply(404, {"message": "Not Found"}, route)
+            return json_reply(200, tree, route)
+        m = re.fullmatch(r"/commits/([^/]+)", sub)
+        if m:
             if unquote(m[1]) not in (repo.default_branch, "HEAD"):
                 return json_reply(404, {"message": "Not Found"}, route)
-            return json_reply(200, git_tree(repo, base), route)
+            tree_sha = git_tree(repo, base)["sha"]
+            commit = {"tree": {"sha": tree_sha}, "message": "import"}
+            return json_reply(200, {"sha": commit_sha(tree_sha), "commit": commit}, route)
         m = re.fullmatch(r"/git/blobs/([0-9a-f]{40})", sub)
         if m:
             for data in repo.files.values():
@@ -317,8 +325,15 @@ def git_tree(repo: FakeRepo, base: str) -> dict[str, Any]:
             }
         )
     entries.sort(key=lambda e: str(e["path"]))
-    digest = hashlib.sha1(json.dumps(entries).encode(), usedforsecurity=False).hexdigest()
+    # Git addresses content: the same files give the same tree SHA in every repository.
+    content = [(e["path"], e["sha"]) for e in entries if e["type"] == "blob"]
+    digest = hashlib.sha1(json.dumps(content).encode(), usedforsecurity=False).hexdigest()
     return {"sha": digest, "url": f"{api}/trees/{digest}", "tree": entries, "truncated": False}
+
+
+def commit_sha(tree_sha: str) -> str:
+    """One commit per tree: an unmodified fork shares its parent's commit, as on GitHub."""
+    return hashlib.sha1(f"commit {tree_sha}".encode(), usedforsecurity=False).hexdigest()
 
 
 def _parse_q(q: str) -> tuple[list[bytes], dict[str, str]]:
