@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 import httpx
 
 from playbook.errors import RemoteError, RespondError
-from playbook.net.http import parse_retry_after
+from playbook.net.http import GOVERNED, parse_retry_after
 from playbook.services.hub import Cache, Services
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -263,7 +263,7 @@ class Governor:
         headers = {"if-none-match": entry["etag"]} if entry else {}
         self.requests += 1
         try:
-            response = await self.client.get(url, headers=headers)
+            response = await self.client.get(url, headers=headers, extensions={GOVERNED: True})
         except httpx.HTTPError as exc:
             raise RemoteError(
                 f"{self.host} could not be reached for {url}: {exc!r}.",

@@ -118,12 +118,9 @@ class GitHub(Service):
             "before you try again.",
             "documentation_url": "https://docs.github.com/rest",
         }
-        return json_reply(
-            lim.secondary_status,
-            msg,
-            "github.secondary",
-            **{"retry-after": str(lim.secondary_retry_after)},
-        )
+        wait = lim.secondary_retry_after
+        headers = {} if wait is None else {"retry-after": str(wait)}
+        return json_reply(lim.secondary_status, msg, "github.secondary", **headers)
 
     def _github_route(self, path: str, query: dict[str, str], base: str) -> tuple[str, Reply]:
         if path == "/search/code":
