@@ -340,3 +340,13 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
     assert fresh <= 10
     # Every tree but the three that changed (two taken down now, one already) answered 304.
     assert revalidated >= trees - 3
+
+
+def test_coverage_names_every_source_searched_and_only_standing_limits(run: Run) -> None:
+    coverage = run.verify["coverage"]
+    searched = {s["source"] for s in coverage["searched"]}
+    assert searched >= {"code-search", "repo-search", "forks", "npm", "gitlab", "verify"}
+    # Every search read to its end on the seeded world: the one gap left is code search's own
+    # limit (forks indexed only when starrier than their parent), which hid quiet2/base.
+    assert [g["kind"] for g in coverage["gaps"]] == ["unindexed-forks"]
+    assert run.hunt["coverage"]["gaps"] == coverage["gaps"]

@@ -48,7 +48,8 @@ def test_greedy_pick_covers_the_most_distinct_files() -> None:
     ]
     manifest = manifest_from_json(data)
     picked = pick_identifiers(manifest, 2)
-    assert [q.query for q in picked] == ["alphaToken1", "gammaToken3"]
+    # Forks are asked for: without fork:true GitHub leaves every fork out of code search.
+    assert [q.query for q in picked] == ["alphaToken1 fork:true", "gammaToken3 fork:true"]
     assert [q.covers for q in picked] == [3, 2]
     assert len(pick_identifiers(manifest, 9)) == 2  # betaToken22 adds no new file
 

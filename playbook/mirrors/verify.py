@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from playbook.clock import utcnow
 from playbook.config.org import Official
 from playbook.errors import RespondError
+from playbook.mirrors.coverage import Coverage, Gap, GapKind, Searched
 from playbook.mirrors.fingerprints import Fingerprints, Manifest
 from playbook.mirrors.model import Candidate, Mirror, Verdict, is_vendored
 from playbook.mirrors.network import annotate
@@ -152,6 +153,7 @@ class Verifier:
         self.fp = Fingerprints.build(manifest)
         self.downloads_left = DOWNLOAD_FLOOR
         self.budget_note = ""
+        self.truncated: list[str] = []  # trees that could not be listed whole
         self._public_shas: set[str] = set()
 
     async def run(self, candidates: Iterable[Candidate]) -> list[Mirror]:
@@ -216,7 +218,8 @@ class Verifier:
                 tree, match = await self._pinned(cand, tree, match)
         mirror = self._judge(cand, match)
         if tree.truncated:
-            mirror = replace(mirror, evidence=mirror.evidence + "; the tree listing was truncated")
+            self.truncated.append(cand.name)
+            mirror = _truncated(mirror, tree.subtrees)
         return mirror
 
     def _untouched(self, cand: Candidate) -> bool:
@@ -329,6 +332,53 @@ class Verifier:
             matched_paths=match.pairs if match else (),
             unvendored_files=match.unvendored if match else 0,
         )
+
+
+def _truncated(mirror: Mirror, subtrees: int) -> Mirror:
+    """A tree not listed whole proves no absence: never `unrelated`, at most what matched."""
+    why = (
+        f"the tree listing was truncated by the host (over 100,000 entries or 7 MB) and "
+        f"{subtrees:,} sub-tree requests did not list it whole"
+    )
+    if mirror.verdict is Verdict.UNRELATED:
+        return replace(
+            mirror,
+            verdict=Verdict.UNVERIFIED,
+            evidence=f"{why}: absence is not proven; " + mirror.evidence,
+        )
+    if mirror.verdict is Verdict.PARTIAL:
+        return replace(mirror, evidence=f"{mirror.evidence}; {why}: more files may match")
+    return replace(mirror, evidence=f"{mirror.evidence}; {why}")
+
+
+def verification_coverage(verifier: Verifier, mirrors: Iterable[Mirror]) -> Coverage:
+    """What verification proved and what it left open (budget, truncated trees)."""
+    items = list(mirrors)
+    left = [m for m in items if m.verdict is Verdict.UNVERIFIED and m.kind != "archive"]
+    failed = [m for m in items if m.error]
+    gaps: list[Gap] = []
+    if verifier.budget_note:
+        gaps.append(
+            Gap("verify", GapKind.BUDGET, f"{verifier.budget_note} ({len(left):,} unverified)")
+        )
+    elif left:
+        gaps.append(Gap("verify", GapKind.UNVERIFIED, f"{len(left):,} candidates not verified"))
+    if verifier.truncated:
+        names = ", ".join(sorted(verifier.truncated)[:3])
+        gaps.append(
+            Gap(
+                "verify",
+                GapKind.TRUNCATED_TREE,
+                f"{len(verifier.truncated):,} trees could not be listed whole (first: {names})",
+            )
+        )
+    if failed:
+        gaps.append(
+            Gap("verify", GapKind.UNREACHABLE, f"{len(failed):,} candidates could not be checked")
+        )
+    done = len(items) - len(left)
+    what = f"{done:,} of {len(items):,} candidates verified"
+    return Coverage((Searched("verify", what),), tuple(gaps))
 
 
 def _archives_of_copies(mirrors: list[Mirror]) -> list[Mirror]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import functools
 import hashlib
 import json
 import re
@@ -163,10 +164,7 @@ class GitHub(Service):
             return self._page([self._repojson_reply(r) for r in forks], query, link, route)
         m = re.fullmatch(r"/git/trees/([^/]+)", sub)
         if m:
-            tree = git_tree(repo, base)
-            if unquote(m[1]) not in (repo.default_branch, "HEAD", commit_sha(tree["sha"])):
-                return json_reply(404, {"message": "Not Found"}, route)
-            return json_reply(200, tree, route)
+            return self._tree(repo, base, unquote(m[1]), query, route)
         m = re.fullmatch(r"/commits/([^/]+)", sub)
         if m:
             if unquote(m[1]) not in (repo.default_branch, "HEAD"):
@@ -185,6 +183,21 @@ class GitHub(Service):
                         route,
                     )
         return json_reply(404, {"message": "Not Found"}, route)
+
+    def _tree(
+        self, repo: FakeRepo, base: str, ref: str, query: dict[str, str], route: str
+    ) -> Reply:
+        """A tree by branch, commit or tree SHA (the root's or any folder's), as GitHub lists
+        it: one level, or every level with `recursive`, cut at the entry limit (`truncated`)."""
+        recursive = query.get("recursive", "") not in ("", "0", "false")
+        root_sha = _folder_sha(repo, "")
+        folder: str | None = ""
+        if ref not in (repo.default_branch, "HEAD", commit_sha(root_sha), root_sha):
+            folder = next((d for d in _folders(repo) if _folder_sha(repo, d) == ref), None)
+        if folder is None:
+            return json_reply(404, {"message": "Not Found"}, route)
+        limit = self.world.limits.tree_entries
+        return json_reply(200, git_tree(repo, base, folder, recursive, limit), route)
 
     def _repojson_reply(self, repo: FakeRepo, full: bool = False) -> dict[str, Any]:
         owner = repo.full_name.split("/")[0]
@@ -233,8 +246,14 @@ class GitHub(Service):
         if not terms and not quals:
             return json_reply(422, {"message": "Validation Failed"}, "github.search_code")
         hits = []
+        forks = quals.get("fork")
         for repo, path, data, tokens in self._indexed():
             if repo.disabled or repo.deleted or not all(t in tokens for t in terms):
+                continue
+            # An indexed fork is returned only with fork:true (or fork:only), as on GitHub.
+            if (repo.parent and forks not in ("true", "only")) or (
+                forks == "only" and not repo.parent
+            ):
                 continue
             if "path" in quals and quals["path"].lower() not in path.lower():
                 continue
@@ -254,15 +273,20 @@ class GitHub(Service):
                     "score": 1.0,
                 }
             )
-        total = len(hits)
+        total, incomplete = len(hits), self._times_out(terms)
         return self._page(
             hits,
             query,
             f"{base}/search/code",
             "github.search_code",
-            wrap=lambda c: {"total_count": total, "incomplete_results": False, "items": c},
+            wrap=lambda c: {"total_count": total, "incomplete_results": incomplete, "items": c},
             cap=1000,
         )
+
+    def _times_out(self, terms: list[bytes]) -> bool:
+        """A search GitHub could not finish in time (`incomplete_results: true`)."""
+        slow = self.world.limits.incomplete_terms
+        return any(t.decode() in slow for t in terms)
 
     def _search_repos(self, query: dict[str, str], base: str) -> Reply:
         terms, quals = _parse_q(query.get("q", ""))
@@ -285,32 +309,40 @@ class GitHub(Service):
             words = set(re.findall(r"[a-z0-9_]+", text))
             if all(t.decode() in words for t in terms):
                 hits.append(self._repojson_reply(repo))
-        total = len(hits)
+        total, incomplete = len(hits), self._times_out(terms)
         return self._page(
             hits,
             query,
             f"{base}/search/repositories",
             "github.search_repos",
-            wrap=lambda c: {"total_count": total, "incomplete_results": False, "items": c},
+            wrap=lambda c: {"total_count": total, "incomplete_results": incomplete, "items": c},
             cap=1000,
         )
 
 
-def git_tree(repo: FakeRepo, base: str) -> dict[str, Any]:
+def git_tree(
+    repo: FakeRepo,
+    base: str,
+    folder: str = "",
+    recursive: bool = True,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """The tree of `folder` ("" for the root) as GitHub's git/trees answers it."""
     api = f"{base}/repos/{repo.full_name}/git"
-    dirs = sorted({p.rsplit("/", 1)[0] for p in repo.files if "/" in p})
-    entries: list[dict[str, Any]] = [
-        {
-            "path": d,
-            "mode": "040000",
-            "type": "tree",
-            "sha": hashlib.sha1(d.encode(), usedforsecurity=False).hexdigest(),
-            "url": f"{api}/trees/x",
-        }
-        for d in dirs
-    ]
-    for path, data in sorted(repo.files.items()):
-        sha = blob_sha1(data)
+    prefix = f"{folder}/" if folder else ""
+    below = {p[len(prefix) :]: d for p, d in repo.files.items() if p.startswith(prefix)}
+    dirs = sorted({"/".join(p.split("/")[: i + 1]) for p in below for i in range(p.count("/"))})
+    if not recursive:
+        dirs = [d for d in dirs if "/" not in d]
+        below = {p: d for p, d in below.items() if "/" not in p}
+    entries: list[dict[str, Any]] = []
+    for d in dirs:
+        sha = _folder_sha(repo, prefix + d)
+        entries.append(
+            {"path": d, "mode": "040000", "type": "tree", "sha": sha, "url": f"{api}/trees/{sha}"}
+        )
+    for path, data in sorted(below.items()):
+        sha = _blob_sha(data)
         entries.append(
             {
                 "path": path,
@@ -322,10 +354,34 @@ def git_tree(repo: FakeRepo, base: str) -> dict[str, Any]:
             }
         )
     entries.sort(key=lambda e: str(e["path"]))
-    # Git addresses content: the same files give the same tree SHA in every repository.
-    content = [(e["path"], e["sha"]) for e in entries if e["type"] == "blob"]
-    digest = hashlib.sha1(json.dumps(content).encode(), usedforsecurity=False).hexdigest()
-    return {"sha": digest, "url": f"{api}/trees/{digest}", "tree": entries, "truncated": False}
+    digest = _folder_sha(repo, folder)
+    truncated = limit is not None and len(entries) > limit
+    if truncated:
+        entries = entries[:limit]
+    return {"sha": digest, "url": f"{api}/trees/{digest}", "tree": entries, "truncated": truncated}
+
+
+def _folders(repo: FakeRepo) -> list[str]:
+    """Every folder of the repository, parents included."""
+    found: set[str] = set()
+    for path in repo.files:
+        parts = path.split("/")[:-1]
+        found |= {"/".join(parts[: i + 1]) for i in range(len(parts))}
+    return sorted(found)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _blob_sha(data: bytes) -> str:
+    return blob_sha1(data)
+
+
+def _folder_sha(repo: FakeRepo, folder: str) -> str:
+    """Git addresses content: the same files give the same tree SHA in every repository."""
+    prefix = f"{folder}/" if folder else ""
+    content = sorted(
+        (p[len(prefix) :], _blob_sha(d)) for p, d in repo.files.items() if p.startswith(prefix)
+    )
+    return hashlib.sha1(json.dumps(content).encode(), usedforsecurity=False).hexdigest()
 
 
 def commit_sha(tree_sha: str) -> str:
