@@ -8,14 +8,18 @@ A repository whose last push (`pushed_at`, carried by every listing) is older th
 time cannot hold the leak and is `unrelated` at no cost: the vendor's thousands of legitimate
 forks mostly end there.
 
-Reformatted files: only when blob matching is partial (some files match, not enough for `copy`),
-tree entries whose path or file name matches a leaked file that did not match are downloaded
-(`git/blobs/<sha>`) and compared by `norm_sha256` (whitespace removed), stopping as soon as the
-`copy` threshold is reached; only when that many downloads could reach it (a candidate that
-would need more than the limits allow is left `partial` without a download); at most
-DOWNLOADS_PER_CANDIDATE per candidate and at most
-max(DOWNLOAD_FLOOR, DOWNLOAD_SHARE x candidates) in a whole pass, so verifying N candidates costs
-at most N + max(24, N / 10) GitHub requests.
+Reformatted files (prettier, a re-indent: other blobs at the same paths): when blob matches
+alone do not make a copy but enough tree entries sit at leaked paths (or carry a leaked file's
+name) with other content to reach the `copy` threshold, an evenly spread sample of them, at most
+SAMPLE_BLOBS per candidate, is downloaded (`git/blobs/<sha>`) and compared with the leaked file:
+identical but for whitespace (`norm_sha256`), else by token fingerprints (playbook.mirrors.winnow:
+winnowing over identifier and literal tokens, so quotes, semicolons, trailing commas and line
+wrapping do not count), similar at SIMILAR (0.8) or more. Each proven file is evidence with its
+similarity. When every sampled file proves to be its leaked file reformatted, the other entries
+at leaked paths are counted as reformatted too (`by path, sample proven`); one sampled file that
+is not keeps them out. Takedown claims name the proven files only. At most
+max(DOWNLOAD_FLOOR, DOWNLOAD_SHARE x candidates) downloads in a whole pass, so verifying N
+candidates costs at most N + max(24, N / 10) GitHub requests besides the commit requests.
 
 Verdicts:
 - `official`: on respond.toml's [official] allowlist, whatever it holds.
@@ -55,6 +59,7 @@ from playbook.mirrors.fingerprints import Fingerprints, Manifest
 from playbook.mirrors.model import Candidate, Mirror, Verdict, is_vendored
 from playbook.mirrors.network import annotate
 from playbook.mirrors.official import is_official
+from playbook.mirrors.winnow import SIMILAR, similarity
 from playbook.net.governor import BudgetSpent
 from playbook.scan.fingerprint import norm_sha256
 from playbook.services.archive import SWH
@@ -63,7 +68,7 @@ from playbook.services.github import GITHUB, Commit, Tree, TreeState, github_api
 from playbook.services.hub import Services
 
 COPY_RATIO = 0.5
-DOWNLOADS_PER_CANDIDATE = 24
+SAMPLE_BLOBS = 6
 DOWNLOAD_SHARE = 0.1
 DOWNLOAD_FLOOR = 24
 SAMPLE_PATHS = 10
@@ -80,10 +85,14 @@ class Match:
     unvendored: int = 0  # files in the tree outside VENDORED folders
     tree_sha: str = ""
     commit: Commit | None = None
+    similar: frozenset[str] = frozenset()  # proven by token fingerprints (sampled)
+    by_path: frozenset[str] = frozenset()  # at leaked paths, counted by the proven sample
+    sampled: int = 0  # files downloaded and compared
+    least: float = 1.0  # the lowest similarity among the files proven by fingerprints
 
     @property
     def matched(self) -> int:
-        return len(self.blob | self.content)
+        return len(self.blob | self.content | self.similar | self.by_path)
 
 
 def match_tree(entries: Iterable[tuple[str, str]], fp: Fingerprints, tree_sha: str = "") -> Match:
@@ -123,6 +132,16 @@ def evidence_line(match: Match, fp: Fingerprints) -> str:
     )
     if match.content:
         text += f", {len(match.content):,} identical but for whitespace"
+    if match.similar:
+        text += (
+            f", {len(match.similar):,} reformatted (token fingerprint similarity "
+            f"{match.least:.2f} or more)"
+        )
+    if match.by_path:
+        text += (
+            f", {len(match.by_path):,} at leaked paths with other content, counted as "
+            f"reformatted because all {match.sampled:,} files sampled from them are"
+        )
     text += f"; {pct:.1f}%) in a tree of {match.tree_files:,} files"
     if fp.not_counted:
         text += f"; {fp.not_counted:,} tiny or officially published files not counted"
@@ -256,32 +275,54 @@ class Verifier:
         return tree, replace(match, commit=commit)
 
     async def _reformatted(self, cand: Candidate, tree: Tree, match: Match) -> Match:
-        """Bounded downloads compared by norm_sha256; only when blob matching is partial."""
+        """A bounded sample of files at leaked paths, compared whitespace- and format-blind."""
         needed = copy_threshold(self.fp.total) - match.matched
-        limit = min(DOWNLOADS_PER_CANDIDATE, self.downloads_left)
-        if not match.blob or needed <= 0 or needed > limit:
-            return match  # a copy already, or downloads this few cannot make it one
-        pending = [
-            (path, sha)
-            for path, sha in tree.entries
-            if sha not in self.fp.by_sha
-            and any(p not in match.blob for p in self.fp.paths_for_tree_path(path))
-        ]
-        if len(pending) < needed:
-            return match
-        found: set[str] = set()
+        if needed <= 0:
+            return match  # a copy already
+        pending: dict[str, tuple[str, str]] = {}  # leaked path -> (tree path, blob SHA)
+        for path, sha in tree.entries:
+            if sha in self.fp.by_sha or is_vendored(path):
+                continue
+            leaked = self.fp.same_path(path) or next(iter(self.fp.paths_for_tree_path(path)), None)
+            if leaked and leaked not in match.blob and leaked not in pending:
+                pending[leaked] = (path, sha)
+        limit = min(SAMPLE_BLOBS, self.downloads_left, len(pending))
+        if len(pending) < needed or limit <= 0:
+            return match  # not a copy whatever the downloads said, or nothing left to spend
+        content: set[str] = set()
+        similar: set[str] = set()
         pairs: list[tuple[str, str]] = []
+        least = 1.0
         gh = github_api(self.services)
-        for path, sha in pending[:limit]:
+        sample = _spread(sorted(pending), limit)
+        for leaked in sample:
+            path, sha = pending[leaked]
             self.downloads_left -= 1
             data = await gh.blob(cand.name, sha)
-            if data is not None:
-                new = self.fp.by_norm.get(norm_sha256(data), frozenset()) - match.blob
-                found |= new
-                pairs += [(path, leaked) for leaked in sorted(new)]
-            if len(found) >= needed:
-                break
-        return replace(match, content=frozenset(found), pairs=match.pairs + tuple(pairs))
+            if data is None:
+                continue
+            same = self.fp.by_norm.get(norm_sha256(data), frozenset()) - match.blob
+            if same:
+                content |= same
+                pairs += [(path, p) for p in sorted(same)]
+                continue
+            score = similarity(self.fp.winnow.get(leaked, ()), data)
+            if score >= SIMILAR:
+                similar.add(leaked)
+                pairs.append((path, leaked))
+                least = min(least, score)
+        proven = content | similar
+        whole = len(sample) >= min(SAMPLE_BLOBS, len(pending)) and set(sample) <= proven
+        by_path = frozenset(pending) - proven if whole else frozenset()
+        return replace(
+            match,
+            content=frozenset(content),
+            similar=frozenset(similar - content),
+            by_path=by_path,
+            sampled=len(sample),
+            least=least,
+            pairs=match.pairs + tuple(pairs),
+        )
 
     def _judge(self, cand: Candidate, match: Match) -> Mirror:
         verdict = (
@@ -319,7 +360,7 @@ class Verifier:
             checked_at=utcnow(),
             evidence=evidence,
             matched_by_blob=len(match.blob) if match else 0,
-            matched_by_content=len(match.content) if match else 0,
+            matched_by_content=match.matched - len(match.blob) if match else 0,
             default_branch=cand.default_branch,
             forks_count=cand.forks_count,
             forks_listed=cand.forks_listed,
@@ -379,6 +420,14 @@ def verification_coverage(verifier: Verifier, mirrors: Iterable[Mirror]) -> Cove
     done = len(items) - len(left)
     what = f"{done:,} of {len(items):,} candidates verified"
     return Coverage((Searched("verify", what),), tuple(gaps))
+
+
+def _spread(items: list[str], n: int) -> list[str]:
+    """`n` items evenly spread over `items` (first, last and between): a fair sample."""
+    if n >= len(items):
+        return items
+    step = (len(items) - 1) / max(1, n - 1)
+    return [items[round(i * step)] for i in range(n)]
 
 
 def _archives_of_copies(mirrors: list[Mirror]) -> list[Mirror]:
