@@ -207,3 +207,27 @@ def test_the_report_says_how_complete_the_list_of_copies_is(tmp_path: Path) -> N
     targets = tuple(replace(t, coverage=None) for t in view.targets)
     md = render_documents(replace(view, targets=targets), org, "md", now=NOW)
     assert "No hunt ran: nothing is known about how complete" in md
+
+
+def test_reformatted_copies_past_the_download_allowance_are_named_not_guessed(
+    tmp_path: Path,
+) -> None:
+    from playbook.rehearsal.world.seed import prettier_style
+
+    world = World(PKG, VER)
+    for i in range(5):  # 5 samples of 6 files: past the pass's 24 downloads
+        world.add(FakeRepo(f"pretty{i}/leak", {p: prettier_style(d) for p, d in FIRST.items()}))
+
+    async def work(s: Services) -> tuple[list[Mirror], Coverage]:
+        verifier = Verifier(MANIFEST, s, Official())
+        names = [f"pretty{i}/leak" for i in range(5)]
+        mirrors = await verifier.run(Candidate(GH + n, "github.com", "repo", n) for n in names)
+        return mirrors, verification_coverage(verifier, mirrors)
+
+    (mirrors, coverage), fake = run(world, tmp_path, work)
+    verdicts = [m.verdict for m in mirrors]
+    assert verdicts == [Verdict.COPY] * 4 + [Verdict.UNVERIFIED]  # not compared: no absence
+    assert "allowance was spent" in mirrors[4].evidence
+    assert fake.stats.count("github.blobs") == 24
+    gap = next(g for g in coverage.run_gaps if g.kind == GapKind.UNVERIFIED)
+    assert "1 candidates hold leaked paths" in gap.detail and "pretty4/leak" in gap.detail

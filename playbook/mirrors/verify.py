@@ -10,15 +10,16 @@ forks mostly end there.
 
 Reformatted files (prettier, a re-indent: other blobs at the same paths): when blob matches
 alone do not make a copy but enough tree entries sit at leaked paths (or carry a leaked file's
-name) with other content to reach the `copy` threshold, an evenly spread sample of them, at most
-SAMPLE_BLOBS per candidate, is downloaded (`git/blobs/<sha>`) and compared with the leaked file:
-identical but for whitespace (`norm_sha256`), else by token fingerprints (playbook.mirrors.winnow:
-winnowing over identifier and literal tokens, so quotes, semicolons, trailing commas and line
-wrapping do not count), similar at SIMILAR (0.8) or more. Each proven file is evidence with its
-similarity. When every sampled file proves to be its leaked file reformatted, the other entries
-at leaked paths are counted as reformatted too (`by path, sample proven`); one sampled file that
-is not keeps them out. Takedown claims name the proven files only. At most
-max(DOWNLOAD_FLOOR, DOWNLOAD_SHARE x candidates) downloads in a whole pass, so verifying N
+name) with other content to reach the `copy` threshold, an evenly spread sample of them is
+downloaded (`git/blobs/<sha>`): SAMPLE_BLOBS files, half that when some files already match by
+blob. Each is compared with its leaked file: identical but for whitespace (`norm_sha256`), else by
+token fingerprints (playbook.mirrors.winnow: winnowing over identifier and literal tokens, so
+quotes, semicolons, trailing commas and line wrapping do not count), similar at SIMILAR (0.8) or
+more. Each proven file is evidence with its similarity. When every sampled file proves to be its
+leaked file reformatted, the other entries at leaked paths are counted as reformatted too; the
+first sampled file that is not ends the sample and keeps them out. Takedown claims name the
+proven files only. At most max(DOWNLOAD_FLOOR, DOWNLOAD_SHARE x candidates) downloads in a whole
+pass (a candidate the allowance cannot sample whole is named in the coverage), so verifying N
 candidates costs at most N + max(24, N / 10) GitHub requests besides the commit requests.
 
 Verdicts:
@@ -173,6 +174,7 @@ class Verifier:
         self.downloads_left = DOWNLOAD_FLOOR
         self.budget_note = ""
         self.truncated: list[str] = []  # trees that could not be listed whole
+        self.unsampled: list[str] = []  # could be reformatted copies; the allowance was spent
         self._public_shas: set[str] = set()
 
     async def run(self, candidates: Iterable[Candidate]) -> list[Mirror]:
@@ -236,6 +238,13 @@ class Verifier:
             if match.matched:
                 tree, match = await self._pinned(cand, tree, match)
         mirror = self._judge(cand, match)
+        if cand.name in self.unsampled and mirror.verdict is Verdict.UNRELATED:
+            mirror = replace(
+                mirror,
+                verdict=Verdict.UNVERIFIED,
+                evidence="files at leaked paths with other content were not compared (the "
+                "pass's download allowance was spent): absence is not proven; " + mirror.evidence,
+            )
         if tree.truncated:
             self.truncated.append(cand.name)
             mirror = _truncated(mirror, tree.subtrees)
@@ -286,9 +295,13 @@ class Verifier:
             leaked = self.fp.same_path(path) or next(iter(self.fp.paths_for_tree_path(path)), None)
             if leaked and leaked not in match.blob and leaked not in pending:
                 pending[leaked] = (path, sha)
-        limit = min(SAMPLE_BLOBS, self.downloads_left, len(pending))
-        if len(pending) < needed or limit <= 0:
-            return match  # not a copy whatever the downloads said, or nothing left to spend
+        # Files already matched by blob tie the repository to the leak: half the sample then.
+        limit = min(SAMPLE_BLOBS // 2 if match.blob else SAMPLE_BLOBS, len(pending))
+        if len(pending) < needed:
+            return match  # not a copy whatever the downloads said
+        if self.downloads_left < limit:
+            self.unsampled.append(cand.name)  # the pass's allowance is spent: said, not guessed
+            return match
         content: set[str] = set()
         similar: set[str] = set()
         pairs: list[tuple[str, str]] = []
@@ -300,19 +313,20 @@ class Verifier:
             self.downloads_left -= 1
             data = await gh.blob(cand.name, sha)
             if data is None:
-                continue
+                break
             same = self.fp.by_norm.get(norm_sha256(data), frozenset()) - match.blob
             if same:
                 content |= same
                 pairs += [(path, p) for p in sorted(same)]
                 continue
             score = similarity(self.fp.winnow.get(leaked, ()), data)
-            if score >= SIMILAR:
-                similar.add(leaked)
-                pairs.append((path, leaked))
-                least = min(least, score)
+            if score < SIMILAR:
+                break  # one file that is not the leaked one: no count by path, stop spending
+            similar.add(leaked)
+            pairs.append((path, leaked))
+            least = min(least, score)
         proven = content | similar
-        whole = len(sample) >= min(SAMPLE_BLOBS, len(pending)) and set(sample) <= proven
+        whole = set(sample) <= proven
         by_path = frozenset(pending) - proven if whole else frozenset()
         return replace(
             match,
@@ -396,14 +410,16 @@ def verification_coverage(verifier: Verifier, mirrors: Iterable[Mirror]) -> Cove
     """What verification proved and what it left open (budget, truncated trees)."""
     items = list(mirrors)
     left = [m for m in items if m.verdict is Verdict.UNVERIFIED and m.kind != "archive"]
+    named = set(verifier.unsampled) | set(verifier.truncated)  # their own gaps say why
     failed = [m for m in items if m.error]
     gaps: list[Gap] = []
     if verifier.budget_note:
         gaps.append(
             Gap("verify", GapKind.BUDGET, f"{verifier.budget_note} ({len(left):,} unverified)")
         )
-    elif left:
-        gaps.append(Gap("verify", GapKind.UNVERIFIED, f"{len(left):,} candidates not verified"))
+    elif [m for m in left if m.name not in named]:
+        rest = len([m for m in left if m.name not in named])
+        gaps.append(Gap("verify", GapKind.UNVERIFIED, f"{rest:,} candidates not verified"))
     if verifier.truncated:
         names = ", ".join(sorted(verifier.truncated)[:3])
         gaps.append(
@@ -411,6 +427,17 @@ def verification_coverage(verifier: Verifier, mirrors: Iterable[Mirror]) -> Cove
                 "verify",
                 GapKind.TRUNCATED_TREE,
                 f"{len(verifier.truncated):,} trees could not be listed whole (first: {names})",
+            )
+        )
+    if verifier.unsampled:
+        names = ", ".join(sorted(verifier.unsampled)[:3])
+        gaps.append(
+            Gap(
+                "verify",
+                GapKind.UNVERIFIED,
+                f"{len(verifier.unsampled):,} candidates hold leaked paths with other content but "
+                f"were not sampled for reformatted files: the pass's download allowance was "
+                f"spent (first: {names})",
             )
         )
     if failed:

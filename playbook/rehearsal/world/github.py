@@ -190,10 +190,11 @@ class GitHub(Service):
         """A tree by branch, commit or tree SHA (the root's or any folder's), as GitHub lists
         it: one level, or every level with `recursive`, cut at the entry limit (`truncated`)."""
         recursive = query.get("recursive", "") not in ("", "0", "false")
-        root_sha = _folder_sha(repo, "")
+        shas = folder_shas(repo)
+        root_sha = shas[""]
         folder: str | None = ""
         if ref not in (repo.default_branch, "HEAD", commit_sha(root_sha), root_sha):
-            folder = next((d for d in _folders(repo) if _folder_sha(repo, d) == ref), None)
+            folder = next((d for d, sha in shas.items() if sha == ref), None)
         if folder is None:
             return json_reply(404, {"message": "Not Found"}, route)
         limit = self.world.limits.tree_entries
@@ -336,8 +337,9 @@ def git_tree(
         dirs = [d for d in dirs if "/" not in d]
         below = {p: d for p, d in below.items() if "/" not in p}
     entries: list[dict[str, Any]] = []
+    shas = folder_shas(repo)
     for d in dirs:
-        sha = _folder_sha(repo, prefix + d)
+        sha = shas[prefix + d]
         entries.append(
             {"path": d, "mode": "040000", "type": "tree", "sha": sha, "url": f"{api}/trees/{sha}"}
         )
@@ -354,20 +356,11 @@ def git_tree(
             }
         )
     entries.sort(key=lambda e: str(e["path"]))
-    digest = _folder_sha(repo, folder)
+    digest = shas[folder]
     truncated = limit is not None and len(entries) > limit
     if truncated:
         entries = entries[:limit]
     return {"sha": digest, "url": f"{api}/trees/{digest}", "tree": entries, "truncated": truncated}
-
-
-def _folders(repo: FakeRepo) -> list[str]:
-    """Every folder of the repository, parents included."""
-    found: set[str] = set()
-    for path in repo.files:
-        parts = path.split("/")[:-1]
-        found |= {"/".join(parts[: i + 1]) for i in range(len(parts))}
-    return sorted(found)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -375,13 +368,20 @@ def _blob_sha(data: bytes) -> str:
     return blob_sha1(data)
 
 
-def _folder_sha(repo: FakeRepo, folder: str) -> str:
-    """Git addresses content: the same files give the same tree SHA in every repository."""
-    prefix = f"{folder}/" if folder else ""
-    content = sorted(
-        (p[len(prefix) :], _blob_sha(d)) for p, d in repo.files.items() if p.startswith(prefix)
-    )
-    return hashlib.sha1(json.dumps(content).encode(), usedforsecurity=False).hexdigest()
+def folder_shas(repo: FakeRepo) -> dict[str, str]:
+    """Every folder's tree SHA ("" for the root). Git addresses content: the same files give
+    the same tree SHA in every repository."""
+    content: dict[str, list[tuple[str, str]]] = {"": []}
+    for path, data in repo.files.items():
+        sha = _blob_sha(data)
+        parts = path.split("/")
+        for i in range(len(parts)):
+            folder = "/".join(parts[:i])
+            content.setdefault(folder, []).append(("/".join(parts[i:]), sha))
+    return {
+        folder: hashlib.sha1(json.dumps(sorted(items)).encode(), usedforsecurity=False).hexdigest()
+        for folder, items in content.items()
+    }
 
 
 def commit_sha(tree_sha: str) -> str:
