@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REGISTRY_STAMP := registry/node_modules/.installed
+CONTRACTS_REST_STAMP := contracts/rest/node_modules/.installed
 
-.PHONY: setup chromium rehearse test lint typecheck pytest bench clean
+.PHONY: setup chromium rehearse test lint typecheck pytest bench clean contracts-rest
 
-setup: $(STAMP) $(REGISTRY_STAMP)
+setup: $(STAMP) $(REGISTRY_STAMP) contracts-rest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,14 @@ $(STAMP): pyproject.toml
 # Verdaccio, the local registry for rehearsals and tests: pinned by registry/package-lock.json.
 $(REGISTRY_STAMP): registry/package.json registry/package-lock.json
 	cd registry && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# GitHub's official REST description (@octokit/openapi), pinned by contracts/rest/package-lock.json:
+# tests/test_contracts_rest.py validates the local world's GitHub answers against it.
+contracts-rest: $(CONTRACTS_REST_STAMP)
+
+$(CONTRACTS_REST_STAMP): contracts/rest/package.json contracts/rest/package-lock.json
+	cd contracts/rest && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Headless Chromium renders the HTML report in a test (Debian's package; needs root to install).
@@ -45,4 +54,4 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) registry/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) registry/node_modules contracts/rest/node_modules .mypy_cache .pytest_cache .ruff_cache

@@ -362,5 +362,5 @@ def test_coverage_names_every_source_searched_and_only_standing_limits(run: Run)
     assert searched >= {"code-search", "repo-search", "forks", "npm", "gitlab", "verify"}
     # Every search read to its end on the seeded world: the one gap left is code search's own
     # limit (forks indexed only when starrier than their parent), which hid quiet2/base.
-    assert [g["kind"] for g in coverage["gaps"]] == ["unindexed-forks"]
+    assert [g["kind"] for g in coverage["gaps"]] == ["unindexed-forks"], coverage["gaps"]
     assert run.hunt["coverage"]["gaps"] == coverage["gaps"]
