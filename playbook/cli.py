@@ -245,7 +245,6 @@ def leak(
         from playbook.config.settings import Mode
 
         targets = core.parse_specs(specs)
-        book = core.load_runbook(runbook)
         settings = _settings(
             mode=Mode.DRY_RUN if dry_run else Mode.LIVE,
             registry=registry,
@@ -256,6 +255,7 @@ def leak(
             safe_version=safe_version,
             unpublish_all=unpublish_all,
         )
+        book = core.load_runbook(runbook, settings)
     except Exception as exc:
         _fail(exc, verbose)
     _drive(settings, json_out, verbose, lambda session: core.leak(session, targets, book))
@@ -378,13 +378,17 @@ def runbook_validate(
     verbose: Verbose = False,
 ) -> None:
     """Load each runbook; report the first flaw of each with file, line and step."""
-    from playbook.engine import runbook as runbooks
+    from playbook import core
     from playbook.errors import ExitCode, RespondError
 
+    try:
+        settings = _settings()
+    except Exception as exc:
+        _fail(exc, verbose)
     failed = False
     for path in files:
         try:
-            book = runbooks.load(path)
+            book = core.load_runbook(path, settings)
             typer.echo(f"ok: {path} ({len(book.steps)} steps)")
         except RespondError as exc:
             failed = True
@@ -406,7 +410,7 @@ def runbook_show(
         from playbook import core
         from playbook import steps as step_types
 
-        book = core.load_runbook(file)
+        book = core.load_runbook(file, _settings())
     except Exception as exc:
         _fail(exc, verbose)
     waves: list[dict[str, Any]] = []

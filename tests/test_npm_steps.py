@@ -48,7 +48,7 @@ class Harness:
         env = {"HOME": str(self.tmp_path), "PATH": ""}
         if self.token:
             env["NPM_TOKEN"] = self.token
-        base: dict[str, Any] = {"home": self.tmp_path / "respond", "env": env,
+        base: dict[str, Any] = {"home": self.tmp_path / "respond", "npm_env": env,
                                 "cwd": self.tmp_path, "registry": self.url}  # fmt: skip
         return Settings(**{**base, **kw})
 
@@ -324,7 +324,7 @@ def test_registry_and_token_only_from_npmrc_never_in_outputs(
     env = {"HOME": str(home), "PATH": "", "TEST_TOKEN": registry_token}
     harness = Harness(tmp_path, "", None)
     spec = publish_history(publish, unique_name("acme"))
-    results = harness.run(spec, CHAIN[:3], env=env, registry=None)
+    results = harness.run(spec, CHAIN[:3], npm_env=env, registry=None)
     look = out(results, "lookup")
     assert look["registry"] == proxy.url
     assert look["registry_source"] == f"{home / '.npmrc'}:1"

@@ -169,7 +169,7 @@ def test_render_report_reads_the_store_and_respond_toml(
     monkeypatch.chdir(tmp_path)
     md = render_report(store, INCIDENT, "md")
     assert "- Organization: Acme Corp" in md
-    settings = Settings(home=tmp_path / "home", cwd=tmp_path / "home", env={})
+    settings = Settings(home=tmp_path / "home", cwd=tmp_path / "home", npm_env={})
     assert "- Organization: [MISSING: name]" in render_report(
         store, INCIDENT, "md", settings=settings
     )

@@ -33,7 +33,6 @@ AskOtp = Callable[[str], "str | None"]
 Doc = dict[str, Any]
 T = TypeVar("T")
 
-OTP_PROMPT_KEY = "npm.ask-otp"
 WEB_AUTH_TIMEOUT = 300.0
 MAX_TARBALL_BYTES = 1 << 30
 TAMPER_HINT = "Stop and find out why before acting on this artifact (a proxy, a cache, tampering)."
@@ -675,31 +674,6 @@ def _hint(status: int, token_source: str | None) -> str:
 # -- wiring ---------------------------------------------------------------------------------------
 
 
-def set_otp_prompt(services: Services, ask: AskOtp) -> None:
-    """The CLI calls this on a terminal so the registry can ask for a code on a challenge."""
-    services.cached(OTP_PROMPT_KEY, lambda: ask)
-
-
 def registry_for(services: Services, package: str) -> HttpNpmRegistry:
     """The run's client for `package`'s registry (a scope may use its own), built once per scope."""
-    scope = package.split("/", 1)[0] if package.startswith("@") else ""
-    return services.cached(f"npm.registry:{scope}", lambda: _build(services, package))
-
-
-def _build(services: Services, package: str) -> HttpNpmRegistry:
-    from playbook.config import npmrc
-
-    settings = services.settings
-    config = npmrc.resolve(settings, package)
-    headers: dict[str, str] = {}
-    if config.token is not None:
-        headers["authorization"] = f"Bearer {config.token.reveal()}"
-    ask = services.cached(OTP_PROMPT_KEY, lambda: None) if settings.interactive else None
-    return HttpNpmRegistry(
-        services.client(config.url, headers=headers),
-        url=config.url,
-        source=config.source,
-        anon=services.client(),
-        otp=OtpSource(given=settings.otp, ask=ask),
-        token_source=config.token_source,
-    )
+    return services.npm_registry(package)
