@@ -290,6 +290,8 @@ def _settings(
     write_npmrc(project, registry, "RESPOND_REHEARSAL_TOKEN")
     (project / "package.json").write_text('{"name": "rehearsal-project", "private": true}\n')
     (project / "respond.toml").write_text(ORG_DETAILS + world.respond_toml)
+    # The rehearsal's own environment, resolved into Settings like a command's: only PATH (to
+    # find npm) comes from ours, so nothing of the operator's configuration leaks in.
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(project),  # never the operator's own ~/.npmrc
