@@ -238,19 +238,17 @@ async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
     import tempfile
 
     from playbook.scan import scan_tarball
-    from playbook.services.npm import registry_for
-    from playbook.steps.npm import fetch_tarball, lookup
+    from playbook.services.npm import download_version, registry_for
 
     store = open_store(settings)
     session = Session(settings, store)
     services = session.services()
     try:
         registry = registry_for(services, spec.name)
-        look = await lookup(registry, spec, services.cache)
-        if not look.tarball:
-            raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
         with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
-            path = await fetch_tarball(registry, look, Path(tmp))
+            path = await download_version(registry, spec.name, spec.version, Path(tmp))
+            if path is None:
+                raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
             return await asyncio.to_thread(
                 scan_tarball, path, package=spec.name, version=spec.version
             )

@@ -156,6 +156,20 @@ def tarball_filename(name: str, version: str) -> str:
     return f"{name.rsplit('/', 1)[-1]}-{version}.tgz"
 
 
+async def download_version(reg: NpmRegistry, name: str, version: str, folder: Path) -> Path | None:
+    """The published version's tarball, downloaded into `folder` and checked against the
+    packument's integrity and shasum; None when the registry serves no such version."""
+    doc = await reg.packument(name)
+    info = doc.versions.get(version) if doc is not None else None
+    if info is None or not info.dist.tarball:
+        return None
+    dest = folder / tarball_filename(name, version)
+    await reg.download(
+        info.dist.tarball, dest, integrity=info.dist.integrity, shasum=info.dist.shasum
+    )
+    return dest
+
+
 def parse_packument(doc: Mapping[str, Any]) -> Packument:
     versions = {
         v: _version_info(v, data)
