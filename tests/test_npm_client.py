@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from playbook.config.npmrc import nerf_dart
 from playbook.config.settings import Mode, Settings
 from playbook.errors import IntegrityError, OtpRequired, PolicyRefused, RemoteError, UsageError
 from playbook.net.http import ClientOptions, RetryPolicy
@@ -36,8 +37,9 @@ def make_services(
     interactive: bool = False,
 ) -> Services:
     env = {"HOME": str(tmp_path), "PATH": ""}
-    if token:
+    if token:  # as a user writes it: npm never reads NPM_TOKEN unless an .npmrc line names it
         env["NPM_TOKEN"] = token
+        (tmp_path / ".npmrc").write_text(f"{nerf_dart(url)}:_authToken=${{NPM_TOKEN}}\n")
     settings = Settings(
         home=tmp_path / "respond",
         mode=Mode.DRY_RUN if dry_run else Mode.LIVE,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from playbook.codec import from_json, to_json
+from playbook.config.npmrc import nerf_dart
 from playbook.config.settings import Mode, Settings
 from playbook.errors import IntegrityError, OtpRequired, RemoteError
 from playbook.net.http import ClientOptions, RetryPolicy
@@ -48,6 +49,8 @@ class Harness:
         env = {"HOME": str(self.tmp_path), "PATH": ""}
         if self.token:
             env["NPM_TOKEN"] = self.token
+            npmrc = f"{nerf_dart(self.url)}:_authToken=${{NPM_TOKEN}}\n"
+            (self.tmp_path / ".npmrc").write_text(npmrc)
         base: dict[str, Any] = {"home": self.tmp_path / "respond", "env": env,
                                 "cwd": self.tmp_path, "registry": self.url}  # fmt: skip
         return Settings(**{**base, **kw})
