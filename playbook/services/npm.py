@@ -373,7 +373,8 @@ class HttpNpmRegistry:
 
     async def dist_tags(self, name: str) -> dict[str, str]:
         path = f"-/package/{escape_name(name)}/dist-tags"
-        response = await self.client.get(path)
+        with _command("dist-tag"):
+            response = await self.client.get(path)
         if response.status_code == 404:
             raise RemoteError(f"The registry {self.url} has no package {name}.", status=404)
         self._raise_for(response, "GET", self.url + path)
