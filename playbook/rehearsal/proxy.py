@@ -183,8 +183,9 @@ class RegistryProxy:
         return self.add(Rule(None, r"", _writes_only(reply), times))
 
     def require_web_otp(self, token: str, *, pending_polls: int = 1) -> Rule:
-        """Writes get the web flow's 401 (authUrl, doneUrl); doneUrl says 202 a few times, then
-        200 with `token`, which the client must send back as `npm-otp`."""
+        """Writes sent with `npm-auth-type: web` get the web flow's 401 (authUrl, doneUrl), others
+        the classic code challenge; doneUrl says 202 a few times, then 200 with `token`, which the
+        client must send back as `npm-otp`."""
         session = uuid.uuid4().hex
         polls = {"left": pending_polls}
 
@@ -199,6 +200,9 @@ class RegistryProxy:
         def challenge(request: Request) -> Reply | None:
             if request.headers.get("npm-otp") == token:
                 return None
+            if request.headers.get("npm-auth-type") != "web":
+                # The public registry offers the web flow only to clients that ask for it.
+                return _json_reply(401, {"error": "otp required"}, ("www-authenticate", "OTP"))
             base = self.url.rstrip("/")
             body = {
                 "authUrl": f"{base}/-/v1/auth/{session}",
