@@ -248,6 +248,7 @@ def leak(
     """Respond to leaked releases: size, contain, hunt copies, draft notices, report."""
     try:
         from playbook import core
+        from playbook.config import npmrc
         from playbook.config.settings import Mode
 
         targets = core.parse_specs(specs)
@@ -262,6 +263,7 @@ def leak(
             safe_version=safe_version,
             unpublish_all=unpublish_all,
         )
+        npmrc.check(settings)  # a bad .npmrc is one line and exit 2, before anything runs
     except Exception as exc:
         _fail(exc, verbose)
     _drive(settings, json_out, verbose, lambda session: core.leak(session, targets, book))
@@ -292,6 +294,9 @@ def resume(
             non_interactive=non_interactive,
             otp=otp,
         )
+        from playbook.config import npmrc
+
+        npmrc.check(settings)
     except Exception as exc:
         _fail(exc, verbose)
     _drive(settings, json_out, verbose, lambda session: core.resume(session, incident, force=force))

@@ -215,3 +215,28 @@ def test_npmrc_shaped_text_resolves_or_fails_with_file_and_line(
             assert ".npmrc" in exc.message or "npm" in exc.message
         else:
             assert config.url.startswith("http") and config.url.endswith("/")
+
+
+def test_client_certificate_is_refused_naming_the_line(tmp_path: Path) -> None:
+    write(tmp_path / "home/.npmrc", f"registry={REG_A}\n//127.0.0.1:4873/:certfile=/c.pem\n"
+          "//127.0.0.1:4873/:keyfile=/k.pem\n//127.0.0.1:4873/:_authToken=tok\n")  # fmt: skip
+    with pytest.raises(NpmrcError, match=r"\.npmrc:2 sets a client certificate.*Supported: "):
+        resolve(make_settings(tmp_path), "pkg")
+
+
+def test_unset_variable_in_a_credential_key_is_an_error_not_a_silent_miss(tmp_path: Path) -> None:
+    write(tmp_path / "home/.npmrc", f"registry={REG_A}\n//${{REG_HOST}}/:_authToken=tok\n")
+    with pytest.raises(NpmrcError, match=r"credential key at .*\.npmrc:2 names an environment"):
+        npmrc.check(make_settings(tmp_path))
+    config = resolve(make_settings(tmp_path, {"REG_HOST": "127.0.0.1:4873"}), "pkg")
+    assert config.token is not None and config.token.reveal() == "tok"
+
+
+def test_basic_forms_and_host_normalisation(tmp_path: Path) -> None:
+    write(tmp_path / "home/.npmrc", "registry=HTTP://LOCALHOST:80/\n//localhost/:username=u\n"
+          "//localhost/:_password=cGFzcw==\n")  # fmt: skip
+    config = resolve(make_settings(tmp_path), "pkg")
+    found = config.credential_for("http://localhost/pkg")
+    assert found is not None and found.kind == "basic"
+    assert found.authorization.reveal() == "Basic dTpwYXNz"  # base64("u:pass")
+    assert config.credential_for("http://localhost:8080/pkg") is None  # another host, nothing

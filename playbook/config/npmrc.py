@@ -319,7 +319,7 @@ def _refuse_top_level_auth(layer: Mapping[str, Entry]) -> None:
         if entry is not None and entry.value:
             raise NpmrcError(
                 f"{entry.where}: a top-level `{key}` is not allowed (npm refuses it too: "
-                "Invalid auth configuration); supported: //host/path/:{key}=...",
+                f"Invalid auth configuration); supported: //host/path/:{key}=...",
                 f"Rename it to //your-registry-host/:{key} (npm config fix does this).",
             )
 
@@ -421,6 +421,16 @@ def resolve(settings: Settings, package: str | None = None) -> RegistryConfig:
         token_source=found.where if found is not None else None,
         credentials=credentials,
     )
+
+
+def check(settings: Settings) -> None:
+    """Read every npm configuration layer and refuse what would break later (a malformed line, a
+    top-level credential, an unset variable in a credential): before a run starts, not mid-run."""
+    config = merged_config(settings)
+    _refuse_unset_keys(config)
+    for key, entry in config.items():
+        if key.startswith("//") and key.endswith(AUTH_SUFFIXES):
+            _expanded(entry)
 
 
 def _refuse_unset_keys(config: Mapping[str, Entry]) -> None:
