@@ -30,7 +30,7 @@ FORK_FIELDS = """fragment ForkFields on Repository {
   isFork
   pushedAt
   createdAt
-  defaultBranchRef { name target { ... on Commit { oid tree { oid } } } }
+  defaultBranchRef { name target { __typename ... on Commit { oid tree { oid } } } }
   forks { totalCount }
 }"""
 

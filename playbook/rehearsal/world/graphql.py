@@ -84,7 +84,9 @@ class GraphQL(Service):
         self._children: dict[str, list[FakeRepo]] = {}
         self._children_of = -1  # len(world.repos) when the index was built
         self._trees: dict[int, str] = {}
-        self.queries: list[tuple[str, dict[str, Any]]] = []  # every query answered, for tests
+        # Every query answered, with its variables and the answer (tests check them against
+        # GitHub's published schema).
+        self.queries: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
 
     def __call__(self, body: bytes, headers: Mapping[str, str], base: str) -> Reply:
         if not headers.get("authorization"):
@@ -101,8 +103,6 @@ class GraphQL(Service):
             op = doc.operation(payload.get("operationName"))
         except (ValueError, KeyError, TypeError, GraphQLSyntaxError) as exc:
             return json_reply(200, {"errors": [{"message": f"Parse error: {exc}"}]}, ROUTE)
-        with self._lock:
-            self.queries.append((text, variables))
         if op.kind != "query":
             refused = f"the local world plays queries only, not a {op.kind}"
             return json_reply(200, {"errors": [{"message": refused}]}, ROUTE)
@@ -130,6 +130,8 @@ class GraphQL(Service):
         answer: dict[str, Any] = {"data": data}
         if errors:
             answer["errors"] = errors
+        with self._lock:
+            self.queries.append((text, variables, answer))
         return json_reply(200, answer, ROUTE, **quota)
 
     # limits ------------------------------------------------------------------------------------
