@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NETWORK_ROOT = "leaker0/widget-cli-source"
 TARGET_PER_FORK = 0.05
 TARGET_MINUTES = 10.0
+LATENCY = 1.0  # seconds allowed per GitHub request for GitHub's own latency (not played here)
 
 
 def build(forks: int, seed: int = 13) -> tuple[World, Network, dict[str, bytes]]:
@@ -135,6 +136,7 @@ def run_once(forks: int, budget: int | None) -> dict[str, Any]:
     result.update(judge(world, net, result))
     result["per_fork"] = result["requests"] / result["forks"]
     result["minutes"] = (result["waited"] + result["wall"]) / 60
+    result["latency_minutes"] = (result["waited"] + result["requests"] * LATENCY) / 60
     return result
 
 
@@ -152,8 +154,10 @@ def describe(r: dict[str, Any]) -> str:
         f"| requests by route | {', '.join(f'{k} {v:,}' for k, v in github.items())} |\n"
         f"| waits imposed by GitHub's limits (simulated) | {r['waited'] / 60:.1f} min |\n"
         f"| wall time of the run | {r['wall']:.1f} s |\n"
-        f"| time at GitHub's limits (target <= {TARGET_MINUTES:.0f} min) | "
+        f"| time at GitHub's limits: waits + wall time (target <= {TARGET_MINUTES:.0f} min) | "
         f"{r['minutes']:.1f} min |\n"
+        f"| the same with {LATENCY:.0f} s per GitHub request instead of the wall time | "
+        f"{r['latency_minutes']:.1f} min |\n"
         f"| precision / recall, whole seeded world | {r['precision']:.3f} / {r['recall']:.3f} |\n"
         f"| rate-limit answers received | {r['limited']} |\n"
     )
@@ -178,6 +182,7 @@ def main() -> int:
         not result["wrong"]
         and result["per_fork"] <= TARGET_PER_FORK
         and result["minutes"] <= TARGET_MINUTES
+        and result["latency_minutes"] <= TARGET_MINUTES
         and result["precision"] == 1.0
     )
     return 0 if ok else 1

@@ -370,3 +370,35 @@ def test_fork_listing_through_the_client_pages_by_cursor(tmp_path: Path) -> None
     direct = sum(1 for r in world.repos.values() if r.parent == ROOT)
     assert sum(sizes) == direct and max(sizes) == 100 and len(sizes) == -(-direct // 100)
     assert direct < len(net.forks)  # the rest are forks of forks, not in the root's listing
+
+
+def test_a_rate_limited_answer_waits_for_the_reset_then_goes_on(tmp_path: Path) -> None:
+    # Another client spent the points: the first query meets RATE_LIMITED (HTTP 200, GraphQL's
+    # way), and the governor waits for x-ratelimit-reset instead of retrying at once.
+    world, _net, _files = network_world(5, Limits(graphql=1, graphql_window=300.0))
+    clock = FakeClock()
+    with FakeWorld(world, clock=clock) as fake:
+        spent = httpx.post(
+            fake.endpoint("github") + "/graphql",
+            json={"query": "{ rateLimit { remaining } }"},
+            headers={"authorization": "Bearer other"},
+        )
+        assert spent.json()["data"]["rateLimit"]["remaining"] == 0
+        services = Services(
+            world_settings(fake, tmp_path), ClientOptions(dry_run=False, retry=RetryPolicy(1))
+        )
+        use_clock(services, clock, clock.sleep)
+        gql = github_graphql(services)
+
+        async def go() -> int:
+            try:
+                (page,) = await gql.fork_pages([PageWanted(ROOT)])
+                return page.total
+            finally:
+                await services.aclose()
+
+        start = clock.now
+        total = asyncio.run(go())
+        assert total == len(world.forks_of(ROOT))
+        assert gql.governor.limited == 1 and fake.stats.limited == 1
+        assert 300 <= clock.now - start <= 302
