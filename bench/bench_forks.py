@@ -26,12 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from playbook.clock import Clock
 from playbook.mirrors.collect import collect
 from playbook.mirrors.fingerprints import manifest_dict, manifest_from_json
 from playbook.mirrors.model import Verdict
 from playbook.mirrors.official import read_official
 from playbook.mirrors.verify import Verifier
-from playbook.net.governor import GovernorConfig, use_clock
+from playbook.net.governor import GovernorConfig
 from playbook.net.http import ClientOptions, RetryPolicy
 from playbook.rehearsal.world import (
     FakeClock,
@@ -68,8 +69,7 @@ async def hunt(
     settings = world_settings(fake, home)
     # One try per request in the transport: the governor alone answers GitHub's limits.
     options = ClientOptions(dry_run=False, retry=RetryPolicy(attempts=1))
-    services = Services(settings, options, cache=MemoryCache())
-    use_clock(services, clock, clock.sleep)
+    services = Services(settings, options, cache=MemoryCache(), clock=Clock(clock, clock.sleep))
     manifest = manifest_from_json(manifest_dict(files, PKG, VER, sample_identifiers(files)))
     official = read_official(settings)
     published = fake.world.published_at

@@ -13,13 +13,13 @@ import graphql
 import httpx
 import pytest
 
+from playbook.clock import Clock
 from playbook.errors import DryRunViolation
 from playbook.mirrors.collect import collect
 from playbook.mirrors.fingerprints import manifest_dict, manifest_from_json
 from playbook.mirrors.model import Mirror, Verdict
 from playbook.mirrors.official import read_official
 from playbook.mirrors.verify import Verifier
-from playbook.net.governor import use_clock
 from playbook.net.graphql import cost, only_reads, operation_kinds, parse
 from playbook.net.http import READ_ONLY, ClientOptions, RetryPolicy, build_client
 from playbook.rehearsal.world import (
@@ -176,8 +176,7 @@ def hunt(tmp: Path, forks: int, limits: Limits | None = None) -> Hunt:
     with FakeWorld(world, clock=clock) as fake:
         settings = world_settings(fake, tmp)
         options = ClientOptions(dry_run=True, retry=RetryPolicy(attempts=1))
-        services = Services(settings, options, cache=MemoryCache())
-        use_clock(services, clock, clock.sleep)
+        services = Services(settings, options, cache=MemoryCache(), clock=Clock(clock, clock.sleep))
         official = read_official(settings)
 
         async def run() -> tuple[list[Mirror], int, int]:
@@ -385,9 +384,10 @@ def test_a_rate_limited_answer_waits_for_the_reset_then_goes_on(tmp_path: Path) 
         )
         assert spent.json()["data"]["rateLimit"]["remaining"] == 0
         services = Services(
-            world_settings(fake, tmp_path), ClientOptions(dry_run=False, retry=RetryPolicy(1))
+            world_settings(fake, tmp_path),
+            ClientOptions(dry_run=False, retry=RetryPolicy(1)),
+            clock=Clock(clock, clock.sleep),
         )
-        use_clock(services, clock, clock.sleep)
         gql = github_graphql(services)
 
         async def go() -> int:
