@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from playbook.clock import Clock
 from playbook.config.org import Official
 from playbook.mirrors.collect import collect
 from playbook.mirrors.coverage import Coverage, Gap, GapKind
@@ -15,7 +16,6 @@ from playbook.mirrors.fingerprints import manifest_dict, manifest_from_json
 from playbook.mirrors.model import Candidate, Collection, Mirror, Verdict
 from playbook.mirrors.queries import plan_queries
 from playbook.mirrors.verify import Verifier, verification_coverage
-from playbook.net.governor import use_clock
 from playbook.net.http import ClientOptions
 from playbook.rehearsal.world import (
     FakeClock,
@@ -45,9 +45,9 @@ def run(
     with FakeWorld(world, clock=clock) as fake:
         settings = world_settings(fake, tmp)
         if env:
-            settings = type(settings).resolve(env={**settings.env, **env}, cwd=tmp)
-        services = Services(settings, ClientOptions(dry_run=False), MemoryCache())
-        use_clock(services, clock, clock.sleep)
+            settings = type(settings).resolve(env={**settings.npm_env, **env}, cwd=tmp)
+        clocked = Clock(clock, clock.sleep)
+        services = Services(settings, ClientOptions(dry_run=False), MemoryCache(), clock=clocked)
 
         async def go() -> T:
             try:

@@ -8,12 +8,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
 from playbook.errors import RemoteError
-from playbook.net.governor import Fetched, Governor, governor_for, is_blocked
-from playbook.services.hub import Services
+from playbook.net.governor import Fetched, Governor, is_blocked
+
+if TYPE_CHECKING:
+    from playbook.services.hub import Services
 
 GITHUB = "github.com"
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
@@ -317,11 +319,5 @@ def _state(fetched: Fetched) -> TreeState | None:
 
 
 def github_api(services: Services) -> RestGitHub:
-    """The run's GitHub client: base URL from settings, token as Bearer, one governor."""
-    settings = services.settings
-    base = settings.endpoint("github")
-    headers = {"accept": "application/vnd.github+json", "x-github-api-version": "2022-11-28"}
-    if settings.github_token:
-        headers["authorization"] = f"Bearer {settings.github_token.reveal()}"
-    governor = governor_for(services, "github", base, headers)
-    return services.cached("github", lambda: RestGitHub(governor, base))
+    """The run's GitHub client (built by Services: token as Bearer, one governor)."""
+    return services.github()
