@@ -250,7 +250,7 @@ class Governor:
     async def _post(self, url: str, payload: Mapping[str, Any], resource: str) -> Fetched:
         self.requests += 1
         try:
-            response = await self.client.post(url, json=payload)
+            response = await self.client.post(url, json=payload, extensions={GOVERNED: True})
         except httpx.HTTPError as exc:
             raise RemoteError(
                 f"{self.host} could not be reached for {url}: {exc!r}.",
