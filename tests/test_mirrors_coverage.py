@@ -231,3 +231,53 @@ def test_reformatted_copies_past_the_download_allowance_are_named_not_guessed(
     assert fake.stats.count("github.blobs") == 24
     gap = next(g for g in coverage.run_gaps if g.kind == GapKind.UNVERIFIED)
     assert "1 candidates hold leaked paths" in gap.detail and "pretty4/leak" in gap.detail
+
+
+def test_the_scanners_own_manifest_proves_a_prettier_copy(tmp_path: Path) -> None:
+    """From a leaky tarball (a map with its sources) through the real scanner's manifest."""
+    import json as jsonlib
+
+    from playbook.mirrors.fingerprints import manifest_from_json as parse
+    from playbook.rehearsal.world import package_tarball
+    from playbook.rehearsal.world.seed import prettier_style
+    from playbook.scan.api import scan_tarball
+    from playbook.scan.output import MANIFEST_FILE, write_outputs
+
+    sources = sorted(FIRST)
+    sourcemap = {
+        "version": 3,
+        "file": "cli.js",
+        "sources": [f"../{p}" for p in sources],
+        "sourcesContent": [FIRST[p].decode() for p in sources],
+        "mappings": "",
+    }
+    tgz = tmp_path / "cli.tgz"
+    tgz.write_bytes(
+        package_tarball(
+            {
+                "package.json": jsonlib.dumps({"name": PKG, "version": VER}).encode(),
+                "cli.js": b"console.log(1)\n//# sourceMappingURL=cli.js.map\n",
+                "cli.js.map": jsonlib.dumps(sourcemap).encode(),
+            }
+        )
+    )
+    written: dict[str, bytes] = {}
+    write_outputs(
+        scan_tarball(tgz, package=PKG, version=VER),
+        lambda name, data: written.__setitem__(name, data) or tmp_path / name,
+    )
+    manifest = parse(jsonlib.loads(written[MANIFEST_FILE]))
+    assert 0 < len(manifest.winnow) <= 48
+
+    world = World(PKG, VER)
+    world.add(FakeRepo("pretty/leak", {p: prettier_style(d) for p, d in FIRST.items()}))
+
+    async def work(s: Services) -> list[Mirror]:
+        name = "pretty/leak"
+        return await Verifier(manifest, s, Official()).run(
+            [Candidate(GH + name, "github.com", "repo", name)]
+        )
+
+    (mirror,), _ = run(world, tmp_path, work)
+    assert mirror.verdict is Verdict.COPY and mirror.matched_by_blob == 0
+    assert "reformatted (token fingerprint similarity" in mirror.evidence

@@ -174,8 +174,8 @@ def test_tarball_hashing_includes_map_sources(tmp_path: Path) -> None:
 
 
 def test_token_fingerprints_ignore_formatting_but_not_code() -> None:
-    from playbook.mirrors.winnow import SIMILAR, similarity, tokens, winnow
     from playbook.rehearsal.world.seed import prettier_style, sample_files
+    from playbook.scan.winnow import SIMILAR, similarity, tokens, winnow
 
     files = sample_files(seed=3)
     leaked = files["src/tools/Module0.ts"]

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from playbook.errors import RespondError
-from playbook.mirrors.winnow import winnow
 
 # The scanner writes these hashes into the manifest; verification must compute them the same way.
 from playbook.scan.fingerprint import blob_sha1, is_first_party, norm_sha256
 from playbook.scan.model import Identifier, ManifestFile
+from playbook.scan.winnow import winnow
 
 # Files smaller than this are not evidence: an empty `index.ts` or a one-line re-export has the
 # same git blob SHA-1 in thousands of unrelated repositories.
@@ -32,7 +32,7 @@ class Manifest:
     files: tuple[ManifestFile, ...]
     identifiers: tuple[Identifier, ...] = ()
     paths: tuple[str, ...] = ()
-    # path -> winnowed token fingerprints (playbook.mirrors.winnow), when the manifest has them
+    # path -> winnowed token fingerprints (playbook.scan.winnow), when the manifest has them
     winnow: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property

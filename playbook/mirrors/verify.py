@@ -22,7 +22,7 @@ alone do not make a copy but enough tree entries sit at leaked paths (or carry a
 name) with other content to reach the `copy` threshold, an evenly spread sample of them is
 downloaded (`git/blobs/<sha>`): SAMPLE_BLOBS files, half that when some files already match by
 blob. Each is compared with its leaked file: identical but for whitespace (`norm_sha256`), else by
-token fingerprints (playbook.mirrors.winnow: winnowing over identifier and literal tokens, so
+token fingerprints (playbook.scan.winnow: winnowing over identifier and literal tokens, so
 quotes, semicolons, trailing commas and line wrapping do not count), similar at SIMILAR (0.8) or
 more. Each proven file is evidence with its similarity. When every sampled file proves to be its
 leaked file reformatted, the other entries at leaked paths are counted as reformatted too; the
@@ -69,9 +69,9 @@ from playbook.mirrors.fingerprints import Fingerprints, Manifest
 from playbook.mirrors.model import Candidate, Mirror, Verdict, is_vendored
 from playbook.mirrors.network import annotate
 from playbook.mirrors.official import is_official
-from playbook.mirrors.winnow import SIMILAR, similarity
 from playbook.net.governor import BudgetSpent
 from playbook.scan.fingerprint import norm_sha256
+from playbook.scan.winnow import SIMILAR, similarity
 from playbook.services.archive import SWH
 from playbook.services.forge import ForgeRepo, codeberg, gitlab
 from playbook.services.github import GITHUB, Commit, Tree, TreeState, github_api
@@ -352,7 +352,10 @@ class Verifier:
         pairs: list[tuple[str, str]] = []
         least = 1.0
         gh = github_api(self.services)
-        sample = _spread(sorted(pending), limit)
+        # Files the manifest has token fingerprints for first (the scanner keeps a spread few).
+        printed = [p for p in sorted(pending) if p in self.fp.winnow]
+        others = [p for p in sorted(pending) if p not in self.fp.winnow]
+        sample = _spread(printed, limit) + _spread(others, max(0, limit - len(printed)))
         for leaked in sample:
             path, sha = pending[leaked]
             self.downloads_left -= 1

@@ -7,7 +7,7 @@ quotes or escapes; comments and all punctuation dropped), every run of K tokens 
 winnowing (Schleimer, Wilkerson and Aiken, 2003) keeps the smallest hash of each window of W
 consecutive hashes: any run of K + W - 1 tokens two files share yields a fingerprint both hold.
 
-The leaked file's winnowed fingerprints (at most MAX_TOKENS tokens read) go into the manifest;
+The leaked file's winnowed fingerprints (its first MAX_BYTES) go into the manifest;
 a candidate's file is hashed whole (every K-gram), and their similarity is the share of the
 leaked file's fingerprints found in it: 1.0 for a reformatted copy, near 0 for a file that only
 shares names and imports.
@@ -21,33 +21,29 @@ from collections.abc import Iterable
 
 K = 5
 W = 4
-MAX_TOKENS = 4000
+MAX_BYTES = 8 * 1024  # of each leaked file, fingerprinted for the manifest
 SIMILAR = 0.8  # a file this similar is the leaked file reformatted
 MIN_FINGERPRINTS = 8  # fewer say too little to prove a file
 
 _LEX = re.compile(
-    rb"//[^\n]*|/\*.*?\*/"  # comments: dropped
-    rb"|\"((?:[^\"\\\n]|\\.)*)\"|'((?:[^'\\\n]|\\.)*)'|`((?:[^`\\]|\\.)*)`"  # strings
+    rb"(//[^\n]*|/\*.*?\*/)"  # comments: dropped
+    rb"|\"([^\"\\\n]*(?:\\.[^\"\\\n]*)*)\""  # strings, in each kind of quotes
+    rb"|'([^'\\\n]*(?:\\.[^'\\\n]*)*)'"
+    rb"|`([^`\\]*(?:\\.[^`\\]*)*)`"
     rb"|([A-Za-z_$][A-Za-z0-9_$]*|[0-9][0-9A-Za-z_.]*)",  # identifiers and numbers
     re.S,
 )
 _ESCAPED_QUOTE = re.compile(rb"\\([\"'`])")
 
 
-def tokens(data: bytes, limit: int | None = None) -> list[bytes]:
+def tokens(data: bytes) -> list[bytes]:
     """Identifier, number and string tokens in order; strings tagged so `a` and "a" differ."""
     out: list[bytes] = []
-    for m in _LEX.finditer(data):
-        word = m[4]
-        if word is not None:
+    for comment, double, single, backtick, word in _LEX.findall(data):
+        if word:
             out.append(word)
-        else:
-            text = m[1] if m[1] is not None else m[2] if m[2] is not None else m[3]
-            if text is None:
-                continue  # a comment
-            out.append(b'"' + _ESCAPED_QUOTE.sub(rb"\1", text))
-        if limit is not None and len(out) >= limit:
-            break
+        elif not comment:  # a string literal, maybe empty
+            out.append(b'"' + _ESCAPED_QUOTE.sub(rb"\1", double or single or backtick))
     return out
 
 
@@ -56,15 +52,12 @@ def kgram_hashes(toks: list[bytes]) -> list[int]:
 
 
 def winnow(data: bytes) -> tuple[int, ...]:
-    """The file's winnowed fingerprints, sorted (what the manifest keeps)."""
-    hashes = kgram_hashes(tokens(data, MAX_TOKENS))
+    """The winnowed fingerprints of the file's first MAX_BYTES, sorted (what the manifest keeps)."""
+    hashes = kgram_hashes(tokens(data[:MAX_BYTES]))
     if len(hashes) <= W:
         return tuple(sorted(set(hashes)))
-    picked: set[int] = set()
-    for start in range(len(hashes) - W + 1):
-        window = hashes[start : start + W]
-        picked.add(min(window))
-    return tuple(sorted(picked))
+    windows = zip(*(hashes[i : len(hashes) - W + 1 + i] for i in range(W)), strict=True)
+    return tuple(sorted({min(window) for window in windows}))
 
 
 def similarity(leaked: Iterable[int], data: bytes) -> float:
