@@ -296,3 +296,19 @@ def test_a_host_that_does_not_answer_is_an_unreachable_gap(tmp_path: Path) -> No
     assert "could not be reached" in gaps[0].detail
     assert f"{GH}leaker/copy" in found.candidates  # the other sources went on
     assert "INCOMPLETE" in found.coverage.statement()
+
+
+def test_a_query_past_githubs_cap_says_so() -> None:
+    from playbook.mirrors.collect import Collector
+    from playbook.services.github import Search
+
+    collector = Collector.__new__(Collector)
+    collector.gaps = []
+    capped = Search(tuple(range(200)), total=4_321, pages=2, more=True)
+    read_all = Search(tuple(range(80)), total=80, pages=1)
+    assert capped.capped and capped.unread == 4_121 and not read_all.unread
+    collector._results("code-search", "someToken fork:true", capped, 2)
+    collector._results("code-search", "other fork:true", read_all, 2)
+    assert [g.detail for g in collector.gaps] == [
+        "'someToken fork:true': 200 of 4,321 results read (GitHub returns at most 1,000 results)"
+    ]
