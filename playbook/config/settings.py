@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -68,6 +69,9 @@ class Settings:
     unpublish_all: bool = False
     timeout: float = 30.0
     operator: str = "unknown"
+    # npm's executable, found on PATH (None: not installed); `respond scan DIR` asks it for the
+    # file list (`npm pack --dry-run`).
+    npm: str | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -88,6 +92,7 @@ class Settings:
             "otp": _secret(env, "NPM_OTP"),
             "operator": _operator(env),
             "timeout": _timeout(env),
+            "npm": shutil.which("npm", path=env.get("PATH")),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
