@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REGISTRY_STAMP := registry/node_modules/.installed
+SARIF_STAMP := tests/sarif/node_modules/.installed
 
 .PHONY: setup chromium rehearse test lint typecheck pytest bench clean
 
-setup: $(STAMP) $(REGISTRY_STAMP)
+setup: $(STAMP) $(REGISTRY_STAMP) $(SARIF_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,11 @@ $(STAMP): pyproject.toml
 # Verdaccio, the local registry for rehearsals and tests: pinned by registry/package-lock.json.
 $(REGISTRY_STAMP): registry/package.json registry/package-lock.json
 	cd registry && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The SARIF 2.1.0 schema `respond scan --format sarif` is validated against (pinned by its lock).
+$(SARIF_STAMP): tests/sarif/package.json tests/sarif/package-lock.json
+	cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Headless Chromium renders the HTML report in a test (Debian's package; needs root to install).
@@ -45,4 +51,4 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) registry/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) registry/node_modules tests/sarif/node_modules .mypy_cache .pytest_cache .ruff_cache
