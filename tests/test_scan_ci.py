@@ -259,3 +259,16 @@ def test_pre_commit_hook_stops_a_leak_and_lets_a_clean_package_through(tmp_path:
     done = run_hook(clean_package(tmp_path / "clean"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: clean" in done.stdout
+
+
+def test_the_readme_ci_section_uses_the_action_and_the_hook_as_defined() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Before you publish: the guard", 1)[1].split("\n## ", 1)[0]
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", section, re.S)]
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    steps = blocks[0]["steps"]
+    uses = next(s for s in steps if str(s.get("uses", "")).endswith("/respond@v1"))
+    assert set(uses["with"]) <= set(action["inputs"])
+    assert blocks[0]["permissions"]["security-events"] == "write"  # the SARIF upload needs it
+    hook_ids = {h["id"] for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert {h["id"] for h in blocks[1]["repos"][0]["hooks"]} <= hook_ids
