@@ -164,25 +164,37 @@ def many_entries(path: Path, n: int) -> Case:
     return Case(f"hostile: {n:,} tiny entries", path, n)
 
 
-def _timed(argv: list[str], root: Path) -> tuple[float, str]:
+def _timed(argv: list[str], root: Path) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process and the children it waited for, stdout)."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    t0 = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    wall = time.perf_counter() - t0
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"{argv[:3]} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return wall, done.stdout
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        # cwd=root: `python -c` puts the working directory first on sys.path.
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=root)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text, problem = out.read().decode(), err.read().decode()
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{argv[:3]} failed ({proc.returncode}): {problem[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, text
 
 
 def measure(case: Case, runs: int, root: Path, cli: Path | None) -> dict[str, object]:
     """Best (and median ratio) of `runs`; the hostile case has no floor (its target is 10 s)."""
     floors, scans, docs, clis = [], [], [], []
+    floor_cpu, scan_cpu = [], []
     hostile = case.name.startswith("hostile")
     for _ in range(runs):  # interleaved, so load changes hit both sides alike
         if not hostile:
-            floors.append(_timed([sys.executable, "-c", FLOOR, str(case.tarball)], root)[0])
-        wall, out = _timed([sys.executable, "-c", SCAN, str(case.tarball)], root)
+            wall, cpu, _ = _timed([sys.executable, "-c", FLOOR, str(case.tarball)], root)
+            floors.append(wall)
+            floor_cpu.append(cpu)
+        wall, cpu, out = _timed([sys.executable, "-c", SCAN, str(case.tarball)], root)
         scans.append(wall)
+        scan_cpu.append(cpu)
         docs.append(json.loads(out))
         if cli is not None:
             clis.append(_timed([str(cli), "scan", str(case.tarball)], root)[0])
@@ -198,6 +210,8 @@ def measure(case: Case, runs: int, root: Path, cli: Path | None) -> dict[str, ob
         if floors
         else 0.0,
         "cli": min(clis) if clis else None,
+        "floor_cpu": min(floor_cpu) if floor_cpu else 0.0,
+        "scan_cpu": min(scan_cpu),
         "rss_mb": max(int(d["rss_kib"]) for d in docs) / 1024,
         "helper_mb": max(int(d["helper_kib"]) for d in docs) / 1024,
         "partial": docs[0]["partial"],
@@ -274,9 +288,11 @@ def main() -> None:
         f"({os.cpu_count()} cores; 1-minute load {load_before:.2f} before, {load_after:.2f} after)"
     )
     print()
-    print("| case | floor (s) | scan (s) | scan / floor (best; median) | `respond scan` (s) "
-          "| peak RSS scan + helper (MB) | result |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| case | floor (s) | scan (s) | scan / floor (best; median) | CPU s floor, scan (ratio) "
+        "| `respond scan` (s) | peak RSS scan + helper (MB) | result |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         result = f"{r['files']:,} files read" + (
             ", PARTIAL: " + "; ".join(r["notes"]) if r["partial"] else ""
@@ -284,8 +300,10 @@ def main() -> None:
         cli_s = f"{r['cli']:.2f}" if r["cli"] is not None else "-"
         floor_s = f"{r['floor']:.2f}" if r["floor"] else "-"
         ratio_s = f"{r['ratio']:.2f}x; {r['median_ratio']:.2f}x" if r["floor"] else "-"
+        fc, sc = r["floor_cpu"], r["scan_cpu"]
+        cpu_s = f"{fc:.2f}, {sc:.2f} ({sc / fc:.2f}x)" if fc else f"-, {sc:.2f}"  # type: ignore[operator]
         print(
-            f"| {r['case']} | {floor_s} | {r['scan']:.2f} | {ratio_s} | {cli_s} | "
+            f"| {r['case']} | {floor_s} | {r['scan']:.2f} | {ratio_s} | {cpu_s} | {cli_s} | "
             f"{r['rss_mb']:.0f} + {r['helper_mb']:.0f} | {result} |"
         )
     if args.detect_secrets:

@@ -212,7 +212,6 @@ def sarif_doc(
         "runs": [
             {
                 "tool": {"driver": {"name": "respond", "version": version or "0", "rules": rules}},
-                "automationDetails": {"id": f"respond-scan/{name}/"},
                 "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notes}],
                 "results": results,
                 "properties": {
