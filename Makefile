@@ -7,10 +7,11 @@ REGISTRY_STAMP := registry/node_modules/.installed
 ORACLE_STAMP := oracle/npm/node_modules/.installed
 
 GRAPHQL_STAMP := contracts/graphql/node_modules/.installed
+SARIF_STAMP := tests/sarif/node_modules/.installed
 
 .PHONY: setup oracle contracts-graphql chromium rehearse test lint typecheck pytest bench clean
 
-setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql
+setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql $(SARIF_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,11 @@ $(GRAPHQL_STAMP): contracts/graphql/package.json contracts/graphql/package-lock.
 	cd contracts/graphql && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The SARIF 2.1.0 schema `respond scan --format sarif` is validated against (pinned by its lock).
+$(SARIF_STAMP): tests/sarif/package.json tests/sarif/package-lock.json
+	cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
 # Headless Chromium renders the HTML report in a test (Debian's package; needs root to install).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -65,4 +71,4 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) registry/node_modules oracle/npm/node_modules contracts/graphql/node_modules \
-	  .mypy_cache .pytest_cache .ruff_cache
+	  tests/sarif/node_modules .mypy_cache .pytest_cache .ruff_cache
