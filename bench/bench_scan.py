@@ -31,9 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playbook.rehearsal.synth import make_real_case  # noqa: E402
+from playbook.scan.detect import checksummed_token  # noqa: E402
 from playbook.scan.sourcemap import _DECODER  # noqa: E402
 
-CANARY = "npm_" + "Bench0Canary1Token2Not3Real4Value5Xy"  # planted, must be found once
+# Planted, must be found once: npm's token format, checksum included; not a real token.
+CANARY = checksummed_token("npm_", "Bench0Canary1Token2Not3Real4Va")
 
 CHILD = """
 import json, re, sys, time, tempfile

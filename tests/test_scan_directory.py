@@ -11,9 +11,10 @@ import pytest
 
 from playbook.errors import UsageError
 from playbook.scan import scan_directory, scan_path
+from playbook.scan.detect import checksummed_token
 from playbook.scan.packlist import pack_list
 
-TOKEN = "npm_" + "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0Ya8Ue2"  # a canary, not a real token
+TOKEN = checksummed_token("npm_", "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0")  # real format, not real
 
 
 def tree(root: Path, files: dict[str, str]) -> Path:
