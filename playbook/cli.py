@@ -604,25 +604,41 @@ def init(
 @app.command()
 def scan(
     target: Annotated[str, typer.Argument(help="A package folder, a .tgz, or name@version.")],
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Compare with this release instead: a version, name@version, a folder or a .tgz.",
+        ),
+    ] = None,
+    no_baseline: Annotated[
+        bool, typer.Option("--no-baseline", help="Judge the release on its own (absolute view).")
+    ] = False,
     json_out: JsonOut = False,
     registry: Registry = None,
     verbose: Verbose = False,
 ) -> None:
-    """The pre-publish guard: exit 1 when a release would leak (maps with sources, secrets)."""
+    """The pre-publish guard: exit 1 when a release adds a leak (compared with the one before)."""
     try:
         from playbook import core
         from playbook.display import inert
         from playbook.scan import findings_doc, summary_lines
 
-        result = core.scan_target(_settings(registry=registry), target)
+        guarded = core.guard(
+            _settings(registry=registry), target, baseline=baseline, no_baseline=no_baseline
+        )
     except Exception as exc:
         _fail(exc, verbose)
+    result, verdict = guarded.result, guarded.verdict
     if json_out:
-        typer.echo(json.dumps(findings_doc(result), indent=2, sort_keys=True))
+        doc = {**findings_doc(result), "verdict": verdict.as_json()}
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
-        for line in summary_lines(result):
+        stats = summary_lines(result)  # its own absolute verdict lines give way to the verdict's
+        stats = stats[:1] + [s for s in stats[2:] if not s.startswith("  - ")]
+        for line in [*verdict.lines(), *stats]:
             typer.echo(inert(line, 400))
-    raise typer.Exit(1 if result.leaky else 0)
+    raise typer.Exit(verdict.exit_code)
 
 
 @app.command()
