@@ -7,7 +7,9 @@ REGISTRY_STAMP := registry/node_modules/.installed
 
 .PHONY: setup chromium rehearse test lint typecheck pytest bench clean
 
-setup: $(STAMP) $(REGISTRY_STAMP)
+SECRETLINT_STAMP := bench/tools/secretlint/node_modules/.installed
+
+setup: $(STAMP) $(REGISTRY_STAMP) $(SECRETLINT_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +20,11 @@ $(STAMP): pyproject.toml
 # Verdaccio, the local registry for rehearsals and tests: pinned by registry/package-lock.json.
 $(REGISTRY_STAMP): registry/package.json registry/package-lock.json
 	cd registry && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# secretlint, the peer guard bench/bench_guard.py runs on the same files: pinned by its lockfile.
+$(SECRETLINT_STAMP): bench/tools/secretlint/package.json bench/tools/secretlint/package-lock.json
+	cd bench/tools/secretlint && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Headless Chromium renders the HTML report in a test (Debian's package; needs root to install).
@@ -45,4 +52,4 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) registry/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) registry/node_modules bench/tools/secretlint/node_modules .mypy_cache .pytest_cache .ruff_cache
