@@ -194,3 +194,16 @@ def test_legacy_license_fields_are_read_from_package_json() -> None:
 def test_the_version_before(version: str, previous: str | None) -> None:
     versions = ["1.2.0", "1.10.0", "2.1.87", "2.1.88", "2.2.0-beta.1", "3.0.0-rc.1", "1.0.0"]
     assert previous_version(versions, version) == previous
+
+
+def test_the_init_templates_commented_allowlist_entry_is_valid_once_uncommented() -> None:
+    import tomllib
+
+    from playbook.config.allowlist import parse_allowlist
+    from playbook.config.org import init_text
+
+    block = init_text().split("[[scan.allow]]", 1)[1]
+    lines = [line[2:] for line in block.splitlines() if line.startswith("# ") and "=" in line]
+    data = tomllib.loads("[[scan.allow]]\n" + "\n".join(lines))
+    (rule,) = parse_allowlist(Path("respond.toml"), data)
+    assert rule.rule == "secret" and rule.reason.startswith("keys generated")
