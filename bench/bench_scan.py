@@ -41,8 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playbook.rehearsal.synth import NPM_MTIME, make_real_case  # noqa: E402
+from playbook.scan.detect import checksummed_token  # noqa: E402
 
-CANARY = "npm_" + "Bench0Canary1Token2Not3Real4Value5Xy"  # planted in the map case, found once
+# Planted, must be found once: npm's token format, checksum included; not a real token.
+CANARY = checksummed_token("npm_", "Bench0Canary1Token2Not3Real4Va")
 
 FLOOR = """
 import sys, tarfile

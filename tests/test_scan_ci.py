@@ -17,9 +17,10 @@ import jsonschema
 import pytest
 import yaml
 
+from playbook.scan.detect import checksummed_token
 from tests.support.cli import ROOT, cli_env, respond
 
-TOKEN = "npm_" + "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0Ya8Ue2"  # a canary, not a real token
+TOKEN = checksummed_token("npm_", "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0")  # real format, not real
 # Pinned by tests/sarif/package-lock.json, installed by `make setup`.
 SCHEMA = ROOT / "tests/sarif/node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json"
 VENV_BIN = Path(sys.executable).parent
@@ -255,10 +256,10 @@ def test_pre_commit_hook_stops_a_leak_and_lets_a_clean_package_through(tmp_path:
     leaky = leaky_package(tmp_path / "leaky")
     done = run_hook(leaky)
     assert done.returncode == 1, done.stderr
-    assert "verdict: LEAKY" in done.stdout and TOKEN not in done.stdout
+    assert done.stdout.startswith("FAIL @acme/tool@1.2.3: ") and TOKEN not in done.stdout
     done = run_hook(clean_package(tmp_path / "clean"))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "verdict: clean" in done.stdout
+    assert done.stdout.startswith("pass "), done.stdout
 
 
 def test_the_readme_ci_section_uses_the_action_and_the_hook_as_defined() -> None:

@@ -16,13 +16,14 @@ from playbook import core
 from playbook.config.settings import Settings
 from playbook.errors import RespondError, UsageError
 from playbook.scan import scan_directory, scan_path
+from playbook.scan.detect import checksummed_token
 from playbook.scan.npmpack import FALLBACK_NOTE
 from playbook.scan.packlist import pack_list
 
 NPM = shutil.which("npm")
 needs_npm = pytest.mark.skipif(NPM is None, reason="npm is not installed")
 
-TOKEN = "npm_" + "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0Ya8Ue2"  # a canary, not a real token
+TOKEN = checksummed_token("npm_", "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0")  # real format, not real
 
 
 def tree(root: Path, files: dict[str, str]) -> Path:
