@@ -11,7 +11,7 @@ import pytest
 from playbook.config.org import OrgConfig, load_org
 from playbook.errors import UsageError
 from playbook.notices import dmca
-from playbook.notices.drafts import Draft
+from playbook.notices.drafts import Draft, draft_notices
 from playbook.notices.lifecycle import auto_resolve, list_notices, mark_resolved, mark_sent
 from playbook.notices.report import render_documents
 from playbook.notices.view import load_view
@@ -542,3 +542,16 @@ def test_a_forge_notice_names_each_file_at_the_commit_checked(
     assert block.count("[MISSING: commit_sha]") == 1 and "  - src/main.tsx" in block
     assert draft.record["missing"] == ["commit_sha"]
     assert "No commit recorded" in text.split("## Reviewer's checklist")[1].split("\n\n")[1]
+
+
+def test_a_copy_a_sent_notice_named_is_never_claimed_again_by_another_kind(tmp_path: Path) -> None:
+    # A notice drafted before the split named all four repositories, entire and by files alike.
+    store = build_incident(tmp_path / "home", with_notices=False)
+    org = full_org(tmp_path)
+    drafts = {d.record["id"]: d.record for d in draft_notices(load_view(store, INCIDENT), org)}
+    both = drafts["dmca-github"]["mirrors"] + drafts["dmca-github-files"]["mirrors"]
+    store.put_record(INCIDENT, "notice", "dmca-github", {**drafts["dmca-github"], "mirrors": both})
+    mark_sent(store, INCIDENT, "dmca-github", "T-1", who="jane")
+    again = {d.record["id"] for d in store_drafts(store, org)}
+    assert not {i for i in again if i.startswith("dmca-github")}
+    assert "dmca-npm" in again
