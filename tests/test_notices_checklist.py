@@ -66,7 +66,7 @@ def test_the_checklist_follows_the_data(tmp_path: Path) -> None:
     found[1] = {**found[1], "checked_at": "2026-04-02T10:30:00.000Z"}
     found.append(mirror("late/acme-cli-src", "copy", parent=found[0]["url"], matched=7))
     (tmp_path / "respond.toml").write_text(FULL_TOML.replace('telephone = "+1 555 0100"\n', ""))
-    org = load_org(tmp_path, tmp_path / "nohome", {})
+    org = load_org(tmp_path, tmp_path / "nohome")
     store = build_incident(tmp_path / "home", with_notices=False, mirror_list=found)
     drafts = {d.record["id"]: d for d in store_drafts(store, org)}
     files = checklist(drafts["dmca-github-files"].text)
