@@ -104,3 +104,22 @@ def test_the_network_statement_decision_is_in_the_checklist_only_when_asked(
     (entire,) = [checklist(d.text) for d in drafts if d.record["id"] == "dmca-github"]
     refused = [i for i in entire if i.startswith("Network-wide statement refused for")]
     assert len(refused) == (2 if asked else 0)
+
+
+def test_naming_every_fork_of_a_network_is_flagged_as_a_whole_network_request(
+    tmp_path: Path,
+) -> None:
+    store = build_incident(tmp_path / "home", with_notices=False)
+    drafts = {d.record["id"]: d for d in store_drafts(store, full_org(tmp_path))}
+    whole = [i for i in checklist(drafts["dmca-github"].text) if i.startswith("Every repository")]
+    # leaker's network holds only copies; someone/cli's holds acme/cli, the owner's own.
+    assert [i.split(" is named")[0] for i in whole] == [
+        "Every repository found in the fork network of leaker/acme-cli-src"
+    ]
+    found = mirrors()
+    found.append(mirror("bystander/acme-cli-src", "unrelated", parent=found[0]["url"], matched=0))
+    store = build_incident(tmp_path / "other", with_notices=False, mirror_list=found)
+    drafts = {d.record["id"]: d for d in store_drafts(store, full_org(tmp_path))}
+    assert not [
+        i for i in checklist(drafts["dmca-github"].text) if i.startswith("Every repository")
+    ]

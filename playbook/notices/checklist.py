@@ -110,8 +110,17 @@ def _statement_items(
         decision = decisions.get(net.root)
         if decision is not None and decision.included:
             items.append(f"Network-wide statement MADE for {net.name}: {decision.reason}.")
-        elif decision is not None and decision.requested:
+            continue
+        if decision is not None and decision.requested:
             items.append(f"Network-wide statement refused for {net.name}: {decision.reason}.")
+        if not net.others and net.has_non_copies is False:
+            # github/dmca records notices processed against a whole network, later forks
+            # included, because they "identified all known forks" (shared/DOMAIN.md).
+            items.append(
+                f"Every repository found in the fork network of {net.name} is named: GitHub may "
+                "then process the whole network, forks made later included. Look for new forks "
+                "just before sending."
+            )
     return items
 
 
