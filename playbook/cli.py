@@ -252,7 +252,6 @@ def leak(
         from playbook.config.settings import Mode
 
         targets = core.parse_specs(specs)
-        book = core.load_runbook(runbook)
         settings = _settings(
             mode=Mode.DRY_RUN if dry_run else Mode.LIVE,
             registry=registry,
@@ -263,6 +262,7 @@ def leak(
             safe_version=safe_version,
             unpublish_all=unpublish_all,
         )
+        book = core.load_runbook(runbook, settings)
         npmrc.check(settings)  # a bad .npmrc is one line and exit 2, before anything runs
     except Exception as exc:
         _fail(exc, verbose)
@@ -389,13 +389,17 @@ def runbook_validate(
     verbose: Verbose = False,
 ) -> None:
     """Load each runbook; report the first flaw of each with file, line and step."""
-    from playbook.engine import runbook as runbooks
+    from playbook import core
     from playbook.errors import ExitCode, RespondError
 
+    try:
+        settings = _settings()
+    except Exception as exc:
+        _fail(exc, verbose)
     failed = False
     for path in files:
         try:
-            book = runbooks.load(path)
+            book = core.load_runbook(path, settings)
             typer.echo(f"ok: {path} ({len(book.steps)} steps)")
         except RespondError as exc:
             failed = True
@@ -417,7 +421,7 @@ def runbook_show(
         from playbook import core
         from playbook import steps as step_types
 
-        book = core.load_runbook(file)
+        book = core.load_runbook(file, _settings())
     except Exception as exc:
         _fail(exc, verbose)
     waves: list[dict[str, Any]] = []

@@ -16,7 +16,7 @@ from playbook.net.http import ClientOptions, RetryPolicy
 from playbook.rehearsal.proxy import POLICY_MESSAGE, RegistryProxy
 from playbook.secret import Secret
 from playbook.services.hub import Services
-from playbook.services.npm import HttpNpmRegistry, registry_for, set_otp_prompt
+from playbook.services.npm import AskOtp, HttpNpmRegistry, registry_for
 
 pytestmark = pytest.mark.registry
 T = TypeVar("T")
@@ -35,6 +35,7 @@ def make_services(
     dry_run: bool = False,
     otp: str | None = None,
     interactive: bool = False,
+    otp_prompt: AskOtp | None = None,
 ) -> Services:
     env = {"HOME": str(tmp_path), "PATH": ""}
     if token:  # as a user writes it: npm never reads NPM_TOKEN unless an .npmrc line names it
@@ -43,13 +44,14 @@ def make_services(
     settings = Settings(
         home=tmp_path / "respond",
         mode=Mode.DRY_RUN if dry_run else Mode.LIVE,
-        env=env,
+        npm_env=env,
         cwd=tmp_path,
         registry=url,
         otp=Secret(otp) if otp else None,
         interactive=interactive,
     )
-    return Services(settings, ClientOptions(dry_run=dry_run, retry=FAST, timeout=10.0))
+    options = ClientOptions(dry_run=dry_run, retry=FAST, timeout=10.0)
+    return Services(settings, options, otp_prompt=otp_prompt)
 
 
 async def with_registry(
@@ -290,8 +292,7 @@ def test_otp_prompt_on_a_terminal_and_rejected_code(
         await reg.set_dist_tag(name, "next", "1.0.0")
         return await reg.dist_tags(name)
 
-    services = make_services(tmp_path, proxy.url, registry_token, interactive=True)
-    set_otp_prompt(services, ask)
+    services = make_services(tmp_path, proxy.url, registry_token, interactive=True, otp_prompt=ask)
     assert run(with_registry(services, name, tag))["next"] == "1.0.0"
     assert len(asked) == 1 and "One-time password" in asked[0]
 

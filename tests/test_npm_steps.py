@@ -51,7 +51,7 @@ class Harness:
             env["NPM_TOKEN"] = self.token
             npmrc = f"{nerf_dart(self.url)}:_authToken=${{NPM_TOKEN}}\n"
             (self.tmp_path / ".npmrc").write_text(npmrc)
-        base: dict[str, Any] = {"home": self.tmp_path / "respond", "env": env,
+        base: dict[str, Any] = {"home": self.tmp_path / "respond", "npm_env": env,
                                 "cwd": self.tmp_path, "registry": self.url}  # fmt: skip
         return Settings(**{**base, **kw})
 
@@ -367,7 +367,7 @@ def test_registry_and_token_only_from_npmrc_never_in_outputs(
     env = {"HOME": str(home), "PATH": "", "TEST_TOKEN": registry_token}
     harness = Harness(tmp_path, "", None)
     spec = publish_history(publish, unique_name("acme"))
-    results = harness.run(spec, CHAIN[:3], env=env, registry=None)
+    results = harness.run(spec, CHAIN[:3], npm_env=env, registry=None)
     look = out(results, "lookup")
     assert look["registry"] == proxy.url
     assert look["registry_source"] == f"{home / '.npmrc'}:1"

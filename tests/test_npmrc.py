@@ -24,7 +24,7 @@ def make_settings(tmp_path: Path, env: dict[str, str] | None = None, **kw: objec
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
     full_env = {"HOME": str(home), "PATH": "", **(env or {})}
-    return Settings(home=tmp_path / "respond", env=full_env, cwd=project, **kw)  # type: ignore[arg-type]
+    return Settings(home=tmp_path / "respond", npm_env=full_env, cwd=project, **kw)  # type: ignore[arg-type]
 
 
 def write(path: Path, text: str) -> Path:
@@ -55,7 +55,7 @@ def test_project_npmrc_is_found_from_a_subfolder_and_beats_user(tmp_path: Path) 
     deep = tmp_path / "project/src/lib"
     deep.mkdir(parents=True)
     s = make_settings(tmp_path)
-    config = resolve(Settings(home=s.home, env=s.env, cwd=deep), "pkg")
+    config = resolve(Settings(home=s.home, npm_env=s.npm_env, cwd=deep), "pkg")
     assert config.url == REG_A
     assert config.source == f"{project}:1"
 
@@ -208,7 +208,7 @@ def test_npmrc_shaped_text_resolves_or_fails_with_file_and_line(
         root = Path(tmp)
         write(root / "home/.npmrc", "\n".join(lines))
         env = {"HOME": str(root / "home"), "PATH": "", "X": "y"}
-        s = Settings(home=root / "r", env=env, cwd=root, registry=None)
+        s = Settings(home=root / "r", npm_env=env, cwd=root, registry=None)
         try:
             config = resolve(s, package)
         except RespondError as exc:

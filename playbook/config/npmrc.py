@@ -297,7 +297,7 @@ def _read(path: Path, env: Mapping[str, str]) -> dict[str, Entry]:
 
 def merged_config(settings: Settings) -> dict[str, Entry]:
     """Every layer npm reads, lowest first, so that higher layers overwrite lower ones."""
-    env = settings.env
+    env = settings.npm_env
     user = user_npmrc(env)
     project = project_root(settings.cwd) / ".npmrc"
     layers = [_read(user, env)]
@@ -363,7 +363,7 @@ def find_token(
 
 def ask_npm(settings: Settings) -> str:
     """`npm config get registry`: npm's global config and built-in default, naming no host."""
-    npm = shutil.which("npm", path=settings.env.get("PATH"))
+    npm = shutil.which("npm", path=settings.npm_env.get("PATH"))
     if npm is None:
         raise RespondError(
             "No registry is configured and npm is not installed to say which one it would use.",
@@ -373,7 +373,7 @@ def ask_npm(settings: Settings) -> str:
         done = subprocess.run(
             [npm, "config", "get", "registry"],
             cwd=settings.cwd,
-            env=dict(settings.env),
+            env=dict(settings.npm_env),
             capture_output=True,
             text=True,
             timeout=NPM_TIMEOUT,

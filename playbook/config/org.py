@@ -64,14 +64,16 @@ def find_config(cwd: Path, home: Path) -> Path | None:
     return None
 
 
-def load_org(cwd: Path, home: Path, env: Mapping[str, str] | None = None) -> OrgConfig:
-    """Read respond.toml; no file gives an empty config (every notice then shows its blanks)."""
+def load_org(cwd: Path, home: Path, templates: Path | None = None) -> OrgConfig:
+    """Read respond.toml; no file gives an empty config (every notice then shows its blanks).
+
+    `templates` (Settings.templates, from RESPOND_TEMPLATES) wins over the file's templates_dir.
+    Commands get it once as `Settings.org`; this function is for that and for tests.
+    """
     path = find_config(cwd, home)
     config = OrgConfig() if path is None else _parse(path)
-    override = (env or {}).get("RESPOND_TEMPLATES")
-    if override:
-        folder = Path(override).expanduser()
-        config = OrgConfig(config.details, config.official, folder, path, config.notices)
+    if templates is not None:
+        config = OrgConfig(config.details, config.official, templates, path, config.notices)
     return config
 
 

@@ -16,19 +16,19 @@ import collections
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
+from playbook.clock import Seconds, Sleep
 from playbook.errors import RemoteError, RespondError
+from playbook.net.cache import Cache
 from playbook.net.http import parse_retry_after
-from playbook.services.hub import Cache, Services
 
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
+Clock = Seconds
 KEPT_HEADERS = (
     "link",
     "etag",
@@ -66,15 +66,6 @@ class GovernorConfig:
     max_attempts: int = 5
     max_wait: float = 900.0
     secondary_wait: float = 60.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> GovernorConfig:
-        """RESPOND_GITHUB_BUDGET, RESPOND_GITHUB_CODE_SEARCH_PER_MINUTE and
-        RESPOND_GITHUB_SEARCH_PER_MINUTE override the defaults (GitHub's limits, less a margin)."""
-        budget = int(env.get("RESPOND_GITHUB_BUDGET") or cls.budget)
-        code = int(env.get("RESPOND_GITHUB_CODE_SEARCH_PER_MINUTE") or 9)
-        search = int(env.get("RESPOND_GITHUB_SEARCH_PER_MINUTE") or 28)
-        return cls(budget=budget, paces={"code_search": Pace(code), "search": Pace(search)})
 
 
 @dataclass(frozen=True)
@@ -310,40 +301,3 @@ def _safe_json(fetched: Fetched) -> Any:
         return fetched.json()
     except ValueError:
         return None
-
-
-CLOCK_KEY = "governor.clock"
-
-
-def use_clock(services: Services, clock: Clock, sleep: Sleep) -> None:
-    """Give every governor of this run another clock (tests: a fake clock that sleeps instantly)."""
-    services.cached(CLOCK_KEY, lambda: (clock, sleep))
-
-
-def governor_for(
-    services: Services,
-    name: str,
-    base_url: str,
-    headers: dict[str, str] | None = None,
-    *,
-    config: GovernorConfig | None = None,
-) -> Governor:
-    """The one governor for `name` in this run (shared by every step through Services)."""
-
-    def build() -> Governor:
-        clock, sleep = services.cached(CLOCK_KEY, lambda: (time.time, asyncio.sleep))
-        client = services.client(base_url, headers)
-        gov = Governor(
-            client,
-            name,
-            services.cache,
-            config or GovernorConfig.from_env(services.settings.env),
-            clock=clock,
-            sleep=sleep,
-        )
-        hook = services.options.on_wait
-        if hook is not None:
-            gov._listeners.append(lambda s: hook(s.describe(), s.waiting) if s.waiting else None)
-        return gov
-
-    return services.cached(f"governor:{name}", build)

@@ -37,7 +37,6 @@ AskOtp = Callable[[str], "str | None"]
 Doc = dict[str, Any]
 T = TypeVar("T")
 
-OTP_PROMPT_KEY = "npm.ask-otp"
 WEB_AUTH_TIMEOUT = 300.0
 MAX_TARBALL_BYTES = 1 << 30
 TAMPER_HINT = "Stop and find out why before acting on this artifact (a proxy, a cache, tampering)."
@@ -177,6 +176,20 @@ def escape_name(name: str) -> str:
 
 def tarball_filename(name: str, version: str) -> str:
     return f"{name.rsplit('/', 1)[-1]}-{version}.tgz"
+
+
+async def download_version(reg: NpmRegistry, name: str, version: str, folder: Path) -> Path | None:
+    """The published version's tarball, downloaded into `folder` and checked against the
+    packument's integrity and shasum; None when the registry serves no such version."""
+    doc = await reg.packument(name)
+    info = doc.versions.get(version) if doc is not None else None
+    if info is None or not info.dist.tarball:
+        return None
+    dest = folder / tarball_filename(name, version)
+    await reg.download(
+        info.dist.tarball, dest, integrity=info.dist.integrity, shasum=info.dist.shasum
+    )
+    return dest
 
 
 def parse_packument(doc: Mapping[str, Any]) -> Packument:
@@ -763,28 +776,6 @@ def _hint(status: int, token_source: str | None) -> str:
 # -- wiring ---------------------------------------------------------------------------------------
 
 
-def set_otp_prompt(services: Services, ask: AskOtp) -> None:
-    """The CLI calls this on a terminal so the registry can ask for a code on a challenge."""
-    services.cached(OTP_PROMPT_KEY, lambda: ask)
-
-
 def registry_for(services: Services, package: str) -> HttpNpmRegistry:
     """The run's client for `package`'s registry (a scope may use its own), built once per scope."""
-    scope = package.split("/", 1)[0] if package.startswith("@") else ""
-    return services.cached(f"npm.registry:{scope}", lambda: _build(services, package))
-
-
-def _build(services: Services, package: str) -> HttpNpmRegistry:
-    from playbook.config import npmrc
-
-    settings = services.settings
-    config = npmrc.resolve(settings, package)
-    ask = services.cached(OTP_PROMPT_KEY, lambda: None) if settings.interactive else None
-    return HttpNpmRegistry(
-        services.client(config.url),
-        url=config.url,
-        source=config.source,
-        otp=OtpSource(given=settings.otp, ask=ask),
-        token_source=config.token_source,
-        credentials=config.credential_for,
-    )
+    return services.npm_registry(package)
