@@ -6,9 +6,12 @@ STAMP := $(VENV)/.installed
 REGISTRY_STAMP := registry/node_modules/.installed
 ORACLE_STAMP := oracle/npm/node_modules/.installed
 
-.PHONY: setup oracle chromium rehearse test lint typecheck pytest bench clean
+GRAPHQL_STAMP := contracts/graphql/node_modules/.installed
+SARIF_STAMP := tests/sarif/node_modules/.installed
 
-setup: $(STAMP) $(REGISTRY_STAMP) oracle
+.PHONY: setup oracle contracts-graphql chromium rehearse test lint typecheck pytest bench clean
+
+setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql $(SARIF_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +30,19 @@ oracle: $(ORACLE_STAMP)
 
 $(ORACLE_STAMP): oracle/npm/package.json oracle/npm/package-lock.json
 	cd oracle/npm && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# GitHub's official GraphQL schema (@octokit/graphql-schema), pinned by its lockfile: the contract
+# test validates every GraphQL query respond sends against it.
+contracts-graphql: $(GRAPHQL_STAMP)
+
+$(GRAPHQL_STAMP): contracts/graphql/package.json contracts/graphql/package-lock.json
+	cd contracts/graphql && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The SARIF 2.1.0 schema `respond scan --format sarif` is validated against (pinned by its lock).
+$(SARIF_STAMP): tests/sarif/package.json tests/sarif/package-lock.json
+	cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Headless Chromium renders the HTML report in a test (Debian's package; needs root to install).
@@ -54,4 +70,5 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) registry/node_modules oracle/npm/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) registry/node_modules oracle/npm/node_modules contracts/graphql/node_modules \
+	  tests/sarif/node_modules .mypy_cache .pytest_cache .ruff_cache

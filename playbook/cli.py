@@ -616,23 +616,47 @@ def init(
     typer.echo(f"wrote {path}: fill in [organization] and [official]", err=True)
 
 
+ScanFormat = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="text (default), json, or sarif (SARIF 2.1.0 for GitHub code scanning) on stdout.",
+    ),
+]
+_SCAN_FORMATS = ("text", "json", "sarif")
+
+
 @app.command()
 def scan(
     target: Annotated[str, typer.Argument(help="A package folder, a .tgz, or name@version.")],
     json_out: JsonOut = False,
+    output_format: ScanFormat = "text",
     registry: Registry = None,
     verbose: Verbose = False,
 ) -> None:
     """The pre-publish guard: exit 1 when a release would leak (maps with sources, secrets)."""
     try:
-        from playbook import core
+        from playbook import __version__, core
         from playbook.display import inert
+        from playbook.errors import UsageError
         from playbook.scan import findings_doc, summary_lines
+        from playbook.scan.output import sarif_base, sarif_doc
 
-        result = core.scan_target(_settings(registry=registry), target)
+        if output_format not in _SCAN_FORMATS:
+            raise UsageError(
+                f"--format {output_format!r} is not a format respond scan writes; "
+                f"accepted: {', '.join(_SCAN_FORMATS)}"
+            )
+        settings = _settings(registry=registry)
+        result = core.scan_target(settings, target)
     except Exception as exc:
         _fail(exc, verbose)
-    if json_out:
+    if output_format == "sarif":
+        path = Path(target).expanduser()
+        base, artifact = sarif_base(path, Path.cwd()) if path.exists() else ("", "package.json")
+        doc = sarif_doc(result, base=base, artifact=artifact, version=__version__)
+        typer.echo(json.dumps(doc, indent=2))
+    elif json_out or output_format == "json":
         typer.echo(json.dumps(findings_doc(result), indent=2, sort_keys=True))
     else:
         for line in summary_lines(result):

@@ -237,7 +237,7 @@ def scan_target(settings: Settings, target: str) -> ScanResult:
 
     path = Path(target).expanduser()
     if path.exists():
-        return scan_path(path)
+        return scan_path(path, npm=settings.npm)
     if "@" not in target.lstrip("@"):
         raise UsageError(
             f"{target!r} is neither a file nor a folder here, nor a package spec; "
