@@ -19,7 +19,7 @@ from playbook.net.http import ClientOptions, WaitHook
 from playbook.resources import runbooks_dir
 from playbook.services.hub import Services
 from playbook.spec import PackageSpec, parse_spec
-from playbook.store.sqlite import Incident, StepRecord, Store, StoreCache
+from playbook.store.sqlite import Incident, StepRecord, StepStatus, Store, StoreCache
 
 if TYPE_CHECKING:
     from playbook.mirrors.model import Change
@@ -155,6 +155,18 @@ def approve(store: Store, incident_id: str, step: str, who: str, note: str) -> l
     for key in keys:
         store.approve(incident_id, key, who, note)
     return keys
+
+
+def not_contained(result: RunResult) -> list[str]:
+    """The verification's words for each npm.verify that found the leaked version still served:
+    a live run ending so exits NOT_CONTAINED (8), not 0."""
+    return [
+        step.summary
+        for step in result.steps
+        if step.uses == "npm.verify"
+        and step.status is StepStatus.SUCCEEDED
+        and (step.outputs or {}).get("contained") is False
+    ]
 
 
 def result_json(result: RunResult) -> dict[str, Any]:

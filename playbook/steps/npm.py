@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +31,6 @@ from playbook.services.npm import (
 from playbook.spec import PackageSpec
 from playbook.steps import register
 from playbook.steps.base import Action, Outcome, Plan, StepContext, StepOutputs, StepType
-from playbook.store.sqlite import StepRecord, StepStatus
 
 POLICY_HOURS = 72.0
 MAX_CANDIDATE_SCANS = 5
@@ -719,17 +717,6 @@ async def verify(reg: NpmRegistry, spec: PackageSpec, tarball: str | None) -> Ve
         tags_on_version=tuple(on_version),
         checked_at=utcnow(),
     )
-
-
-def not_contained(steps: Iterable[StepRecord]) -> list[str]:
-    """The verification's words for each npm.verify that found the leaked version still served."""
-    return [
-        step.summary
-        for step in steps
-        if step.uses == "npm.verify"
-        and step.status is StepStatus.SUCCEEDED
-        and (step.outputs or {}).get("contained") is False
-    ]
 
 
 @register
