@@ -412,3 +412,10 @@ def test_without_graphql_points_the_rest_listing_takes_over(tmp_path: Path) -> N
     for name in result.net.forks:
         want = Verdict.UNRELATED if name in result.net.cleaned else Verdict.COPY
         assert result.mirrors[f"https://github.com/{name}"].verdict is want
+
+
+def test_graphql_endpoint_beside_the_rest_base() -> None:
+    from playbook.services.github_graphql import graphql_url
+
+    assert graphql_url("http://127.0.0.1:9/github") == "http://127.0.0.1:9/github/graphql"
+    assert graphql_url("https://ghe.example/api/v3/") == "https://ghe.example/api/graphql"
