@@ -200,7 +200,7 @@ def test_respond_sends_the_credential_npm_sends(
     by_npm = seen(proxies)
     npm_requests = [r for p in proxies.all() for r in p.requests]
     clear(proxies)
-    respond_dist_tag(Settings(home=tmp_path / "respond", env=env, cwd=work), name)
+    respond_dist_tag(Settings(home=tmp_path / "respond", npm_env=env, cwd=work), name)
     by_respond = seen(proxies)
 
     assert [m for m, *_ in by_npm] == ["GET", "PUT"], done.stderr[-500:]

@@ -119,7 +119,7 @@ def test_respond_writes_what_npm_writes(
     by_npm = proxy.requests
     proxy.clear()
     settings = Settings(
-        home=tmp_path / "respond", env=env, cwd=work, otp=Secret(OTP) if op.otp else None
+        home=tmp_path / "respond", npm_env=env, cwd=work, otp=Secret(OTP) if op.otp else None
     )
     services = Services(settings, ClientOptions(dry_run=False, retry=FAST, timeout=10.0))
 
@@ -158,7 +158,7 @@ def test_unpublishing_the_only_version_is_refused_by_npm_and_respond(
     proxy.clear()
     done = run_npm(["unpublish", f"{name}@1.0.0"], registry=proxy.url, env=env, cwd=tmp_path / "w")
     assert done.returncode != 0 and "Refusing to delete the last version" in done.stderr
-    settings = Settings(home=tmp_path / "respond", env=env, cwd=tmp_path / "w")
+    settings = Settings(home=tmp_path / "respond", npm_env=env, cwd=tmp_path / "w")
     services = Services(settings, ClientOptions(dry_run=False, retry=FAST, timeout=10.0))
 
     async def body() -> None:
