@@ -226,20 +226,22 @@ def test_safe_version_flag_overrides_the_choice(
     assert out(results, "retag")["moved"]["latest"]["to"] == "1.1.0"
 
 
+@pytest.mark.parametrize("status", [405, 400, 403, 422])
 def test_policy_refusal_skips_and_asks_for_a_support_request(
     harness: Harness,
     proxy: RegistryProxy,
     local_registry: LocalRegistry,
     publish: Any,
     unique_name: Any,
+    status: int,
 ) -> None:
     spec = publish_history(publish, unique_name())
     local_registry.backdate(spec.name, spec.version, datetime.now(UTC) - timedelta(days=30))
-    proxy.refuse_unpublish()
+    proxy.refuse_unpublish(status=status)
     results = harness.run(spec)
     _plan, unpublish = results["unpublish"]
     assert unpublish is not None and unpublish.skipped
-    assert POLICY_MESSAGE in unpublish.summary
+    assert POLICY_MESSAGE in unpublish.summary and f"HTTP {status}" in unpublish.summary
     outputs = out(results, "unpublish")
     assert outputs["support_request_needed"] is True
     assert POLICY_MESSAGE in outputs["registry_reason"]
@@ -391,5 +393,10 @@ def test_scan_downloads_checks_and_writes_findings(
     manifest = json.loads((harness.tmp_path / "incident" / scan["manifest_file"]).read_text())
     assert {f["path"] for f in manifest["files"]} >= {"src/main.ts"}
     assert (harness.tmp_path / "incident" / scan["findings_file"]).exists()
+    # The same comparison the guard makes: against the version before (1.1.0, which had no map).
+    assert scan["baseline"] == f"{spec.name}@1.1.0"
+    assert scan["comparison"] == "1.1.0 shipped no map; 2.0.0 added one carrying 2 sources"
+    assert "under no open-source licence" in scan["verdict"]  # the fixture declares no licence
     clean = harness.run(PackageSpec(spec.name, "1.0.0"), (CHAIN[0], ("scan", "npm.scan")))
     assert out(clean, "scan")["leaky"] is False
+    assert "has no version before 1.0.0" in out(clean, "scan")["comparison"]

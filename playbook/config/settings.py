@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -112,6 +113,9 @@ class Settings:
     limits: RateLimits = field(default_factory=RateLimits)
     step_modules: tuple[str, ...] = ()  # RESPOND_STEP_MODULES: a team's own step types
     templates: Path | None = None  # RESPOND_TEMPLATES: wins over respond.toml's templates_dir
+    # npm's executable, found on PATH (None: not installed); `respond scan DIR` asks it for the
+    # file list (`npm pack --dry-run`).
+    npm: str | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -145,6 +149,7 @@ class Settings:
             "templates": Path(env["RESPOND_TEMPLATES"]).expanduser()
             if env.get("RESPOND_TEMPLATES")
             else None,
+            "npm": shutil.which("npm", path=env.get("PATH")),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
