@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from playbook.config.org import Official
 from playbook.mirrors.model import Mirror, Verdict
+from playbook.mirrors.official import is_official as on_allowlist
 from playbook.notices.claims import Claim, claims
 
 # GitHub's guide ("Your Complaint Must ...", item 1) asks for this sentence word for word.
@@ -84,12 +85,9 @@ class StatementDecision:
     reason: str
 
 
-def is_official(mirror: Mirror, official: Official) -> bool:
-    owner = mirror.name.split("/", 1)[0].lower()
-    return mirror.verdict is Verdict.OFFICIAL or (
-        owner in {o.lower() for o in official.github_orgs}
-        or mirror.name.lower() in {r.lower() for r in official.repositories}
-    )
+def _ours(mirror: Mirror, official: Official) -> bool:
+    """Judged official when verified, or on the [official] allowlist (the hunt's own rule)."""
+    return mirror.verdict is Verdict.OFFICIAL or on_allowlist(mirror, official)
 
 
 def _is_github_repo(mirror: Mirror) -> bool:
@@ -108,14 +106,12 @@ def networks(mirrors: tuple[Mirror, ...], official: Official) -> list[Network]:
         listed = [
             m
             for m in members
-            if m.verdict in LISTED_VERDICTS
-            and m.status != "resolved"
-            and not is_official(m, official)
+            if m.verdict in LISTED_VERDICTS and m.status != "resolved" and not _ours(m, official)
         ]
         if not listed:
             continue
         others = tuple(m for m in members if m.verdict not in (*LISTED_VERDICTS, "disabled"))
-        others += tuple(m for m in listed if is_official(m, official))
+        others += tuple(m for m in listed if _ours(m, official))
         flags = [m.network_has_non_copies for m in members]
         has_non = True if True in flags else (None if None in flags else False)
         copies = tuple(m for m in listed if m.verdict == "copy")
