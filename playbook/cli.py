@@ -192,6 +192,12 @@ def _finish_run(session: Session, result: RunResult, json_out: bool) -> NoReturn
         "planned": ExitCode.OK,
         "awaiting_approval": ExitCode.AWAITING_APPROVAL,
     }.get(result.status, ExitCode.FAILED)
+    if code == ExitCode.OK and not session.settings.dry_run:
+        from playbook.core import not_contained
+
+        for words in not_contained(result.steps):  # a live run that ends uncontained says so
+            typer.echo(f"error: {words}", err=True)
+            code = ExitCode.NOT_CONTAINED
     raise typer.Exit(int(code))
 
 
@@ -242,6 +248,7 @@ def leak(
     """Respond to leaked releases: size, contain, hunt copies, draft notices, report."""
     try:
         from playbook import core
+        from playbook.config import npmrc
         from playbook.config.settings import Mode
 
         targets = core.parse_specs(specs)
@@ -256,6 +263,7 @@ def leak(
             unpublish_all=unpublish_all,
         )
         book = core.load_runbook(runbook, settings)
+        npmrc.check(settings)  # a bad .npmrc is one line and exit 2, before anything runs
     except Exception as exc:
         _fail(exc, verbose)
     _drive(settings, json_out, verbose, lambda session: core.leak(session, targets, book))
@@ -286,6 +294,9 @@ def resume(
             non_interactive=non_interactive,
             otp=otp,
         )
+        from playbook.config import npmrc
+
+        npmrc.check(settings)
     except Exception as exc:
         _fail(exc, verbose)
     _drive(settings, json_out, verbose, lambda session: core.resume(session, incident, force=force))

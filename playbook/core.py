@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ from playbook.net.http import ClientOptions, WaitHook
 from playbook.resources import runbooks_dir
 from playbook.services.hub import Services
 from playbook.spec import PackageSpec, parse_spec
-from playbook.store.sqlite import Incident, StepRecord, Store, StoreCache
+from playbook.store.sqlite import Incident, StepRecord, StepStatus, Store, StoreCache
 
 if TYPE_CHECKING:
     from playbook.mirrors.model import Change
@@ -161,6 +161,18 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "status": result.status,
         "steps": [step_json(s) for s in result.steps],
     }
+
+
+def not_contained(steps: Iterable[StepRecord]) -> list[str]:
+    """The verification's words for each npm.verify that found the leaked version still served
+    (read from the recorded outputs, as a runbook expression reads them)."""
+    return [
+        step.summary
+        for step in steps
+        if step.uses == "npm.verify"
+        and step.status is StepStatus.SUCCEEDED
+        and (step.outputs or {}).get("contained") is False
+    ]
 
 
 def step_json(step: StepRecord) -> dict[str, Any]:

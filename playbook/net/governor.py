@@ -123,6 +123,11 @@ def limit_kind(status: int, headers: Mapping[str, str], body: Any) -> str | None
     if is_blocked(status, body):
         return None
     message = str(body.get("message", "")).lower() if isinstance(body, dict) else ""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and any(
+        isinstance(e, dict) and e.get("type") == "RATE_LIMITED" for e in errors
+    ):  # GraphQL says so in its body, with HTTP 200 or 403
+        return "primary" if headers.get("x-ratelimit-remaining") == "0" else "secondary"
     if status == 429 or (status == 403 and "secondary rate limit" in message):
         return "primary" if headers.get("x-ratelimit-remaining") == "0" else "secondary"
     if status == 403 and (headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message):
@@ -214,7 +219,49 @@ class Governor:
                 status=429,
             )
 
-    async def _before(self, resource: str, url: str) -> None:
+    async def post(
+        self, url: str, payload: Mapping[str, Any], *, resource: str = "graphql", cost: int = 1
+    ) -> Fetched:
+        """POST a JSON body (a GraphQL query) within every limit; `cost` in the resource's points.
+
+        Serial with the host's GETs, counted in the same budget; never cached (a POST has no
+        ETag). A query costing more than the points left waits for the reset first.
+        """
+        async with self._lock:
+            for attempt in range(self.config.max_attempts):
+                await self._before(resource, url, cost)
+                fetched = await self._post(url, payload, resource)
+                kind = limit_kind(fetched.status, fetched.headers, _safe_json(fetched))
+                if kind is None:
+                    return fetched
+                self.limited += 1
+                self._back_off(kind, fetched, attempt)
+            raise RemoteError(
+                f"{self.host} kept refusing {url} with rate limits after "
+                f"{self.config.max_attempts} attempts.",
+                "Wait for the quota to reset (see the live display), then resume the incident.",
+                status=429,
+            )
+
+    def note(self, resource: str, remaining: int, reset: float) -> None:
+        """Quota a body reported (GraphQL's `rateLimit`): honoured like the headers."""
+        self._quota[resource] = (remaining, reset)
+
+    async def _post(self, url: str, payload: Mapping[str, Any], resource: str) -> Fetched:
+        self.requests += 1
+        try:
+            response = await self.client.post(url, json=payload)
+        except httpx.HTTPError as exc:
+            raise RemoteError(
+                f"{self.host} could not be reached for {url}: {exc!r}.",
+                "Check the network or the RESPOND_*_API setting.",
+            ) from exc
+        kept = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
+        self._remember(response.headers, resource)
+        self._notify(self.status(resource))
+        return Fetched(url, response.status_code, response.content, kept)
+
+    async def _before(self, resource: str, url: str, cost: int = 1) -> None:
         if self.requests >= self.config.budget:
             raise BudgetSpent(
                 f"The request budget for {self.host} ({self.config.budget}) is spent; "
@@ -224,7 +271,7 @@ class Governor:
         now = self.clock()
         wait, reason = self._hold_until - now, "secondary rate limit"
         remaining, reset = self._quota.get(resource, (1, 0.0))
-        if remaining <= 0 and reset - now > wait:
+        if remaining < cost and reset - now > wait:
             wait, reason = reset - now, f"{resource} quota spent until reset"
         pace = self.config.paces.get(resource)
         sent = self._sent[resource]

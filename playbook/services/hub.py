@@ -173,17 +173,14 @@ class Services:
 
         settings = self.settings
         config = npmrc.resolve(settings, package)
-        headers: dict[str, str] = {}
-        if config.token is not None:
-            headers["authorization"] = f"Bearer {config.token.reveal()}"
         ask = self.otp_prompt if settings.interactive else None
         return HttpNpmRegistry(
-            self.client(config.url, headers=headers),
+            self.client(config.url),
             url=config.url,
             source=config.source,
-            anon=self.client(),
             otp=OtpSource(given=settings.otp, ask=ask),
             token_source=config.token_source,
+            credentials=config.credential_for,
         )
 
     async def aclose(self) -> None:
