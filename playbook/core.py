@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -192,6 +193,16 @@ def step_json(step: StepRecord) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def driving(store: Store, incident_id: str) -> Iterator[None]:
+    """Hold the incident's driver lock, as a run does, while a command writes its records."""
+    store.lock(incident_id)
+    try:
+        yield
+    finally:
+        store.unlock(incident_id)
+
+
 def track_notice(
     settings: Settings,
     notice_id: str,
@@ -206,9 +217,10 @@ def track_notice(
     store = open_store(settings)
     try:
         owner = incident_of_notice(store, notice_id, incident_id)
-        if sent:
-            return mark_sent(store, owner, notice_id, ref, settings.operator)
-        return mark_resolved(store, owner, notice_id, settings.operator)
+        with driving(store, owner):
+            if sent:
+                return mark_sent(store, owner, notice_id, ref, settings.operator)
+            return mark_resolved(store, owner, notice_id, settings.operator)
     finally:
         store.close()
 
@@ -282,6 +294,7 @@ def recheck_mirrors(session: Session, incident_id: str) -> list[Change]:
             await services.aclose()
 
     session.store.get_incident(incident_id)
-    changes = asyncio.run(go())
-    auto_resolve(session.store, incident_id, who=session.settings.operator)
+    with driving(session.store, incident_id):
+        changes = asyncio.run(go())
+        auto_resolve(session.store, incident_id, who=session.settings.operator)
     return changes
