@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from playbook.services.cdn import HttpCdn, JsDelivrPurge
     from playbook.services.forge import Forgejo, GitLab
     from playbook.services.github import RestGitHub
+    from playbook.services.github_graphql import GraphQLGitHub
     from playbook.services.npm import AskOtp, HttpNpmRegistry
 
 __all__ = ["Cache", "MemoryCache", "Services"]
@@ -55,6 +56,7 @@ class Services:
         self._governors: dict[str, Governor] = {}
         self._registries: dict[str, HttpNpmRegistry] = {}
         self._github: RestGitHub | None = None
+        self._graphql: GraphQLGitHub | None = None
         self._gitlab: GitLab | None = None
         self._codeberg: Forgejo | None = None
         self._swh: SoftwareHeritage | None = None
@@ -111,6 +113,15 @@ class Services:
             )
             self._github = RestGitHub(self._governor("github", base, config, headers), base)
         return self._github
+
+    def github_graphql(self) -> GraphQLGitHub:
+        """GitHub's GraphQL API, on the REST client's governor: one pace and budget per host."""
+        if self._graphql is None:
+            from playbook.services.github_graphql import GraphQLGitHub, graphql_url
+
+            rest = self.github()
+            self._graphql = GraphQLGitHub(rest.governor, graphql_url(rest.base_url))
+        return self._graphql
 
     def gitlab(self) -> GitLab:
         if self._gitlab is None:
@@ -189,5 +200,6 @@ class Services:
         self._clients.clear()
         self._governors.clear()
         self._registries.clear()
-        self._github = self._gitlab = self._codeberg = self._swh = None
+        self._github = self._graphql = None
+        self._gitlab = self._codeberg = self._swh = None
         self._cdns = self._purge = None
