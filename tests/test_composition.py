@@ -121,6 +121,7 @@ def test_services_builds_each_client_once_on_the_clock_it_was_given(tmp_path: Pa
             assert github.governor.clock() == 100.0 and github.governor.sleep is sleep
             assert github.governor.config.budget == 7
             assert services.cdns() is services.cdns()
+            assert services.github_graphql().governor is github.governor  # one pace per host
             assert services.gitlab().governor is not github.governor
         finally:
             await services.aclose()
