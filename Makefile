@@ -7,10 +7,12 @@ REGISTRY_STAMP := registry/node_modules/.installed
 ORACLE_STAMP := oracle/npm/node_modules/.installed
 
 GRAPHQL_STAMP := contracts/graphql/node_modules/.installed
+SARIF_STAMP := tests/sarif/node_modules/.installed
+SECRETLINT_STAMP := bench/tools/secretlint/node_modules/.installed
 
 .PHONY: setup oracle contracts-graphql chromium rehearse test lint typecheck pytest bench clean
 
-setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql
+setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql $(SARIF_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +41,17 @@ $(GRAPHQL_STAMP): contracts/graphql/package.json contracts/graphql/package-lock.
 	cd contracts/graphql && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The SARIF 2.1.0 schema `respond scan --format sarif` is validated against (pinned by its lock).
+$(SARIF_STAMP): tests/sarif/package.json tests/sarif/package-lock.json
+	cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# secretlint, the peer guard bench/bench_guard.py runs on the same files: pinned by its lockfile.
+# Only `make bench` needs it.
+$(SECRETLINT_STAMP): bench/tools/secretlint/package.json bench/tools/secretlint/package-lock.json
+	cd bench/tools/secretlint && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 # Headless Chromium renders the HTML report in a test (Debian's package; needs root to install).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -60,9 +73,10 @@ typecheck:
 pytest:
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: setup $(SECRETLINT_STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) registry/node_modules oracle/npm/node_modules contracts/graphql/node_modules \
-	  .mypy_cache .pytest_cache .ruff_cache
+	  tests/sarif/node_modules \
+	  bench/tools/secretlint/node_modules .mypy_cache .pytest_cache .ruff_cache

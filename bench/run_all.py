@@ -12,6 +12,7 @@ BENCHES = (
     "bench_scan.py",
     "bench_mirrors.py",
     "bench_forks.py",
+    "bench_guard.py",
 )
 
 

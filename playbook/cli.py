@@ -616,28 +616,67 @@ def init(
     typer.echo(f"wrote {path}: fill in [organization] and [official]", err=True)
 
 
+ScanFormat = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="text (default), json, or sarif (SARIF 2.1.0 for GitHub code scanning) on stdout.",
+    ),
+]
+_SCAN_FORMATS = ("text", "json", "sarif")
+
+
 @app.command()
 def scan(
     target: Annotated[str, typer.Argument(help="A package folder, a .tgz, or name@version.")],
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Compare with this release instead: a version, name@version, a folder or a .tgz.",
+        ),
+    ] = None,
+    no_baseline: Annotated[
+        bool, typer.Option("--no-baseline", help="Judge the release on its own (absolute view).")
+    ] = False,
     json_out: JsonOut = False,
+    output_format: ScanFormat = "text",
     registry: Registry = None,
     verbose: Verbose = False,
 ) -> None:
-    """The pre-publish guard: exit 1 when a release would leak (maps with sources, secrets)."""
+    """The pre-publish guard: exit 1 when a release adds a leak (compared with the one before)."""
     try:
-        from playbook import core
+        from playbook import __version__, core
         from playbook.display import inert
+        from playbook.errors import UsageError
         from playbook.scan import findings_doc, summary_lines
+        from playbook.scan.output import sarif_base, sarif_doc
 
-        result = core.scan_target(_settings(registry=registry), target)
+        if output_format not in _SCAN_FORMATS:
+            raise UsageError(
+                f"--format {output_format!r} is not a format respond scan writes; "
+                f"accepted: {', '.join(_SCAN_FORMATS)}"
+            )
+        guarded = core.guard(
+            _settings(registry=registry), target, baseline=baseline, no_baseline=no_baseline
+        )
     except Exception as exc:
         _fail(exc, verbose)
-    if json_out:
-        typer.echo(json.dumps(findings_doc(result), indent=2, sort_keys=True))
+    result, verdict = guarded.result, guarded.verdict
+    if output_format == "sarif":
+        path = Path(target).expanduser()
+        base, artifact = sarif_base(path, Path.cwd()) if path.exists() else ("", "package.json")
+        doc = sarif_doc(result, base=base, artifact=artifact, version=__version__)
+        typer.echo(json.dumps(doc, indent=2))
+    elif json_out or output_format == "json":
+        doc = {**findings_doc(result), "verdict": verdict.as_json()}
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
-        for line in summary_lines(result):
+        stats = summary_lines(result)  # its own absolute verdict lines give way to the verdict's
+        stats = stats[:1] + [s for s in stats[2:] if not s.startswith("  - ")]
+        for line in [*verdict.lines(), *stats]:
             typer.echo(inert(line, 400))
-    raise typer.Exit(1 if result.leaky else 0)
+    raise typer.Exit(verdict.exit_code)
 
 
 @app.command()

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from playbook.mirrors.model import Change
     from playbook.notices.model import Notice
     from playbook.scan import ScanResult
+    from playbook.scan.baseline import Baseline
+    from playbook.scan.verdict import Verdict
 
 DEFAULT_RUNBOOK = "npm-leak.yaml"
 
@@ -249,7 +251,7 @@ def scan_target(settings: Settings, target: str) -> ScanResult:
 
     path = Path(target).expanduser()
     if path.exists():
-        return scan_path(path)
+        return scan_path(path, npm=settings.npm)
     if "@" not in target.lstrip("@"):
         raise UsageError(
             f"{target!r} is neither a file nor a folder here, nor a package spec; "
@@ -259,23 +261,142 @@ def scan_target(settings: Settings, target: str) -> ScanResult:
 
 
 async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
+    store = open_store(settings)
+    services = Session(settings, store).services()
+    try:
+        return await _download_and_scan(services, spec)
+    finally:
+        await services.aclose()
+        store.close()
+
+
+async def _download_and_scan(services: Services, spec: PackageSpec) -> ScanResult:
+    """Scan a published version: its tarball, checked against the packument, in a temp folder."""
     import tempfile
 
     from playbook.scan import scan_tarball
     from playbook.services.npm import download_version, registry_for
 
-    store = open_store(settings)
-    session = Session(settings, store)
-    services = session.services()
-    try:
-        registry = registry_for(services, spec.name)
-        with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
-            path = await download_version(registry, spec.name, spec.version, Path(tmp))
-            if path is None:
-                raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
-            return await asyncio.to_thread(
-                scan_tarball, path, package=spec.name, version=spec.version
+    registry = registry_for(services, spec.name)
+    with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
+        path = await download_version(registry, spec.name, spec.version, Path(tmp))
+        if path is None:
+            raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
+        return await asyncio.to_thread(scan_tarball, path, package=spec.name, version=spec.version)
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """`respond scan`: the scan of the release and the verdict against its baseline."""
+
+    result: ScanResult
+    verdict: Verdict
+
+
+def guard(
+    settings: Settings, target: str, *, baseline: str | None = None, no_baseline: bool = False
+) -> Guarded:
+    """The pre-publish guard: scan `target`, compare it with its baseline, judge what is new.
+
+    `target` is a package folder, a tarball, or a published name@version; `baseline` chooses the
+    release to compare with (a version, name@version, a folder or a tarball); `no_baseline` asks
+    for the absolute view. The allowlist comes from respond.toml (`[[scan.allow]]`).
+    """
+    from playbook.scan import scan_path
+    from playbook.scan.verdict import judge
+
+    if baseline is not None and no_baseline:
+        raise UsageError("--baseline and --no-baseline contradict each other; give one of them.")
+    allow = settings.allowlist
+    path = Path(target).expanduser()
+    if path.exists():
+        result = scan_path(path)
+        base = asyncio.run(_local_baseline(settings, result, baseline, no_baseline))
+    else:
+        if "@" not in target.lstrip("@"):
+            raise UsageError(
+                f"{target!r} is neither a file nor a folder here, nor a package spec; "
+                "accepted: a package folder, a .tgz, or name@1.2.3"
             )
+        result, base = asyncio.run(
+            _guard_published(settings, parse_spec(target), baseline, no_baseline)
+        )
+    verdict = judge(result, base.exposure, baseline_note=base.note, allow=allow)
+    return Guarded(result, verdict)
+
+
+def _chosen_baseline(given: str, name: str) -> tuple[Path | None, PackageSpec | None]:
+    """`--baseline`: an existing folder/tarball, name@version, or a bare version of `name`."""
+    path = Path(given).expanduser()
+    if path.exists():
+        return path, None
+    if "@" in given.lstrip("@"):
+        return None, parse_spec(given)
+    if not name:
+        raise UsageError(
+            f"--baseline {given}: the scanned package names no package, so give name@version."
+        )
+    return None, parse_spec(f"{name}@{given}")
+
+
+async def _baseline(
+    settings: Settings,
+    services: Services,
+    name: str,
+    version: str,
+    given: str | None,
+    doc: Any = None,
+) -> Baseline:
+    from playbook.scan import baseline as bl
+    from playbook.scan import scan_path
+    from playbook.scan.verdict import exposure
+    from playbook.services.npm import registry_for
+
+    if given is not None:
+        path, spec = _chosen_baseline(given, name)
+        if path is not None:
+            found = exposure(await asyncio.to_thread(scan_path, path))
+            return bl.Baseline(found, f"{found.label} ({path.name}), chosen by --baseline")
+        assert spec is not None
+        reg = registry_for(services, spec.name)
+        return await bl.guarded(bl.named(reg, spec.name, spec.version), reg.url)
+    reg = registry_for(services, name or "respond-unnamed")
+    if doc is not None:
+        return await bl.guarded(bl.before(reg, doc, version), reg.url)
+    return await bl.guarded(bl.for_local(reg, name, version), reg.url)
+
+
+async def _local_baseline(
+    settings: Settings, result: ScanResult, given: str | None, no_baseline: bool
+) -> Baseline:
+    from playbook.scan.baseline import Baseline
+
+    if no_baseline:
+        return Baseline(None, "--no-baseline: absolute view")
+    store = open_store(settings)
+    services = Session(settings, store).services()
+    try:
+        return await _baseline(settings, services, result.meta.name, result.meta.version, given)
+    finally:
+        await services.aclose()
+        store.close()
+
+
+async def _guard_published(
+    settings: Settings, spec: PackageSpec, given: str | None, no_baseline: bool
+) -> tuple[ScanResult, Baseline]:
+    from playbook.scan.baseline import Baseline
+    from playbook.services.npm import registry_for
+
+    store = open_store(settings)
+    services = Session(settings, store).services()
+    try:
+        result = await _download_and_scan(services, spec)
+        if no_baseline:
+            return result, Baseline(None, "--no-baseline: absolute view")
+        doc = await registry_for(services, spec.name).packument(spec.name)
+        base = await _baseline(settings, services, spec.name, spec.version, given, doc)
+        return result, base
     finally:
         await services.aclose()
         store.close()

@@ -391,5 +391,10 @@ def test_scan_downloads_checks_and_writes_findings(
     manifest = json.loads((harness.tmp_path / "incident" / scan["manifest_file"]).read_text())
     assert {f["path"] for f in manifest["files"]} >= {"src/main.ts"}
     assert (harness.tmp_path / "incident" / scan["findings_file"]).exists()
+    # The same comparison the guard makes: against the version before (1.1.0, which had no map).
+    assert scan["baseline"] == f"{spec.name}@1.1.0"
+    assert scan["comparison"] == "1.1.0 shipped no map; 2.0.0 added one carrying 2 sources"
+    assert "under no open-source licence" in scan["verdict"]  # the fixture declares no licence
     clean = harness.run(PackageSpec(spec.name, "1.0.0"), (CHAIN[0], ("scan", "npm.scan")))
     assert out(clean, "scan")["leaky"] is False
+    assert "has no version before 1.0.0" in out(clean, "scan")["comparison"]

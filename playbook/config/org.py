@@ -175,4 +175,12 @@ npm_scopes = []
 # to draft one notice per fork network instead (a runbook's `with: {dmca_per_network: true}`
 # on notices.draft does the same for one run).
 dmca_per_network = false
+
+# `respond scan` (the guard before `npm publish`) fails on what a release adds. What you accept
+# goes here, one entry each, and every entry must say why:
+# [[scan.allow]]
+# rule = "secret"           # original-source, source-map, source-growth, secret, sensitive-file,
+#                           # partial (leave out: any)
+# path = "test/fixtures/*"  # a glob on the file; package = "@acme/*" limits it to packages
+# reason = "keys generated for the fixtures, never used anywhere"
 """

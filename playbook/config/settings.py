@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from playbook.config.allowlist import AllowRule, load_allowlist
 from playbook.config.org import OrgConfig, load_org
 from playbook.errors import UsageError
 from playbook.secret import Secret
@@ -112,6 +114,9 @@ class Settings:
     limits: RateLimits = field(default_factory=RateLimits)
     step_modules: tuple[str, ...] = ()  # RESPOND_STEP_MODULES: a team's own step types
     templates: Path | None = None  # RESPOND_TEMPLATES: wins over respond.toml's templates_dir
+    # npm's executable, found on PATH (None: not installed); `respond scan DIR` asks it for the
+    # file list (`npm pack --dry-run`).
+    npm: str | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -121,6 +126,11 @@ class Settings:
     def org(self) -> OrgConfig:
         """respond.toml (working directory, then home), read once for these settings."""
         return load_org(self.cwd, self.home, self.templates)
+
+    @functools.cached_property
+    def allowlist(self) -> tuple[AllowRule, ...]:
+        """The guard's `[[scan.allow]]` entries from the same respond.toml, read once."""
+        return load_allowlist(self.cwd, self.home)
 
     def endpoint(self, name: str) -> str:
         return self.endpoints.get(name) or DEFAULT_ENDPOINTS[name]
@@ -145,6 +155,7 @@ class Settings:
             "templates": Path(env["RESPOND_TEMPLATES"]).expanduser()
             if env.get("RESPOND_TEMPLATES")
             else None,
+            "npm": shutil.which("npm", path=env.get("PATH")),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

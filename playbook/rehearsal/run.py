@@ -250,8 +250,12 @@ def _republish(registry: Any, world: Any, token: Secret) -> None:
 
 
 def _fake_secret() -> str:
-    # Shaped like a GitHub token so the scanner's rules fire; random, never a real credential.
-    return "ghp_" + secrets.token_hex(18)
+    # A GitHub token's format, checksum included, so the scanner's rules fire; random, never a
+    # real credential.
+    from playbook.scan.detect import checksummed_token
+
+    alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return checksummed_token("ghp_", "".join(secrets.choice(alnum) for _ in range(30)))
 
 
 # A game day compresses the search limits 60-fold: the fake world enforces them and the governor

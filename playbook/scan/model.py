@@ -87,6 +87,19 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class PackageMeta:
+    """What the artifact's own package.json declares (empty when it has none or it is unreadable).
+
+    `license` is the SPDX expression as written; the legacy `{type}` object and `licenses` list
+    are folded into one (`A OR B`). None: no license declared at all.
+    """
+
+    name: str = ""
+    version: str = ""
+    license: str | None = None
+
+
+@dataclass(frozen=True)
 class ScanResult:
     """Everything the scan found. `partial` means a cap or a hostile entry stopped part of it."""
 
@@ -105,6 +118,7 @@ class ScanResult:
     partial: bool = False
     notes: tuple[str, ...] = ()
     top_dirs: tuple[tuple[str, int], ...] = field(default=())
+    meta: PackageMeta = field(default_factory=PackageMeta)
     # Peak RSS of the helper process that shared a big map (0: none); not part of the findings.
     helper_peak_rss_kib: int = field(default=0, compare=False)
 

@@ -17,6 +17,7 @@ from playbook.clock import utcnow
 from playbook.codec import from_json
 from playbook.errors import PolicyRefused, RemoteError, UsageError
 from playbook.scan import ScanResult
+from playbook.scan.verdict import Verdict
 from playbook.services.hub import Cache
 from playbook.services.npm import (
     LAST_VERSION_HINT,
@@ -104,6 +105,10 @@ class ScanOutput(StepOutputs):
     findings_file: str | None = None
     manifest_file: str | None = None
     summary: ScanSummary = field(default_factory=ScanSummary)
+    # The release against the version before it ("2.1.87 shipped no map; 2.1.88 added one ...").
+    baseline: str | None = None
+    comparison: str = ""
+    verdict: str = ""
 
 
 # A TypedDict because "from" is a keyword: the JSON form (and runbook expressions) keep "from".
@@ -331,15 +336,38 @@ class Scan(StepType):
             result = await asyncio.to_thread(_scan_file, path, ctx.target.name, ctx.target.version)
         prefix = str(ctx.params.get("prefix", ctx.file_prefix))
         findings, manifest = scan.write_outputs(result, ctx.write_file, prefix)
+        ctx.progress("scanning the version before it, for the comparison")
+        judged = await _against_previous(ctx, result)
         outputs = ScanOutput(
             leaky=result.leaky,
             reasons=tuple(result.reasons),
             findings_file=findings,
             manifest_file=manifest,
             summary=from_json(ScanSummary, result.summary()),
+            baseline=judged.baseline,
+            comparison=judged.comparison if judged.baseline else judged.baseline_note,
+            verdict=judged.headline,
         )
         verdict = "LEAKY: " + "; ".join(result.reasons) if result.leaky else "clean"
-        return Outcome(outputs=outputs, summary=f"{ctx.target}: {verdict}")
+        return Outcome(outputs=outputs, summary=f"{ctx.target}: {verdict} ({outputs.comparison})")
+
+
+async def _against_previous(ctx: StepContext, result: ScanResult) -> Verdict:
+    """The verdict against the version published before the target (the absolute view, said so,
+    when there is none or the registry cannot give it)."""
+    from playbook.scan import baseline as bl
+    from playbook.scan.verdict import judge
+
+    reg = registry(ctx)
+
+    async def previous() -> bl.Baseline:
+        doc = await reg.packument(ctx.target.name)
+        if doc is None:
+            return bl.Baseline(None, f"{ctx.target.name} is gone from {reg.url}: absolute view")
+        return await bl.before(reg, doc, ctx.target.version)
+
+    base = await bl.guarded(previous(), reg.url)
+    return judge(result, base.exposure, baseline_note=base.note)
 
 
 # -- npm.retag ------------------------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""The guard's allowlist: `[[scan.allow]]` entries in respond.toml, each with its reason."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Protocol
+
+from playbook.config.org import find_config
+from playbook.errors import UsageError
+
+RULES = ("original-source", "source-map", "source-growth", "secret", "sensitive-file", "partial")
+
+
+class Judged(Protocol):
+    """What an entry is matched against: a finding of the guard's verdict (scan.verdict)."""
+
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """`[[scan.allow]]`: findings of `rule` on files matching `path` in packages matching
+    `package` (globs; empty matches all) are allowed, for the stated `reason`. Source findings
+    (original-source, source-map, source-growth) name no file: match them by rule and package."""
+
+    reason: str
+    rule: str = ""
+    path: str = ""
+    package: str = ""
+
+    def covers(self, finding: Judged, package: str) -> bool:
+        return (
+            (not self.rule or self.rule == finding.rule)
+            and (not self.path or fnmatchcase(finding.path, self.path))
+            and (not self.package or fnmatchcase(package, self.package))
+        )
+
+
+_KEYS = ("reason", "rule", "path", "package")
+EXAMPLE = """\
+[[scan.allow]]
+rule = "source-map"          # one of: original-source, source-map, source-growth, secret,
+                             #         sensitive-file, partial (empty: any)
+path = "test/fixtures/*"     # a glob on the finding's file (secrets, sensitive files)
+package = "@acme/ui"         # a glob on the package name (empty: any)
+reason = "we publish our maps with sources on purpose (MIT)"
+"""
+
+
+def load_allowlist(cwd: Path, home: Path) -> tuple[AllowRule, ...]:
+    """The entries of respond.toml (working directory, else RESPOND_HOME); none without a file.
+    Commands get them once as `Settings.allowlist`; this function is for that and for tests."""
+    path = find_config(cwd, home)
+    if path is None:
+        return ()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path} cannot be read as TOML: {exc}.") from None
+    return parse_allowlist(path, data)
+
+
+def parse_allowlist(path: Path, data: dict[str, Any]) -> tuple[AllowRule, ...]:
+    scan = data.get("scan", {})
+    if not isinstance(scan, dict):
+        raise UsageError(f"{path}: [scan] must be a table.", f"Write entries as:\n{EXAMPLE}")
+    unknown = sorted(set(scan) - {"allow"})
+    if unknown:
+        raise UsageError(f"{path}: [scan] has unknown key(s) {', '.join(unknown)}; known: allow.")
+    entries = scan.get("allow", [])
+    if not isinstance(entries, list):
+        raise UsageError(f"{path}: scan.allow must be [[scan.allow]] entries.", EXAMPLE)
+    return tuple(_entry(path, i + 1, e) for i, e in enumerate(entries))
+
+
+def _entry(path: Path, n: int, entry: object) -> AllowRule:
+    where = f"{path}: [[scan.allow]] entry {n}"
+    if not isinstance(entry, dict):
+        raise UsageError(f"{where} must be a table.", EXAMPLE)
+    unknown = sorted(set(entry) - set(_KEYS))
+    if unknown:
+        raise UsageError(
+            f"{where} has unknown key(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}."
+        )
+    values = {k: entry.get(k, "") for k in _KEYS}
+    bad = [k for k, v in values.items() if not isinstance(v, str)]
+    if bad:
+        raise UsageError(f"{where}: {', '.join(bad)} must be text.")
+    if not values["reason"].strip():
+        raise UsageError(
+            f"{where} has no reason; every allowlist entry must say why it is safe.", EXAMPLE
+        )
+    if values["rule"] and values["rule"] not in RULES:
+        raise UsageError(f"{where}: rule {values['rule']!r} is not one of {', '.join(RULES)}.")
+    return AllowRule(
+        reason=values["reason"].strip(), rule=values["rule"], path=values["path"],
+        package=values["package"],
+    )  # fmt: skip
