@@ -8,11 +8,12 @@ ORACLE_STAMP := oracle/npm/node_modules/.installed
 
 GRAPHQL_STAMP := contracts/graphql/node_modules/.installed
 SARIF_STAMP := tests/sarif/node_modules/.installed
+CONTRACTS_REST_STAMP := contracts/rest/node_modules/.installed
 SECRETLINT_STAMP := bench/tools/secretlint/node_modules/.installed
 
-.PHONY: setup oracle contracts-graphql chromium rehearse test lint typecheck pytest bench clean
+.PHONY: setup oracle contracts-graphql contracts-rest chromium rehearse test lint typecheck pytest bench clean
 
-setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql $(SARIF_STAMP)
+setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql contracts-rest $(SARIF_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,14 @@ contracts-graphql: $(GRAPHQL_STAMP)
 
 $(GRAPHQL_STAMP): contracts/graphql/package.json contracts/graphql/package-lock.json
 	cd contracts/graphql && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# GitHub's official REST description (@octokit/openapi), pinned by contracts/rest/package-lock.json:
+# tests/test_contracts_rest.py validates the local world's GitHub answers against it.
+contracts-rest: $(CONTRACTS_REST_STAMP)
+
+$(CONTRACTS_REST_STAMP): contracts/rest/package.json contracts/rest/package-lock.json
+	cd contracts/rest && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The SARIF 2.1.0 schema `respond scan --format sarif` is validated against (pinned by its lock).
@@ -78,5 +87,5 @@ bench: setup $(SECRETLINT_STAMP)
 
 clean:
 	rm -rf $(VENV) registry/node_modules oracle/npm/node_modules contracts/graphql/node_modules \
-	  tests/sarif/node_modules \
+	  contracts/rest/node_modules tests/sarif/node_modules \
 	  bench/tools/secretlint/node_modules .mypy_cache .pytest_cache .ruff_cache

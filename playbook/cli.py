@@ -195,7 +195,7 @@ def _finish_run(session: Session, result: RunResult, json_out: bool) -> NoReturn
     if code == ExitCode.OK and not session.settings.dry_run:
         from playbook.core import not_contained
 
-        for words in not_contained(result.steps):  # a live run that ends uncontained says so
+        for words in not_contained(result):  # a live run that ends uncontained says so
             typer.echo(f"error: {words}", err=True)
             code = ExitCode.NOT_CONTAINED
     raise typer.Exit(int(code))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,24 +158,24 @@ def approve(store: Store, incident_id: str, step: str, who: str, note: str) -> l
     return keys
 
 
+def not_contained(result: RunResult) -> list[str]:
+    """The verification's words for each npm.verify that found the leaked version still served:
+    a live run ending so exits NOT_CONTAINED (8), not 0."""
+    return [
+        step.summary
+        for step in result.steps
+        if step.uses == "npm.verify"
+        and step.status is StepStatus.SUCCEEDED
+        and (step.outputs or {}).get("contained") is False
+    ]
+
+
 def result_json(result: RunResult) -> dict[str, Any]:
     return {
         "incident": result.incident_id,
         "status": result.status,
         "steps": [step_json(s) for s in result.steps],
     }
-
-
-def not_contained(steps: Iterable[StepRecord]) -> list[str]:
-    """The verification's words for each npm.verify that found the leaked version still served
-    (read from the recorded outputs, as a runbook expression reads them)."""
-    return [
-        step.summary
-        for step in steps
-        if step.uses == "npm.verify"
-        and step.status is StepStatus.SUCCEEDED
-        and (step.outputs or {}).get("contained") is False
-    ]
 
 
 def step_json(step: StepRecord) -> dict[str, Any]:
@@ -303,11 +303,12 @@ def guard(
     for the absolute view. The allowlist comes from respond.toml (`[[scan.allow]]`).
     """
     from playbook.scan import scan_path
+    from playbook.scan.allowlist import load_allowlist
     from playbook.scan.verdict import judge
 
     if baseline is not None and no_baseline:
         raise UsageError("--baseline and --no-baseline contradict each other; give one of them.")
-    allow = settings.allowlist
+    allow = load_allowlist(settings.org)
     path = Path(target).expanduser()
     if path.exists():
         result = scan_path(path)

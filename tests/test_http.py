@@ -11,6 +11,7 @@ import pytest
 
 from playbook.errors import DryRunViolation, LoopbackViolation
 from playbook.net.http import (
+    GOVERNED,
     READ_ONLY,
     WRITES,
     ClientOptions,
@@ -155,3 +156,15 @@ def test_a_write_marked_get_is_refused_in_a_dry_run() -> None:
 
 def test_a_write_marked_get_goes_through_in_a_live_run() -> None:
     assert marked("GET", WRITES, dry_run=False) == ["GET"]
+
+
+def test_a_governed_429_is_handed_back_at_once_and_5xx_still_retried() -> None:
+    async def go(*answers: int) -> tuple[int, list[str]]:
+        transport, seen = scripted(*answers)
+        options = ClientOptions(dry_run=False, retry=NO_JITTER, transport=transport)
+        async with build_client(options, base_url="http://127.0.0.1:9") as client:
+            got = await client.get("/thing", extensions={GOVERNED: True})
+        return got.status_code, seen
+
+    assert asyncio.run(go(429, 200)) == (429, ["GET"])  # the governor decides when to ask again
+    assert asyncio.run(go(503, 200)) == (200, ["GET", "GET"])

@@ -159,9 +159,22 @@ def test_every_kind_of_planted_copy_is_proven(run: Run) -> None:
     for name in ("leaker0/widget-cli-source", "renamer/widget-cli-src", "prettier/widget-cli-leak",
                  "f4x1/widget-cli-source", "dev999/widget-cli"):  # fmt: skip
         assert run.mirrors[GH + name]["verdict"] == "copy", name
+    crlf = run.mirrors[GH + "crlf/widget-cli-leak"]
+    assert crlf["verdict"] == "copy" and crlf["matched_by_content"] > 0
+    assert "identical but for whitespace" in crlf["evidence"]
+    # Reformatted throughout (quotes, semicolons, indent, wrapped calls, trailing commas) or
+    # only re-indented: not one blob matches, the token fingerprints of a sample prove them.
+    for name in ("prettier/widget-cli-leak", "reindent/widget-cli-leak"):
+        copy = run.mirrors[GH + name]
+        assert copy["verdict"] == "copy" and copy["matched_by_blob"] == 0, name
+        assert copy["matched_by_content"] == copy["matched"] >= copy["total"] / 2
+        assert "all 6 files sampled from them are" in copy["evidence"]
+        assert 1 <= len(copy["matched_paths"]) <= 6  # a claim names the proven files only
     prettier = run.mirrors[GH + "prettier/widget-cli-leak"]
-    assert prettier["matched_by_content"] > 0  # reformatted files proven by normalized hash
-    assert "identical but for whitespace" in prettier["evidence"]
+    assert "reformatted (token fingerprint similarity" in prettier["evidence"]
+    # The same paths with other code: a sample is downloaded, nothing is proven.
+    rewrite = run.mirrors[GH + "rewrite/widget-cli-clone"]
+    assert rewrite["verdict"] == "unrelated" and rewrite["matched"] == 0
     assert run.mirrors["https://gitlab.com/glcopy/widget-cli-leak"]["verdict"] == "copy"
     assert run.mirrors["https://codeberg.org/cbcopy/widget-cli"]["verdict"] == "copy"
     assert run.mirrors["npm:widget-cli-leaked@1.0.0"]["verdict"] == "copy"
@@ -355,3 +368,13 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
     # Every tree fetched before but the three that changed (two taken down now, one already)
     # answered 304.
     assert revalidated >= trees - 3 - same_tree
+
+
+def test_coverage_names_every_source_searched_and_only_standing_limits(run: Run) -> None:
+    coverage = run.verify["coverage"]
+    searched = {s["source"] for s in coverage["searched"]}
+    assert searched >= {"code-search", "repo-search", "forks-graphql", "npm", "gitlab", "verify"}
+    # Every search read to its end on the seeded world: the one gap left is code search's own
+    # limit (forks indexed only when starrier than their parent), which hid quiet2/base.
+    assert [g["kind"] for g in coverage["gaps"]] == ["unindexed-forks"], coverage["gaps"]
+    assert run.hunt["coverage"]["gaps"] == coverage["gaps"]

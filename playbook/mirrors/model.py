@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from playbook.codec import from_json, to_json
+from playbook.mirrors.coverage import Coverage
 
 # Folders of other people's code a repository carries along: not the repository's own files.
 VENDORED = frozenset({"node_modules", "vendor", "third_party", "bower_components"})
@@ -218,3 +219,4 @@ class Collection:
     by_source: Mapping[str, int]
     skipped: tuple[Mapping[str, str], ...] = ()
     queries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    coverage: Coverage = field(default_factory=Coverage)

@@ -26,7 +26,7 @@ import httpx
 from playbook.clock import Seconds, Sleep
 from playbook.errors import RemoteError, RespondError
 from playbook.net.cache import Cache
-from playbook.net.http import parse_retry_after
+from playbook.net.http import GOVERNED, parse_retry_after
 
 Clock = Seconds
 KEPT_HEADERS = (
@@ -246,7 +246,7 @@ class Governor:
     async def _post(self, url: str, payload: Mapping[str, Any], resource: str) -> Fetched:
         self.requests += 1
         try:
-            response = await self.client.post(url, json=payload)
+            response = await self.client.post(url, json=payload, extensions={GOVERNED: True})
         except httpx.HTTPError as exc:
             raise RemoteError(
                 f"{self.host} could not be reached for {url}: {exc!r}.",
@@ -297,7 +297,7 @@ class Governor:
         headers = {"if-none-match": entry["etag"]} if entry else {}
         self.requests += 1
         try:
-            response = await self.client.get(url, headers=headers)
+            response = await self.client.get(url, headers=headers, extensions={GOVERNED: True})
         except httpx.HTTPError as exc:
             raise RemoteError(
                 f"{self.host} could not be reached for {url}: {exc!r}.",

@@ -28,6 +28,14 @@ WaitHook = Callable[[str, float], None]
 MARK = "respond.writes"
 READ_ONLY: dict[str, object] = {MARK: False}
 WRITES: dict[str, object] = {MARK: True}
+# A request whose rate-limit answers (429, 403) a governor decides on: the transport hands them
+# back at once instead of retrying them behind the governor's back (GitHub's rules forbid early
+# retries; see playbook.net.governor).
+GOVERNED = "respond.governed"
+
+
+def is_governed(request: httpx.Request) -> bool:
+    return request.extensions.get(GOVERNED) is True
 
 
 def changes_something(request: httpx.Request) -> bool:
@@ -151,6 +159,8 @@ class RetryTransport(Layer):
 
     Reads are retried on network errors and 429/5xx. Writes are retried only when the server
     cannot have acted: the connection never opened, or it answered 429 (it refused to process).
+    A governed request's 429 goes back to its governor untouched: only the governor decides when
+    a rate-limited host is asked again.
     """
 
     def __init__(
@@ -181,9 +191,8 @@ class RetryTransport(Layer):
                     raise
                 await self._sleep(request, attempt, None, "read failed")
                 continue
-            retryable = response.status_code == 429 or (
-                is_read and response.status_code in RETRY_STATUSES
-            )
+            limited = response.status_code == 429 and not is_governed(request)
+            retryable = limited or (is_read and response.status_code in RETRY_STATUSES - {429})
             if not retryable or last:
                 return response
             retry_after = parse_retry_after(response.headers.get("retry-after"))

@@ -18,11 +18,12 @@ from typing import Any
 
 from playbook.clock import utcnow
 from playbook.mirrors.collect import collect
+from playbook.mirrors.coverage import Coverage
 from playbook.mirrors.fingerprints import Manifest, load_manifest
 from playbook.mirrors.model import Candidate, Mirror, MirrorStatus, Verdict
 from playbook.mirrors.official import read_official
 from playbook.mirrors.track import list_mirrors, recheck
-from playbook.mirrors.verify import Verifier
+from playbook.mirrors.verify import Verifier, verification_coverage
 from playbook.net.governor import Governor
 from playbook.services.cdn import cdns, jsdelivr_purge
 from playbook.services.github import github_api
@@ -48,6 +49,7 @@ class HuntOutput(StepOutputs):
     candidates_file: str | None = None
     queries: dict[str, tuple[str, ...]] = field(default_factory=dict)
     github_requests: int = 0
+    coverage: Coverage = field(default_factory=Coverage)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class VerifyMirrorsOutput(StepOutputs):
     copy_urls: tuple[str, ...] = ()
     networks_with_non_copies: tuple[str, ...] = ()
     budget_note: str | None = None
+    coverage: Coverage = field(default_factory=Coverage)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ class HuntMirrors(StepType):
             candidates_file=name,
             queries={k: tuple(v) for k, v in found.queries.items()},
             github_requests=spent,
+            coverage=found.coverage,
         )
         summary = f"{len(cands)} candidates from {len(found.by_source)} sources"
         if found.skipped:
@@ -236,7 +240,10 @@ class VerifyMirrors(StepType):
         name = f"{_folder(manifest_file)}mirrors/mirrors.json"
         ctx.write_file(name, _dump([m.to_record() for m in mirrors]))
         return Outcome(
-            outputs=_verify_outputs(mirrors, spent, name, verifier.budget_note),
+            outputs=replace(
+                _verify_outputs(mirrors, spent, name, verifier.budget_note),
+                coverage=hunt.coverage.merged(verification_coverage(verifier, mirrors)),
+            ),
             summary=_verify_summary(mirrors),
         )
 
@@ -290,7 +297,7 @@ def _verify_outputs(
     counts = collections.Counter(m.verdict.value for m in mirrors)
     copies = [m for m in mirrors if m.verdict is Verdict.COPY]
     return VerifyMirrorsOutput(
-        **{v: counts.get(v, 0) for v in COUNTED},
+        **{v: counts.get(v, 0) for v in COUNTED},  # type: ignore[arg-type]
         copies=len(copies),
         unverified=counts.get("unverified", 0),
         requests=requests,
