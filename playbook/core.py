@@ -303,11 +303,12 @@ def guard(
     for the absolute view. The allowlist comes from respond.toml (`[[scan.allow]]`).
     """
     from playbook.scan import scan_path
+    from playbook.scan.allowlist import load_allowlist
     from playbook.scan.verdict import judge
 
     if baseline is not None and no_baseline:
         raise UsageError("--baseline and --no-baseline contradict each other; give one of them.")
-    allow = settings.allowlist
+    allow = load_allowlist(settings.org)
     path = Path(target).expanduser()
     if path.exists():
         result = scan_path(path)
