@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,6 +195,16 @@ def step_json(step: StepRecord) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def driving(store: Store, incident_id: str) -> Iterator[None]:
+    """Hold the incident's driver lock, as a run does, while a command writes its records."""
+    store.lock(incident_id)
+    try:
+        yield
+    finally:
+        store.unlock(incident_id)
+
+
 def track_notice(
     settings: Settings,
     notice_id: str,
@@ -208,9 +219,10 @@ def track_notice(
     store = open_store(settings)
     try:
         owner = incident_of_notice(store, notice_id, incident_id)
-        if sent:
-            return mark_sent(store, owner, notice_id, ref, settings.operator)
-        return mark_resolved(store, owner, notice_id, settings.operator)
+        with driving(store, owner):
+            if sent:
+                return mark_sent(store, owner, notice_id, ref, settings.operator)
+            return mark_resolved(store, owner, notice_id, settings.operator)
     finally:
         store.close()
 
@@ -249,26 +261,28 @@ def scan_target(settings: Settings, target: str) -> ScanResult:
 
 
 async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
+    store = open_store(settings)
+    services = Session(settings, store).services()
+    try:
+        return await _download_and_scan(services, spec)
+    finally:
+        await services.aclose()
+        store.close()
+
+
+async def _download_and_scan(services: Services, spec: PackageSpec) -> ScanResult:
+    """Scan a published version: its tarball, checked against the packument, in a temp folder."""
     import tempfile
 
     from playbook.scan import scan_tarball
     from playbook.services.npm import download_version, registry_for
 
-    store = open_store(settings)
-    session = Session(settings, store)
-    services = session.services()
-    try:
-        registry = registry_for(services, spec.name)
-        with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
-            path = await download_version(registry, spec.name, spec.version, Path(tmp))
-            if path is None:
-                raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
-            return await asyncio.to_thread(
-                scan_tarball, path, package=spec.name, version=spec.version
-            )
-    finally:
-        await services.aclose()
-        store.close()
+    registry = registry_for(services, spec.name)
+    with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
+        path = await download_version(registry, spec.name, spec.version, Path(tmp))
+        if path is None:
+            raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
+        return await asyncio.to_thread(scan_tarball, path, package=spec.name, version=spec.version)
 
 
 @dataclass(frozen=True)
@@ -289,12 +303,11 @@ def guard(
     for the absolute view. The allowlist comes from respond.toml (`[[scan.allow]]`).
     """
     from playbook.scan import scan_path
-    from playbook.scan.allowlist import load_allowlist
     from playbook.scan.verdict import judge
 
     if baseline is not None and no_baseline:
         raise UsageError("--baseline and --no-baseline contradict each other; give one of them.")
-    allow = load_allowlist(settings.org)
+    allow = settings.allowlist
     path = Path(target).expanduser()
     if path.exists():
         result = scan_path(path)
@@ -372,26 +385,16 @@ async def _local_baseline(
 async def _guard_published(
     settings: Settings, spec: PackageSpec, given: str | None, no_baseline: bool
 ) -> tuple[ScanResult, Baseline]:
-    import tempfile
-
-    from playbook.scan import scan_tarball
     from playbook.scan.baseline import Baseline
-    from playbook.services.npm import download_version, registry_for
+    from playbook.services.npm import registry_for
 
     store = open_store(settings)
     services = Session(settings, store).services()
     try:
-        registry = registry_for(services, spec.name)
-        with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
-            path = await download_version(registry, spec.name, spec.version, Path(tmp))
-            if path is None:
-                raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
-            result = await asyncio.to_thread(
-                scan_tarball, path, package=spec.name, version=spec.version
-            )
+        result = await _download_and_scan(services, spec)
         if no_baseline:
             return result, Baseline(None, "--no-baseline: absolute view")
-        doc = await registry.packument(spec.name)
+        doc = await registry_for(services, spec.name).packument(spec.name)
         base = await _baseline(settings, services, spec.name, spec.version, given, doc)
         return result, base
     finally:
@@ -412,6 +415,7 @@ def recheck_mirrors(session: Session, incident_id: str) -> list[Change]:
             await services.aclose()
 
     session.store.get_incident(incident_id)
-    changes = asyncio.run(go())
-    auto_resolve(session.store, incident_id, who=session.settings.operator)
+    with driving(session.store, incident_id):
+        changes = asyncio.run(go())
+        auto_resolve(session.store, incident_id, who=session.settings.operator)
     return changes

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from playbook.config.allowlist import AllowRule, load_allowlist
 from playbook.config.org import OrgConfig, load_org
 from playbook.errors import UsageError
 from playbook.secret import Secret
@@ -125,6 +126,11 @@ class Settings:
     def org(self) -> OrgConfig:
         """respond.toml (working directory, then home), read once for these settings."""
         return load_org(self.cwd, self.home, self.templates)
+
+    @functools.cached_property
+    def allowlist(self) -> tuple[AllowRule, ...]:
+        """The guard's `[[scan.allow]]` entries from the same respond.toml, read once."""
+        return load_allowlist(self.cwd, self.home)
 
     def endpoint(self, name: str) -> str:
         return self.endpoints.get(name) or DEFAULT_ENDPOINTS[name]

@@ -16,7 +16,7 @@ import collections
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -203,21 +203,9 @@ class Governor:
     ) -> Fetched:
         """GET `url` within every limit; 304 answers come back as the cached 200."""
         full = f"{url}?{urlencode(sorted((params or {}).items()))}" if params else url
-        async with self._lock:
-            for attempt in range(self.config.max_attempts):
-                await self._before(resource, full)
-                fetched = await self._send(full, resource, shrink)
-                kind = limit_kind(fetched.status, fetched.headers, _safe_json(fetched))
-                if kind is None:
-                    return fetched
-                self.limited += 1
-                self._back_off(kind, fetched, attempt)
-            raise RemoteError(
-                f"{self.host} kept refusing {full} with rate limits after "
-                f"{self.config.max_attempts} attempts.",
-                "Wait for the quota to reset (see the live display), then resume the incident.",
-                status=429,
-            )
+        return await self._within_limits(
+            resource, full, 1, lambda: self._send(full, resource, shrink)
+        )
 
     async def post(
         self, url: str, payload: Mapping[str, Any], *, resource: str = "graphql", cost: int = 1
@@ -227,10 +215,18 @@ class Governor:
         Serial with the host's GETs, counted in the same budget; never cached (a POST has no
         ETag). A query costing more than the points left waits for the reset first.
         """
+        return await self._within_limits(
+            resource, url, cost, lambda: self._post(url, payload, resource)
+        )
+
+    async def _within_limits(
+        self, resource: str, url: str, cost: int, send: Callable[[], Awaitable[Fetched]]
+    ) -> Fetched:
+        """Send serially, after any wait the limits ask for; back off on each limit answer."""
         async with self._lock:
             for attempt in range(self.config.max_attempts):
                 await self._before(resource, url, cost)
-                fetched = await self._post(url, payload, resource)
+                fetched = await send()
                 kind = limit_kind(fetched.status, fetched.headers, _safe_json(fetched))
                 if kind is None:
                     return fetched

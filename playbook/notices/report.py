@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from playbook.clock import utcnow
-from playbook.config.org import ORG_FIELDS, OrgConfig, load_org
+from playbook.config.org import ORG_FIELDS, OrgConfig
 from playbook.errors import UsageError
 from playbook.mirrors.model import Mirror
 from playbook.notices.claims import claims
@@ -209,4 +209,6 @@ def org_for(home: Path, settings: Settings | None) -> OrgConfig:
     """The command's respond.toml (read once by Settings), else the one here or in `home`."""
     if settings is not None:
         return settings.org
-    return load_org(Path.cwd(), home)
+    from playbook.config.settings import Settings
+
+    return Settings(home=home).org

@@ -172,6 +172,8 @@ class HuntMirrors(StepType):
         summary = f"{len(cands)} candidates from {len(found.by_source)} sources"
         if found.skipped:
             summary += "; skipped: " + ", ".join(s["source"] for s in found.skipped)
+        if found.coverage.run_gaps:
+            summary += f"; coverage gaps: {len(found.coverage.run_gaps)} (see the report)"
         return Outcome(outputs=outputs, summary=summary)
 
 

@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+import tomllib
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from playbook.config.org import OrgConfig
+from playbook.config.org import find_config
 from playbook.errors import UsageError
-from playbook.scan.verdict import RULES, AllowRule
+
+RULES = ("original-source", "source-map", "source-growth", "secret", "sensitive-file", "partial")
+
+
+class Judged(Protocol):
+    """What an entry is matched against: a finding of the guard's verdict (scan.verdict)."""
+
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """`[[scan.allow]]`: findings of `rule` on files matching `path` in packages matching
+    `package` (globs; empty matches all) are allowed, for the stated `reason`. Source findings
+    (original-source, source-map, source-growth) name no file: match them by rule and package."""
+
+    reason: str
+    rule: str = ""
+    path: str = ""
+    package: str = ""
+
+    def covers(self, finding: Judged, package: str) -> bool:
+        return (
+            (not self.rule or self.rule == finding.rule)
+            and (not self.path or fnmatchcase(finding.path, self.path))
+            and (not self.package or fnmatchcase(package, self.package))
+        )
+
 
 _KEYS = ("reason", "rule", "path", "package")
 EXAMPLE = """\
@@ -20,11 +54,17 @@ reason = "we publish our maps with sources on purpose (MIT)"
 """
 
 
-def load_allowlist(org: OrgConfig) -> tuple[AllowRule, ...]:
-    """The `[[scan.allow]]` entries of respond.toml as Settings read it (`Settings.org`)."""
-    if org.source is None:
+def load_allowlist(cwd: Path, home: Path) -> tuple[AllowRule, ...]:
+    """The entries of respond.toml (working directory, else RESPOND_HOME); none without a file.
+    Commands get them once as `Settings.allowlist`; this function is for that and for tests."""
+    path = find_config(cwd, home)
+    if path is None:
         return ()
-    return parse_allowlist(org.source, {"scan": org.scan})
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path} cannot be read as TOML: {exc}.") from None
+    return parse_allowlist(path, data)
 
 
 def parse_allowlist(path: Path, data: dict[str, Any]) -> tuple[AllowRule, ...]:
