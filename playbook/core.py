@@ -288,13 +288,13 @@ def guard(
     release to compare with (a version, name@version, a folder or a tarball); `no_baseline` asks
     for the absolute view. The allowlist comes from respond.toml (`[[scan.allow]]`).
     """
-    from playbook.config.allowlist import load_allowlist
     from playbook.scan import scan_path
+    from playbook.scan.allowlist import load_allowlist
     from playbook.scan.verdict import judge
 
     if baseline is not None and no_baseline:
         raise UsageError("--baseline and --no-baseline contradict each other; give one of them.")
-    allow = load_allowlist(settings.cwd, settings.home)
+    allow = load_allowlist(settings.org)
     path = Path(target).expanduser()
     if path.exists():
         result = scan_path(path, npm=settings.npm)
@@ -376,18 +376,16 @@ async def _guard_published(
 
     from playbook.scan import scan_tarball
     from playbook.scan.baseline import Baseline
-    from playbook.services.npm import registry_for
-    from playbook.steps.npm import fetch_tarball, lookup
+    from playbook.services.npm import download_version, registry_for
 
     store = open_store(settings)
     services = Session(settings, store).services()
     try:
         registry = registry_for(services, spec.name)
-        look = await lookup(registry, spec, services.cache)
-        if not look.tarball:
-            raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
         with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
-            path = await fetch_tarball(registry, look, Path(tmp))
+            path = await download_version(registry, spec.name, spec.version, Path(tmp))
+            if path is None:
+                raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
             result = await asyncio.to_thread(
                 scan_tarball, path, package=spec.name, version=spec.version
             )

@@ -326,6 +326,8 @@ class Collector:
         )
         if listing.stopped:
             self.progress(f"GraphQL fork listing stopped: {listing.stopped}; REST goes on")
+            reason = f"{listing.stopped} (the REST listing took over what was left)"
+            self.skipped.append({"source": f"{Source.FORKS} (GraphQL)", "reason": reason})
 
     def _wants_forks(self, cand: Candidate) -> bool:
         return cand.host == GITHUB and not cand.forks_listed and cand.forks_count != 0

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from playbook.config.org import find_config
+from playbook.config.org import OrgConfig
 from playbook.errors import UsageError
 from playbook.scan.verdict import RULES, AllowRule
 
@@ -21,16 +20,11 @@ reason = "we publish our maps with sources on purpose (MIT)"
 """
 
 
-def load_allowlist(cwd: Path, home: Path) -> tuple[AllowRule, ...]:
-    """The entries of respond.toml (working directory, else RESPOND_HOME); none without a file."""
-    path = find_config(cwd, home)
-    if path is None:
+def load_allowlist(org: OrgConfig) -> tuple[AllowRule, ...]:
+    """The `[[scan.allow]]` entries of respond.toml as Settings read it (`Settings.org`)."""
+    if org.source is None:
         return ()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path} cannot be read as TOML: {exc}.") from None
-    return parse_allowlist(path, data)
+    return parse_allowlist(org.source, {"scan": org.scan})
 
 
 def parse_allowlist(path: Path, data: dict[str, Any]) -> tuple[AllowRule, ...]:
