@@ -7,9 +7,10 @@ Floor (issue 14): a fresh interpreter that opens the `.tgz` with `tarfile` in st
 (`r|gz`) and reads every member, timed from outside as a whole process. The scan is timed the
 same way: a fresh interpreter that imports `playbook.scan`, runs `scan_path` and writes
 findings.json and manifest.json (peak RSS is the child's VmHWM; the map's helper process reports
-its own). `respond scan` (the CLI, which also imports the command line and the engine) is timed
-beside it, for information. `--root` points at another checkout (e.g. `git archive main`) to
-measure it on the same cases in the same run.
+its own). `respond scan --no-baseline` (the CLI, which also imports the command line and the
+engine) is timed beside it, for information. Children run with RESPOND_LOOPBACK_ONLY=1 and npm's
+registry set to a dead loopback port: no registry is asked for anything. `--root` points at
+another checkout (e.g. `git archive main`) to measure it on the same cases in the same run.
 
 Cases:
 - lodash as `make setup` installs it (a real package, 1,051 files), when present;
@@ -44,6 +45,7 @@ from playbook.rehearsal.synth import NPM_MTIME, make_real_case  # noqa: E402
 from playbook.scan.detect import checksummed_token  # noqa: E402
 
 # Planted, must be found once: npm's token format, checksum included; not a real token.
+OFFLINE = {"RESPOND_LOOPBACK_ONLY": "1", "NPM_CONFIG_REGISTRY": "http://127.0.0.1:9/"}
 CANARY = checksummed_token("npm_", "Bench0Canary1Token2Not3Real4Va")
 
 FLOOR = """
@@ -168,7 +170,8 @@ def many_entries(path: Path, n: int) -> Case:
 
 def _timed(argv: list[str], root: Path) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds of the process and the children it waited for, stdout)."""
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    # No registry is ever asked: loopback only, npm's registry a dead loopback port.
+    env = {**os.environ, "PYTHONPATH": str(root), **OFFLINE}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         # cwd=root: `python -c` puts the working directory first on sys.path.
@@ -199,7 +202,8 @@ def measure(case: Case, runs: int, root: Path, cli: Path | None) -> dict[str, ob
         scan_cpu.append(cpu)
         docs.append(json.loads(out))
         if cli is not None:
-            clis.append(_timed([str(cli), "scan", str(case.tarball)], root)[0])
+            argv = [str(cli), "scan", str(case.tarball), "--no-baseline"]
+            clis.append(_timed(argv, root)[0])
     if case.name.startswith("2.1.88"):
         assert all(d["secrets"] == 1 for d in docs), "the planted canary was not found once"
     floor, scan = (min(floors) if floors else 0.0), min(scans)

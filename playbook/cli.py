@@ -666,7 +666,7 @@ def scan(
     if output_format == "sarif":
         path = Path(target).expanduser()
         base, artifact = sarif_base(path, Path.cwd()) if path.exists() else ("", "package.json")
-        doc = sarif_doc(result, base=base, artifact=artifact, version=__version__)
+        doc = sarif_doc(result, verdict, base=base, artifact=artifact, version=__version__)
         typer.echo(json.dumps(doc, indent=2))
     elif json_out or output_format == "json":
         doc = {**findings_doc(result), "verdict": verdict.as_json()}

@@ -311,7 +311,7 @@ def guard(
     allow = load_allowlist(settings.org)
     path = Path(target).expanduser()
     if path.exists():
-        result = scan_path(path)
+        result = scan_path(path, npm=settings.npm)
         base = asyncio.run(_local_baseline(settings, result, baseline, no_baseline))
     else:
         if "@" not in target.lstrip("@"):
@@ -356,7 +356,7 @@ async def _baseline(
     if given is not None:
         path, spec = _chosen_baseline(given, name)
         if path is not None:
-            found = exposure(await asyncio.to_thread(scan_path, path))
+            found = exposure(await asyncio.to_thread(scan_path, path, npm=settings.npm))
             return bl.Baseline(found, f"{found.label} ({path.name}), chosen by --baseline")
         assert spec is not None
         reg = registry_for(services, spec.name)

@@ -24,6 +24,13 @@ TOKEN = checksummed_token("npm_", "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0")  # real form
 # Pinned by tests/sarif/package-lock.json, installed by `make setup`.
 SCHEMA = ROOT / "tests/sarif/node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json"
 VENV_BIN = Path(sys.executable).parent
+# The baseline lookup goes to npm's registry: here a loopback port where nothing listens, so the
+# guard says it has no baseline and judges the release on its own.
+NO_REGISTRY = {"NPM_CONFIG_REGISTRY": "http://127.0.0.1:9/"}
+
+
+def env_for(cwd: Path) -> dict[str, str]:
+    return cli_env(cwd, cwd.parent / "respond-home", **NO_REGISTRY)
 
 
 def leaky_package(root: Path) -> Path:
@@ -57,7 +64,7 @@ def validate(doc: dict[str, Any]) -> None:
 
 def test_sarif_is_valid_and_points_into_the_checkout(tmp_path: Path) -> None:
     leaky_package(tmp_path / "packages" / "tool")
-    env = cli_env(tmp_path, tmp_path / "home")
+    env = env_for(tmp_path)
     out = respond(env, "scan", "packages/tool", "--format", "sarif", cwd=tmp_path, check=1)
     doc = json.loads(out.stdout)
     validate(doc)
@@ -69,29 +76,32 @@ def test_sarif_is_valid_and_points_into_the_checkout(tmp_path: Path) -> None:
         for r in run["results"]
     }
     assert got == {
-        ("source-map-with-sources", "error", "packages/tool/dist/index.js.map"),
+        ("original-source", "error", "packages/tool/dist/index.js.map"),
         ("secret", "error", "packages/tool/dist/index.js.map"),
         ("sensitive-file", "error", "packages/tool/.env"),
         ("internal-host", "note", "packages/tool/package.json"),
     }
     secret = next(r for r in run["results"] if r["ruleId"] == "secret")
-    assert (
-        "npm-token npm_…[40] at src/a.ts:1 (reconstructed from dist/index.js.map)"
-        in (secret["message"]["text"])
-    )
+    assert secret["message"]["text"] == "new npm-token at src/a.ts:1 (npm_…[40])"
+    assert run["properties"]["verdict"]["baseline"] is None  # no registry: the absolute view
     rules = run["tool"]["driver"]["rules"]
     assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in run["results"])
 
 
 def test_sarif_of_a_tarball_and_of_a_clean_package(tmp_path: Path) -> None:
     pkg = leaky_package(tmp_path / "pkg")
+    allow = '[[scan.allow]]\nrule = "sensitive-file"\npath = ".env"\nreason = "a fixture"\n'
+    (tmp_path / "respond.toml").write_text(allow)
     subprocess.run(
         ["tar", "-czf", str(tmp_path / "pkg.tgz"), "-C", str(tmp_path), "pkg"], check=True
     )
-    env = cli_env(tmp_path, tmp_path / "home")
+    env = env_for(tmp_path)
     out = respond(env, "scan", "pkg.tgz", "--format", "sarif", cwd=tmp_path, check=1)
     doc = json.loads(out.stdout)
     validate(doc)
+    (env_file,) = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "sensitive-file"]
+    assert env_file["level"] == "note"  # allowed by respond.toml, and said so
+    assert env_file["suppressions"] == [{"kind": "external", "justification": "a fixture"}]
     uris = {
         r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
         for r in doc["runs"][0]["results"]
@@ -107,7 +117,7 @@ def test_sarif_of_a_tarball_and_of_a_clean_package(tmp_path: Path) -> None:
 
 
 def test_an_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
-    env = cli_env(tmp_path, tmp_path / "home")
+    env = env_for(tmp_path)
     out = respond(env, "scan", ".", "--format", "xml", cwd=tmp_path, check=2)
     assert "accepted: text, json, sarif" in out.stderr
 
@@ -176,7 +186,7 @@ def run_action(workspace: Path, inputs: dict[str, str]) -> tuple[list[str], dict
         output = workspace / f".output-{len(log)}"
         output.touch()
         env = {
-            **cli_env(workspace.parent, workspace.parent / "respond-home"),
+            **env_for(workspace),
             # The local install: this checkout's venv (respond installed), no index reachable.
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
             "PIP_NO_INDEX": "1",
@@ -204,7 +214,7 @@ def test_action_steps_fail_a_leaky_release_and_upload_its_sarif(tmp_path: Path) 
     assert log[0].startswith('uses actions/setup-python@v5 {"python-version": "3.12"}')
     assert log[1].startswith("ran Install respond: exit 0"), log[1]
     assert log[2].startswith("ran Scan: exit 0"), log[2]
-    assert "verdict: LEAKY @acme/tool@1.2.3" in log[2] and "error: secret: npm-token" in log[2]
+    assert "verdict: LEAKY @acme/tool@1.2.3" in log[2] and "error: secret: new npm-token" in log[2]
     assert ctx["steps"]["scan"]["outputs"]["exit-code"] == "1"
     assert log[3] == (
         "uses github/codeql-action/upload-sarif@v3 "
@@ -246,7 +256,7 @@ def run_hook(repo: Path) -> subprocess.CompletedProcess[str]:
     assert hook["pass_filenames"] is False and hook["always_run"] is True
     argv = [*shlex.split(hook["entry"]), *hook["args"]]
     env = {
-        **cli_env(repo.parent, repo.parent / "respond-home"),
+        **env_for(repo),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
     }
     return subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
@@ -273,3 +283,20 @@ def test_the_readme_ci_section_uses_the_action_and_the_hook_as_defined() -> None
     assert blocks[0]["permissions"]["security-events"] == "write"  # the SARIF upload needs it
     hook_ids = {h["id"] for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
     assert {h["id"] for h in blocks[1]["repos"][0]["hooks"]} <= hook_ids
+
+
+def test_sarif_without_a_verdict_follows_the_scan(tmp_path: Path) -> None:
+    """The library call (no guard, no baseline): every finding an error when the scan is leaky."""
+    from playbook.scan import scan_path
+    from playbook.scan.output import sarif_doc
+
+    result = scan_path(leaky_package(tmp_path / "pkg"), npm=None)
+    doc = sarif_doc(result, base="pkg/")
+    validate(doc)
+    got = {(r["ruleId"], r["level"]) for r in doc["runs"][0]["results"]}
+    assert got == {
+        ("source-map", "error"),
+        ("secret", "error"),
+        ("sensitive-file", "error"),
+        ("internal-host", "note"),
+    }
