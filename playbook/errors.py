@@ -78,6 +78,10 @@ class RemoteError(RespondError):
         self.status = status
 
 
+class NetworkFatal(RemoteError):
+    """A failure no retry can heal (DNS name not found, TLS verification failed): not retried."""
+
+
 class PolicyRefused(RemoteError):
     """The registry refused an action by policy (npm's unpublish rules): not a tool failure."""
 

@@ -139,3 +139,19 @@ def test_seeded_world_records_ground_truth() -> None:
     assert "https://github.com/acme/widget-cli" not in world.planted
     assert len(world.forks_of("acme/widget-cli")) == 13  # 12 legitimate forks and one leak
     assert "[official]" in world.respond_toml and '"acme"' in world.respond_toml
+
+
+def test_a_package_tarball_has_the_same_bytes_in_any_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The packument's integrity and the tarball are built on separate requests; a gzip header
+    # stamped with the current second made them disagree whenever a second passed in between.
+    import gzip
+
+    from playbook.rehearsal.world import package_tarball
+
+    files = {"index.js": b"module.exports = 1;\n"}
+    monkeypatch.setattr(gzip.time, "time", lambda: 1_700_000_000.0)
+    first = package_tarball(files)
+    monkeypatch.setattr(gzip.time, "time", lambda: 1_700_000_001.0)
+    assert package_tarball(files) == first

@@ -17,6 +17,7 @@ from playbook.engine.runbook import Runbook, StepSpec, evaluate_condition, rende
 from playbook.errors import (
     DryRunViolation,
     LoopbackViolation,
+    NetworkFatal,
     OtpRequired,
     PolicyRefused,
     RespondError,
@@ -31,6 +32,7 @@ from playbook.store.sqlite import Incident, StepRecord, StepStatus, Store
 NOT_RETRYABLE: tuple[type[BaseException], ...] = (
     DryRunViolation,
     LoopbackViolation,
+    NetworkFatal,
     PolicyRefused,
     OtpRequired,
     UsageError,
