@@ -14,6 +14,8 @@ class ExitCode(IntEnum):
     POLICY = 5
     STORE_TOO_NEW = 6
     TOOL_MISSING = 7
+    # 8 is NOT_CONTAINED (the npm helper's)
+    DONE_WITH_GAPS = 9  # finished, but an outside service could not be checked (see the report)
 
 
 class RespondError(Exception):

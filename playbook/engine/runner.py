@@ -23,6 +23,7 @@ from playbook.errors import (
     RespondError,
     UsageError,
 )
+from playbook.gaps import gaps_of
 from playbook.services.hub import Services
 from playbook.spec import PackageSpec, parse_spec
 from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs, StepType
@@ -542,7 +543,10 @@ def _incident_status(run: _Run, mode: Mode) -> str:
         return "awaiting_approval"
     if statuses & {StepStatus.PENDING, StepStatus.ABANDONED, StepStatus.RUNNING}:
         return "incomplete"
-    return "planned" if mode is Mode.DRY_RUN else "done"
+    done = "planned" if mode is Mode.DRY_RUN else "done"
+    if any(gaps_of(outputs) for outputs in run.outputs.values()):
+        return f"{done}_with_gaps"  # an outside service failed: the report says what was missed
+    return done
 
 
 def _actions(plan: Plan) -> str:

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from playbook.config.org import Official
-from playbook.errors import RemoteError, RespondError
+from playbook.errors import RemoteError
+from playbook.gaps import is_outside_failure, reason
 from playbook.mirrors.fingerprints import Manifest
 from playbook.mirrors.model import Candidate, Collection, Source
 from playbook.mirrors.queries import QueryPlan, plan_queries
@@ -97,11 +98,15 @@ class Collector:
         return merged
 
     async def guard(self, source: str, work: Awaitable[None]) -> None:
+        """Run one source; its failure (down, slow, garbage) is recorded and the hunt goes on."""
         try:
             await work
-        except RespondError as exc:
-            self.skipped.append({"source": source, "reason": exc.message})
-            self.progress(f"{source} stopped: {exc.message}")
+        except Exception as exc:
+            if not is_outside_failure(exc):
+                raise
+            why = reason(exc)
+            self.skipped.append({"source": source, "reason": why})
+            self.progress(f"{source} stopped: {why}")
 
     async def run(self) -> Collection:
         await asyncio.gather(

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from playbook.errors import RemoteError, RespondError
+from playbook.errors import NetworkFatal, RemoteError, RespondError
 from playbook.net.http import parse_retry_after
 from playbook.services.hub import Cache, Services
 
@@ -39,6 +39,11 @@ KEPT_HEADERS = (
     "x-ratelimit-resource",
     "x-ratelimit-remaining",
 )
+
+
+class ServiceDown(RemoteError):
+    """The host failed for good this run (unreachable, too slow, 5xx after retries): later
+    requests to it fail at once instead of each waiting out its own timeouts and retries."""
 
 
 class BudgetSpent(RespondError):
@@ -170,6 +175,7 @@ class Governor:
         self._quota: dict[str, tuple[int, float]] = {}  # resource -> (remaining, reset epoch)
         self._hold_until = 0.0
         self._listeners: list[Listener] = []
+        self.down: str | None = None  # why the host is considered down for the rest of the run
 
     @contextlib.contextmanager
     def listening(self, listener: Listener) -> Iterator[None]:
@@ -208,6 +214,11 @@ class Governor:
         """GET `url` within every limit; 304 answers come back as the cached 200."""
         full = f"{url}?{urlencode(sorted((params or {}).items()))}" if params else url
         async with self._lock:
+            if self.down is not None:
+                raise ServiceDown(
+                    f"{self.host} is down for this run ({self.down}); {full} was not requested.",
+                    "Resume the incident once the service answers again.",
+                )
             for attempt in range(self.config.max_attempts):
                 await self._before(resource, full)
                 fetched = await self._send(full, resource, shrink)
@@ -264,11 +275,17 @@ class Governor:
         self.requests += 1
         try:
             response = await self.client.get(url, headers=headers)
+        except NetworkFatal as exc:
+            self.down = exc.message
+            raise
         except httpx.HTTPError as exc:
-            raise RemoteError(
+            self.down = f"{type(exc).__name__} after retries"
+            raise ServiceDown(
                 f"{self.host} could not be reached for {url}: {exc!r}.",
                 "Check the network or the RESPOND_*_API setting.",
             ) from exc
+        if response.status_code >= 500:
+            self.down = f"HTTP {response.status_code} after retries"
         kept = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
         self._remember(response.headers, resource)
         self._notify(self.status(resource))
@@ -332,7 +349,7 @@ def governor_for(
 
     def build() -> Governor:
         clock, sleep = services.cached(CLOCK_KEY, lambda: (time.time, asyncio.sleep))
-        client = services.client(base_url, headers)
+        client = services.client(base_url, headers, timeout=services.settings.service_timeout)
         gov = Governor(
             client,
             name,

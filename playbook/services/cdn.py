@@ -9,6 +9,7 @@ from typing import Protocol
 import httpx
 
 from playbook.errors import RemoteError
+from playbook.net.http import WRITES
 from playbook.services.hub import Services
 
 
@@ -78,9 +79,12 @@ class JsDelivrPurge:
         return f"{self.base}/npm/{package}@{tag}/{file}"
 
     async def purge(self, package: str, tag: str, file: str) -> PurgeResult:
-        url = self.url(package, tag, file)
+        return await self.purge_url(self.url(package, tag, file))
+
+    async def purge_url(self, url: str) -> PurgeResult:
+        """A GET that changes something: marked WRITES, so a dry run's transport refuses it."""
         try:
-            response = await self.client.get(url)
+            response = await self.client.get(url, extensions=WRITES)
         except httpx.HTTPError as exc:
             raise RemoteError(
                 f"jsDelivr's purge could not be reached for {url}: {exc!r}.",
@@ -95,8 +99,8 @@ def cdns(services: Services) -> tuple[HttpCdn, HttpCdn]:
     def build() -> tuple[HttpCdn, HttpCdn]:
         js, un = settings.endpoint("jsdelivr"), settings.endpoint("unpkg")
         return (
-            HttpCdn("jsdelivr", services.client(), js, "/npm/"),
-            HttpCdn("unpkg", services.client(), un, "/"),
+            HttpCdn("jsdelivr", services.client(timeout=settings.service_timeout), js, "/npm/"),
+            HttpCdn("unpkg", services.client(timeout=settings.service_timeout), un, "/"),
         )
 
     return services.cached("cdns", build)
@@ -104,4 +108,7 @@ def cdns(services: Services) -> tuple[HttpCdn, HttpCdn]:
 
 def jsdelivr_purge(services: Services) -> JsDelivrPurge:
     base = services.settings.endpoint("jsdelivr_purge")
-    return services.cached("jsdelivr_purge", lambda: JsDelivrPurge(services.client(), base))
+    timeout = services.settings.service_timeout
+    return services.cached(
+        "jsdelivr_purge", lambda: JsDelivrPurge(services.client(timeout=timeout), base)
+    )

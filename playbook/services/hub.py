@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -49,9 +50,15 @@ class Services:
         self._cached: dict[str, Any] = {}
 
     def client(
-        self, base_url: str = "", headers: dict[str, str] | None = None
+        self,
+        base_url: str = "",
+        headers: dict[str, str] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> httpx.AsyncClient:
-        client = build_client(self.options, base_url=base_url, headers=headers)
+        """A client with the house policy; `timeout` overrides the run's (a hunt service's)."""
+        options = self.options if timeout is None else replace(self.options, timeout=timeout)
+        client = build_client(options, base_url=base_url, headers=headers)
         self._clients.append(client)
         return client
 

@@ -294,8 +294,10 @@ class HttpNpmRegistry:
         anon: httpx.AsyncClient | None = None,
         otp: OtpSource | None = None,
         token_source: str | None = None,
+        search_timeout: float | None = None,
     ) -> None:
         self.client = client
+        self.search_timeout = search_timeout  # the search is a hunt service: its own timeout
         self.url = url if url.endswith("/") else url + "/"
         self.source = source
         self.anon = anon or client
@@ -337,7 +339,12 @@ class HttpNpmRegistry:
             return response.status_code == 200
 
     async def search(self, text: str, *, size: int = 20) -> list[SearchHit]:
-        response = await self.client.get("-/v1/search", params={"text": text, "size": size})
+        timeout = (
+            self.search_timeout if self.search_timeout is not None else httpx.USE_CLIENT_DEFAULT
+        )
+        response = await self.client.get(
+            "-/v1/search", params={"text": text, "size": size}, timeout=timeout
+        )
         self._raise_for(response, "GET", f"{self.url}-/v1/search")
         hits = []
         for obj in response.json().get("objects") or []:
@@ -702,4 +709,5 @@ def _build(services: Services, package: str) -> HttpNpmRegistry:
         anon=services.client(),
         otp=OtpSource(given=settings.otp, ask=ask),
         token_source=config.token_source,
+        search_timeout=settings.service_timeout,
     )
