@@ -128,6 +128,10 @@ class StepRecordsMemory:
         self.data[(kind, key)] = text
         return changed
 
+    def update(self, kind: str, key: str, change: Any) -> bool:
+        data = change(self.get(kind, key))
+        return False if data is None else self.put(kind, key, data)
+
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
         text = self.data.get((kind, key))
         return None if text is None else dict(json.loads(text))

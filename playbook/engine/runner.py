@@ -26,7 +26,7 @@ from playbook.errors import (
 from playbook.gaps import gaps_of
 from playbook.services.hub import Services
 from playbook.spec import PackageSpec, parse_spec
-from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.steps.base import Change, Outcome, Plan, StepContext, StepOutputs, StepType
 from playbook.store.sqlite import Incident, StepRecord, StepStatus, Store
 
 # Errors that a retry cannot fix: the same request would be refused the same way.
@@ -475,6 +475,9 @@ class StoreRecords:
 
     def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool:
         return self.store.put_record(self.incident_id, kind, key, data)
+
+    def update(self, kind: str, key: str, change: Change) -> bool:
+        return self.store.update_record(self.incident_id, kind, key, change)
 
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
         return self.store.record(self.incident_id, kind, key)

@@ -32,7 +32,7 @@ from playbook.net.governor import Governor
 from playbook.services.cdn import cdns, jsdelivr_purge
 from playbook.services.github import github_api
 from playbook.steps import register
-from playbook.steps.base import Action, Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.steps.base import Action, Change, Outcome, Plan, StepContext, StepOutputs, StepType
 from playbook.steps.npm import LookupOutput, ScanOutput
 
 __all__ = ["CheckCdns", "HuntMirrors", "PurgeCdnTags", "VerifyMirrors", "list_mirrors", "recheck"]
@@ -187,9 +187,6 @@ class HuntMirrors(StepType):
 
 def _record_candidate(ctx: StepContext, cand: Candidate, manifest_file: str) -> None:
     """A candidate is tracked at once (verdict unverified); a verified record is left alone."""
-    known = _known(ctx, cand.url)
-    if known is not None and known.verdict is not Verdict.UNVERIFIED:
-        return
     mirror = Mirror(
         url=cand.url,
         host=cand.host,
@@ -209,7 +206,13 @@ def _record_candidate(ctx: StepContext, cand: Candidate, manifest_file: str) -> 
         target=str(ctx.target),
         manifest_file=manifest_file,
     )
-    ctx.records.put("mirror", cand.url, mirror.to_record())
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
+        if current is not None and Mirror.from_record(current).verdict is not Verdict.UNVERIFIED:
+            return None
+        return mirror.to_record()
+
+    ctx.records.update("mirror", cand.url, change)
 
 
 COUNTED = ("copy", "partial", "unrelated", "official", "disabled", "gone", "unreachable")
@@ -286,16 +289,19 @@ def _known(ctx: StepContext, url: str) -> Mirror | None:
 
 
 def _record_mirror(ctx: StepContext, mirror: Mirror) -> None:
-    known = _known(ctx, mirror.url)
-    if (
-        known is not None
-        and known.target not in ("", str(ctx.target))
-        and _strength(known.verdict) > _strength(mirror.verdict)
-    ):
-        return
-    # A new verdict keeps the takedown status the record already has (its owner moves it).
-    status = known.status if known else MirrorStatus.OPEN
-    ctx.records.put("mirror", mirror.url, replace(mirror, status=status).to_record())
+    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
+        known = Mirror.from_record(current) if current is not None else None
+        if (
+            known is not None
+            and known.target not in ("", str(ctx.target))
+            and _strength(known.verdict) > _strength(mirror.verdict)
+        ):
+            return None
+        # A new verdict keeps the takedown status the record has now (its owner moves it).
+        status = known.status if known else MirrorStatus.OPEN
+        return replace(mirror, status=status).to_record()
+
+    ctx.records.update("mirror", mirror.url, change)
 
 
 def _verify_outputs(
@@ -352,7 +358,7 @@ class CheckCdns(StepType):
             return Outcome(skipped=True, summary=f"{ctx.target}: no map or source files to probe")
         copies, gaps = await _probe(ctx, files)
         for copy in copies:
-            ctx.records.put("mirror", copy.url, _cdn_record(ctx, copy))
+            ctx.records.update("mirror", copy.url, _cdn_record(ctx, copy))
         serving = tuple(sorted({c.cdn for c in copies}))
         outputs = CdnOutput(copies=tuple(copies), requests_needed=serving, gaps=tuple(gaps))
         summary = (
@@ -392,10 +398,9 @@ async def _probe(ctx: StepContext, files: list[str]) -> tuple[list[CdnCopy], lis
     return copies, gaps
 
 
-def _cdn_record(ctx: StepContext, copy: CdnCopy) -> dict[str, Any]:
+def _cdn_record(ctx: StepContext, copy: CdnCopy) -> Change:
     host = "cdn.jsdelivr.net" if copy.cdn == "jsdelivr" else "unpkg.com"
     size = f", {copy.size:,} bytes" if copy.size else ""
-    known = _known(ctx, copy.url)
     mirror = Mirror(
         url=copy.url,
         host=host,
@@ -407,9 +412,13 @@ def _cdn_record(ctx: StepContext, copy: CdnCopy) -> dict[str, Any]:
         evidence=f"serves {copy.file} of {ctx.target} (HTTP 200{size}); a static version "
         "cannot be purged: removal needs a request",
         target=str(ctx.target),
-        status=known.status if known else MirrorStatus.OPEN,
     )
-    return mirror.to_record()
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        status = Mirror.from_record(current).status if current is not None else MirrorStatus.OPEN
+        return replace(mirror, status=status).to_record()
+
+    return change
 
 
 @dataclass(frozen=True)

@@ -528,14 +528,36 @@ class Store:
         actor: str = "respond",
     ) -> bool:
         """Insert or update a record; logs and returns True only when its data changed."""
-        text = self._json(data)
-        row = self.db.execute(
-            "SELECT data FROM records WHERE incident_id=? AND kind=? AND key=?",
-            (incident_id, kind, key),
-        ).fetchone()
-        if row is not None and row["data"] == text:
-            return False
+        return self.update_record(incident_id, kind, key, lambda _current: data, actor=actor)
+
+    def update_record(
+        self,
+        incident_id: str,
+        kind: str,
+        key: str,
+        change: Callable[[dict[str, Any] | None], Mapping[str, Any] | None],
+        *,
+        actor: str = "respond",
+    ) -> bool:
+        """Read, change and write one record in one transaction (BEGIN IMMEDIATE).
+
+        `change` gets the record as it is now (None: there is none) and returns the new data, or
+        None to leave it. Another process writing the same record waits for the commit, so a
+        change made meanwhile (a recheck, a notice marked sent) is never overwritten with a stale
+        copy. An exception from `change` rolls back and propagates.
+        """
         with self.tx() as db:
+            row = db.execute(
+                "SELECT data FROM records WHERE incident_id=? AND kind=? AND key=?",
+                (incident_id, kind, key),
+            ).fetchone()
+            current = None if row is None else dict(json.loads(row["data"]))
+            data = change(current)
+            if data is None:
+                return False
+            text = self._json(data)
+            if row is not None and row["data"] == text:
+                return False
             db.execute(
                 "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?)",
                 (incident_id, kind, key, text, utcnow()),
