@@ -137,3 +137,89 @@ def test_a_failing_change_rolls_back_and_writes_nothing(tmp_path: Path) -> None:
         store.put_record("inc-1", "notice", "x", {"id": "x"})
     finally:
         store.close()
+
+
+# -- through the CLI, against a live run ---------------------------------------------------------
+
+
+@pytest.mark.registry
+@pytest.mark.slow
+def test_recheck_and_notice_sent_during_a_live_run_lose_nothing(
+    tmp_path: Path, local_registry: Any, registry_token: str
+) -> None:
+    import json
+    import os
+    import sqlite3
+    import subprocess
+    from urllib.parse import urlsplit
+
+    from playbook.rehearsal.run import ORG_DETAILS
+    from playbook.rehearsal.sandbox import write_npmrc
+    from playbook.rehearsal.synth import make_package, reconstructed_files
+    from playbook.rehearsal.world import FakeWorld, World
+    from tests.support.cli import RESPOND, cli_env, respond
+
+    shape = {"sources": 60, "first_party": 40, "seed": 4}
+    name = f"@conc/cli-{os.getpid()}-{tmp_path.name[-6:]}".lower()
+    clean = make_package(name, "1.0.0", sources=0, first_party=0, with_map=False)
+    local_registry.publish(clean, name, "1.0.0", token=registry_token)
+    leaky = make_package(name, "1.0.1", with_map=True, **shape)
+    local_registry.publish(leaky, name, "1.0.1", token=registry_token)
+    world = World.seeded(reconstructed_files(name, "1.0.1", **shape), name, "1.0.1")
+    with FakeWorld(world) as fake:
+        cwd = tmp_path / "work"
+        cwd.mkdir()
+        write_npmrc(cwd, local_registry.url, "T")
+        (cwd / "respond.toml").write_text(ORG_DETAILS + world.respond_toml)
+        env = cli_env(cwd, tmp_path / "home", T=registry_token, GITHUB_TOKEN="fake-token")
+        env |= fake.env()
+
+        def cli(*args: str) -> Any:
+            return json.loads(respond(env, *args, "--json", cwd=cwd, check=0).stdout)
+
+        # The live run waits right after its report step starts (notices already drafted) until
+        # the release file exists.
+        release = tmp_path / "release"
+        live = subprocess.Popen(
+            [*RESPOND, "leak", f"{name}@1.0.1", "--yes", "--non-interactive", "--json"],
+            cwd=cwd, env={**env, "RESPOND_HOLDPOINT": f"step.running/report:{release}"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            incident = ""
+            db = tmp_path / "home" / "respond.db"
+            while time.monotonic() < deadline and live.poll() is None and not incident:
+                time.sleep(0.2)
+                if db.exists():  # read as another process would, without the CLI's start-up
+                    with sqlite3.connect(db, timeout=30) as conn:
+                        row = conn.execute(
+                            "SELECT incident_id FROM events WHERE kind='step.running' "
+                            "AND step_key='report'"
+                        ).fetchone()
+                    conn.close()
+                    incident = row[0] if row else ""
+            assert live.poll() is None, "the live run ended before the commands could run"
+            notices = cli("notices", incident)
+            dmca = next(n for n in notices if n["kind"] == "dmca-github")
+            for url in dmca["mirrors"]:
+                fake.disable(urlsplit(url).path.strip("/"))
+            sent = respond(env, "notice", "sent", dmca["id"], "--ref", "DMCA-7", cwd=cwd, check=0)
+            rechecked = cli("mirrors", "recheck", incident)
+            still_live = live.poll() is None
+            release.touch()
+            out, err = live.communicate(timeout=120)
+        finally:
+            if live.poll() is None:
+                live.kill()
+    assert sent.returncode == 0 and still_live, "the commands did not run during the live run"
+    assert live.returncode == 0, err
+    assert json.loads(out)["status"] == "done"
+    changed = {(c["url"], c["new"]) for c in rechecked["changes"] if c["field"] == "verdict"}
+    assert {(u, "disabled") for u in dmca["mirrors"]} <= changed
+    final = {n["id"]: n for n in cli("notices", incident)}[dmca["id"]]
+    assert final["status"] == "resolved" and final["ref"] == "DMCA-7", final
+    mirrors = {m["url"]: m for m in cli("mirrors", incident)["mirrors"]}
+    for url in dmca["mirrors"]:
+        assert mirrors[url]["verdict"] == "disabled", "the recheck's verdict was lost"
+        assert mirrors[url]["status"] == "resolved", "the takedown status was lost"

@@ -225,6 +225,7 @@ class Store:
         migrate(self.db, home / "respond.db")
         self._locks: dict[str, int] = {}
         self._pending_events = 0
+        self._pending_names: list[str] = []
 
     def close(self) -> None:
         for fd in self._locks.values():
@@ -237,6 +238,7 @@ class Store:
         """One transaction: committed as a whole before the next transition begins."""
         self.db.execute("BEGIN IMMEDIATE")
         self._pending_events = 0
+        self._pending_names = []
         try:
             yield self.db
         except BaseException:
@@ -245,6 +247,8 @@ class Store:
         self.db.execute("COMMIT")
         for _ in range(self._pending_events):
             failpoints.hit("event")
+        for name in self._pending_names:
+            failpoints.hold(name)
 
     def _scrub_text(self, text: str) -> str:
         """Scrub a value that may be JSON without breaking it."""
@@ -455,6 +459,7 @@ class Store:
         at: str | None = None,
     ) -> None:
         self._pending_events += 1
+        self._pending_names.append(f"{kind}/{step_key or ''}")
         db.execute(
             "INSERT INTO events (incident_id, at, actor, kind, step_key, data) "
             "VALUES (?,?,?,?,?,?)",
