@@ -99,7 +99,9 @@ class Candidate:
             forks_listed=self.forks_listed or other.forks_listed,
             api_id=self.api_id or other.api_id,
             pushed_at=self.pushed_at or other.pushed_at,
-            found_by=tuple(dict.fromkeys(self.found_by + other.found_by)),
+            # Sorted: the sources search concurrently, and the same hunt must write the same files
+            # whichever of them answered first (a resumed run is compared with a clean one).
+            found_by=tuple(sorted(set(self.found_by + other.found_by))),
         )
 
     def to_json(self) -> dict[str, Any]:
