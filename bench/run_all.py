@@ -6,7 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ("bench_startup.py", "bench_containment.py", "bench_scan.py", "bench_mirrors.py")
+BENCHES = (
+    "bench_startup.py",
+    "bench_containment.py",
+    "bench_scan.py",
+    "bench_mirrors.py",
+    "bench_forks.py",
+    "bench_guard.py",
+)
 
 
 def main() -> int:

@@ -194,6 +194,12 @@ def _finish_run(session: Session, result: RunResult, json_out: bool) -> NoReturn
         "planned_with_gaps": ExitCode.DONE_WITH_GAPS,
         "awaiting_approval": ExitCode.AWAITING_APPROVAL,
     }.get(result.status, ExitCode.FAILED)
+    if code == ExitCode.OK and not session.settings.dry_run:
+        from playbook.core import not_contained
+
+        for words in not_contained(result):  # a live run that ends uncontained says so
+            typer.echo(f"error: {words}", err=True)
+            code = ExitCode.NOT_CONTAINED
     raise typer.Exit(int(code))
 
 
@@ -244,10 +250,10 @@ def leak(
     """Respond to leaked releases: size, contain, hunt copies, draft notices, report."""
     try:
         from playbook import core
+        from playbook.config import npmrc
         from playbook.config.settings import Mode
 
         targets = core.parse_specs(specs)
-        book = core.load_runbook(runbook)
         settings = _settings(
             mode=Mode.DRY_RUN if dry_run else Mode.LIVE,
             registry=registry,
@@ -258,6 +264,8 @@ def leak(
             safe_version=safe_version,
             unpublish_all=unpublish_all,
         )
+        book = core.load_runbook(runbook, settings)
+        npmrc.check(settings)  # a bad .npmrc is one line and exit 2, before anything runs
     except Exception as exc:
         _fail(exc, verbose)
     _drive(settings, json_out, verbose, lambda session: core.leak(session, targets, book))
@@ -288,6 +296,9 @@ def resume(
             non_interactive=non_interactive,
             otp=otp,
         )
+        from playbook.config import npmrc
+
+        npmrc.check(settings)
     except Exception as exc:
         _fail(exc, verbose)
     _drive(settings, json_out, verbose, lambda session: core.resume(session, incident, force=force))
@@ -380,13 +391,17 @@ def runbook_validate(
     verbose: Verbose = False,
 ) -> None:
     """Load each runbook; report the first flaw of each with file, line and step."""
-    from playbook.engine import runbook as runbooks
+    from playbook import core
     from playbook.errors import ExitCode, RespondError
 
+    try:
+        settings = _settings()
+    except Exception as exc:
+        _fail(exc, verbose)
     failed = False
     for path in files:
         try:
-            book = runbooks.load(path)
+            book = core.load_runbook(path, settings)
             typer.echo(f"ok: {path} ({len(book.steps)} steps)")
         except RespondError as exc:
             failed = True
@@ -408,7 +423,7 @@ def runbook_show(
         from playbook import core
         from playbook import steps as step_types
 
-        book = core.load_runbook(file)
+        book = core.load_runbook(file, _settings())
     except Exception as exc:
         _fail(exc, verbose)
     waves: list[dict[str, Any]] = []
@@ -603,28 +618,67 @@ def init(
     typer.echo(f"wrote {path}: fill in [organization] and [official]", err=True)
 
 
+ScanFormat = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="text (default), json, or sarif (SARIF 2.1.0 for GitHub code scanning) on stdout.",
+    ),
+]
+_SCAN_FORMATS = ("text", "json", "sarif")
+
+
 @app.command()
 def scan(
     target: Annotated[str, typer.Argument(help="A package folder, a .tgz, or name@version.")],
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Compare with this release instead: a version, name@version, a folder or a .tgz.",
+        ),
+    ] = None,
+    no_baseline: Annotated[
+        bool, typer.Option("--no-baseline", help="Judge the release on its own (absolute view).")
+    ] = False,
     json_out: JsonOut = False,
+    output_format: ScanFormat = "text",
     registry: Registry = None,
     verbose: Verbose = False,
 ) -> None:
-    """The pre-publish guard: exit 1 when a release would leak (maps with sources, secrets)."""
+    """The pre-publish guard: exit 1 when a release adds a leak (compared with the one before)."""
     try:
-        from playbook import core
+        from playbook import __version__, core
         from playbook.display import inert
+        from playbook.errors import UsageError
         from playbook.scan import findings_doc, summary_lines
+        from playbook.scan.output import sarif_base, sarif_doc
 
-        result = core.scan_target(_settings(registry=registry), target)
+        if output_format not in _SCAN_FORMATS:
+            raise UsageError(
+                f"--format {output_format!r} is not a format respond scan writes; "
+                f"accepted: {', '.join(_SCAN_FORMATS)}"
+            )
+        guarded = core.guard(
+            _settings(registry=registry), target, baseline=baseline, no_baseline=no_baseline
+        )
     except Exception as exc:
         _fail(exc, verbose)
-    if json_out:
-        typer.echo(json.dumps(findings_doc(result), indent=2, sort_keys=True))
+    result, verdict = guarded.result, guarded.verdict
+    if output_format == "sarif":
+        path = Path(target).expanduser()
+        base, artifact = sarif_base(path, Path.cwd()) if path.exists() else ("", "package.json")
+        doc = sarif_doc(result, base=base, artifact=artifact, version=__version__)
+        typer.echo(json.dumps(doc, indent=2))
+    elif json_out or output_format == "json":
+        doc = {**findings_doc(result), "verdict": verdict.as_json()}
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
-        for line in summary_lines(result):
+        stats = summary_lines(result)  # its own absolute verdict lines give way to the verdict's
+        stats = stats[:1] + [s for s in stats[2:] if not s.startswith("  - ")]
+        for line in [*verdict.lines(), *stats]:
             typer.echo(inert(line, 400))
-    raise typer.Exit(1 if result.leaky else 0)
+    raise typer.Exit(verdict.exit_code)
 
 
 @app.command()

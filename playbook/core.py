@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from playbook import steps as step_types
 from playbook.config.settings import Mode, Settings
 from playbook.engine import runbook as runbooks
 from playbook.engine.runbook import Runbook
@@ -18,12 +19,14 @@ from playbook.net.http import ClientOptions, RetryPolicy, WaitHook
 from playbook.resources import runbooks_dir
 from playbook.services.hub import Services
 from playbook.spec import PackageSpec, parse_spec
-from playbook.store.sqlite import Incident, StepRecord, Store, StoreCache
+from playbook.store.sqlite import Incident, StepRecord, StepStatus, Store, StoreCache
 
 if TYPE_CHECKING:
     from playbook.mirrors.model import Change
     from playbook.notices.model import Notice
     from playbook.scan import ScanResult
+    from playbook.scan.baseline import Baseline
+    from playbook.scan.verdict import Verdict
 
 DEFAULT_RUNBOOK = "npm-leak.yaml"
 
@@ -32,7 +35,10 @@ def default_runbook_path() -> Path:
     return runbooks_dir() / DEFAULT_RUNBOOK
 
 
-def load_runbook(path: Path | None) -> Runbook:
+def load_runbook(path: Path | None, settings: Settings) -> Runbook:
+    """The runbook at `path` (default: the shipped one), its step types checked against the
+    built-in ones and the settings' own (RESPOND_STEP_MODULES)."""
+    step_types.use_modules(settings.step_modules)
     return runbooks.load(path or default_runbook_path())
 
 
@@ -61,20 +67,21 @@ class Session:
     on_wait: WaitHook | None = None
     otp_prompt: Callable[[str], str | None] | None = None
 
+    def __post_init__(self) -> None:
+        step_types.use_modules(self.settings.step_modules)  # a resume parses the stored runbook
+
     def services(self) -> Services:
+        """The run's clients, built from the settings: the one place a run's Services is made."""
         options = ClientOptions(
             dry_run=self.settings.dry_run,
             timeout=self.settings.timeout,
             retry=RetryPolicy(backoff=self.settings.retry_backoff),
             on_wait=self.on_wait,
-            loopback_only=self.settings.env.get("RESPOND_LOOPBACK_ONLY") == "1",
+            loopback_only=self.settings.loopback_only,
         )
-        services = Services(self.settings, options, cache=StoreCache(self.store))
-        if self.otp_prompt is not None:
-            from playbook.services.npm import set_otp_prompt
-
-            set_otp_prompt(services, self.otp_prompt)
-        return services
+        return Services(
+            self.settings, options, cache=StoreCache(self.store), otp_prompt=self.otp_prompt
+        )
 
     async def run(self, incident_id: str, runbook: Runbook) -> RunResult:
         services = self.services()
@@ -96,11 +103,18 @@ def leak(
     specs: list[PackageSpec],
     runbook: Runbook,
     inputs: Mapping[str, Any] | None = None,
+    *,
+    first_events: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> RunResult:
-    """Open a new incident for the leaked releases and run the runbook on it."""
+    """Open a new incident for the leaked releases and run the runbook on it.
+
+    `first_events` go into the audit trail before the run starts (a rehearsal names its scenario).
+    """
     incident_id = create_incident(
         session.store, session.settings.mode, runbook, specs, inputs or {}
     )
+    for kind, data in first_events:
+        session.store.log(incident_id, kind, data)
     return asyncio.run(session.run(incident_id, runbook))
 
 
@@ -142,6 +156,18 @@ def approve(store: Store, incident_id: str, step: str, who: str, note: str) -> l
     for key in keys:
         store.approve(incident_id, key, who, note)
     return keys
+
+
+def not_contained(result: RunResult) -> list[str]:
+    """The verification's words for each npm.verify that found the leaked version still served:
+    a live run ending so exits NOT_CONTAINED (8), not 0."""
+    return [
+        step.summary
+        for step in result.steps
+        if step.uses == "npm.verify"
+        and step.status is StepStatus.SUCCEEDED
+        and (step.outputs or {}).get("contained") is False
+    ]
 
 
 def result_json(result: RunResult) -> dict[str, Any]:
@@ -214,7 +240,7 @@ def scan_target(settings: Settings, target: str) -> ScanResult:
 
     path = Path(target).expanduser()
     if path.exists():
-        return scan_path(path)
+        return scan_path(path, npm=settings.npm)
     if "@" not in target.lstrip("@"):
         raise UsageError(
             f"{target!r} is neither a file nor a folder here, nor a package spec; "
@@ -227,22 +253,148 @@ async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
     import tempfile
 
     from playbook.scan import scan_tarball
-    from playbook.services.npm import registry_for
-    from playbook.steps.npm import fetch_tarball, lookup
+    from playbook.services.npm import download_version, registry_for
 
     store = open_store(settings)
     session = Session(settings, store)
     services = session.services()
     try:
         registry = registry_for(services, spec.name)
-        look = await lookup(registry, spec, services.cache)
-        if not look.tarball:
-            raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
         with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
-            path = await fetch_tarball(registry, look, Path(tmp))
+            path = await download_version(registry, spec.name, spec.version, Path(tmp))
+            if path is None:
+                raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
             return await asyncio.to_thread(
                 scan_tarball, path, package=spec.name, version=spec.version
             )
+    finally:
+        await services.aclose()
+        store.close()
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """`respond scan`: the scan of the release and the verdict against its baseline."""
+
+    result: ScanResult
+    verdict: Verdict
+
+
+def guard(
+    settings: Settings, target: str, *, baseline: str | None = None, no_baseline: bool = False
+) -> Guarded:
+    """The pre-publish guard: scan `target`, compare it with its baseline, judge what is new.
+
+    `target` is a package folder, a tarball, or a published name@version; `baseline` chooses the
+    release to compare with (a version, name@version, a folder or a tarball); `no_baseline` asks
+    for the absolute view. The allowlist comes from respond.toml (`[[scan.allow]]`).
+    """
+    from playbook.scan import scan_path
+    from playbook.scan.allowlist import load_allowlist
+    from playbook.scan.verdict import judge
+
+    if baseline is not None and no_baseline:
+        raise UsageError("--baseline and --no-baseline contradict each other; give one of them.")
+    allow = load_allowlist(settings.org)
+    path = Path(target).expanduser()
+    if path.exists():
+        result = scan_path(path)
+        base = asyncio.run(_local_baseline(settings, result, baseline, no_baseline))
+    else:
+        if "@" not in target.lstrip("@"):
+            raise UsageError(
+                f"{target!r} is neither a file nor a folder here, nor a package spec; "
+                "accepted: a package folder, a .tgz, or name@1.2.3"
+            )
+        result, base = asyncio.run(
+            _guard_published(settings, parse_spec(target), baseline, no_baseline)
+        )
+    verdict = judge(result, base.exposure, baseline_note=base.note, allow=allow)
+    return Guarded(result, verdict)
+
+
+def _chosen_baseline(given: str, name: str) -> tuple[Path | None, PackageSpec | None]:
+    """`--baseline`: an existing folder/tarball, name@version, or a bare version of `name`."""
+    path = Path(given).expanduser()
+    if path.exists():
+        return path, None
+    if "@" in given.lstrip("@"):
+        return None, parse_spec(given)
+    if not name:
+        raise UsageError(
+            f"--baseline {given}: the scanned package names no package, so give name@version."
+        )
+    return None, parse_spec(f"{name}@{given}")
+
+
+async def _baseline(
+    settings: Settings,
+    services: Services,
+    name: str,
+    version: str,
+    given: str | None,
+    doc: Any = None,
+) -> Baseline:
+    from playbook.scan import baseline as bl
+    from playbook.scan import scan_path
+    from playbook.scan.verdict import exposure
+    from playbook.services.npm import registry_for
+
+    if given is not None:
+        path, spec = _chosen_baseline(given, name)
+        if path is not None:
+            found = exposure(await asyncio.to_thread(scan_path, path))
+            return bl.Baseline(found, f"{found.label} ({path.name}), chosen by --baseline")
+        assert spec is not None
+        reg = registry_for(services, spec.name)
+        return await bl.guarded(bl.named(reg, spec.name, spec.version), reg.url)
+    reg = registry_for(services, name or "respond-unnamed")
+    if doc is not None:
+        return await bl.guarded(bl.before(reg, doc, version), reg.url)
+    return await bl.guarded(bl.for_local(reg, name, version), reg.url)
+
+
+async def _local_baseline(
+    settings: Settings, result: ScanResult, given: str | None, no_baseline: bool
+) -> Baseline:
+    from playbook.scan.baseline import Baseline
+
+    if no_baseline:
+        return Baseline(None, "--no-baseline: absolute view")
+    store = open_store(settings)
+    services = Session(settings, store).services()
+    try:
+        return await _baseline(settings, services, result.meta.name, result.meta.version, given)
+    finally:
+        await services.aclose()
+        store.close()
+
+
+async def _guard_published(
+    settings: Settings, spec: PackageSpec, given: str | None, no_baseline: bool
+) -> tuple[ScanResult, Baseline]:
+    import tempfile
+
+    from playbook.scan import scan_tarball
+    from playbook.scan.baseline import Baseline
+    from playbook.services.npm import download_version, registry_for
+
+    store = open_store(settings)
+    services = Session(settings, store).services()
+    try:
+        registry = registry_for(services, spec.name)
+        with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
+            path = await download_version(registry, spec.name, spec.version, Path(tmp))
+            if path is None:
+                raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
+            result = await asyncio.to_thread(
+                scan_tarball, path, package=spec.name, version=spec.version
+            )
+        if no_baseline:
+            return result, Baseline(None, "--no-baseline: absolute view")
+        doc = await registry.packument(spec.name)
+        base = await _baseline(settings, services, spec.name, spec.version, given, doc)
+        return result, base
     finally:
         await services.aclose()
         store.close()

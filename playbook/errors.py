@@ -14,7 +14,7 @@ class ExitCode(IntEnum):
     POLICY = 5
     STORE_TOO_NEW = 6
     TOOL_MISSING = 7
-    # 8 is NOT_CONTAINED (the npm helper's)
+    NOT_CONTAINED = 8  # a live run ended, and npm.verify found the leaked version still served
     DONE_WITH_GAPS = 9  # finished, but an outside service could not be checked (see the report)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from playbook.errors import DryRunViolation, LoopbackViolation, NetworkFatal
 from playbook.net.http import (
+    GOVERNED,
     READ_ONLY,
     WRITES,
     ClientOptions,
@@ -357,3 +358,15 @@ def test_a_certificate_that_does_not_verify_fails_at_once_with_a_hint(
     assert "TLS certificate does not verify" in caught.value.message
     assert "self-signed" in caught.value.message or "verify" in caught.value.message
     assert caught.value.hint and "SSL_CERT_FILE" in caught.value.hint
+
+
+def test_a_governed_429_is_handed_back_at_once_and_5xx_still_retried() -> None:
+    async def go(*answers: int) -> tuple[int, list[str]]:
+        transport, seen = scripted(*answers)
+        options = ClientOptions(dry_run=False, retry=NO_JITTER, transport=transport)
+        async with build_client(options, base_url="http://127.0.0.1:9") as client:
+            got = await client.get("/thing", extensions={GOVERNED: True})
+        return got.status_code, seen
+
+    assert asyncio.run(go(429, 200)) == (429, ["GET"])  # the governor decides when to ask again
+    assert asyncio.run(go(503, 200)) == (200, ["GET", "GET"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -170,9 +171,22 @@ def test_every_kind_of_planted_copy_is_proven(run: Run) -> None:
     for name in ("leaker0/widget-cli-source", "renamer/widget-cli-src", "prettier/widget-cli-leak",
                  "f4x1/widget-cli-source", "dev999/widget-cli"):  # fmt: skip
         assert run.mirrors[GH + name]["verdict"] == "copy", name
+    crlf = run.mirrors[GH + "crlf/widget-cli-leak"]
+    assert crlf["verdict"] == "copy" and crlf["matched_by_content"] > 0
+    assert "identical but for whitespace" in crlf["evidence"]
+    # Reformatted throughout (quotes, semicolons, indent, wrapped calls, trailing commas) or
+    # only re-indented: not one blob matches, the token fingerprints of a sample prove them.
+    for name in ("prettier/widget-cli-leak", "reindent/widget-cli-leak"):
+        copy = run.mirrors[GH + name]
+        assert copy["verdict"] == "copy" and copy["matched_by_blob"] == 0, name
+        assert copy["matched_by_content"] == copy["matched"] >= copy["total"] / 2
+        assert "all 6 files sampled from them are" in copy["evidence"]
+        assert 1 <= len(copy["matched_paths"]) <= 6  # a claim names the proven files only
     prettier = run.mirrors[GH + "prettier/widget-cli-leak"]
-    assert prettier["matched_by_content"] > 0  # reformatted files proven by normalized hash
-    assert "identical but for whitespace" in prettier["evidence"]
+    assert "reformatted (token fingerprint similarity" in prettier["evidence"]
+    # The same paths with other code: a sample is downloaded, nothing is proven.
+    rewrite = run.mirrors[GH + "rewrite/widget-cli-clone"]
+    assert rewrite["verdict"] == "unrelated" and rewrite["matched"] == 0
     assert run.mirrors["https://gitlab.com/glcopy/widget-cli-leak"]["verdict"] == "copy"
     assert run.mirrors["https://codeberg.org/cbcopy/widget-cli"]["verdict"] == "copy"
     assert run.mirrors["npm:widget-cli-leaked@1.0.0"]["verdict"] == "copy"
@@ -233,11 +247,15 @@ def test_records_and_outputs_follow_the_contract(run: Run) -> None:
     assert run.verify["copies"] == len(verdicts(run, "copy"))
     assert run.verify["disabled"] == 1 and run.verify["official"] == 1
     # One tree per GitHub candidate plus the few bounded downloads for reformatted files.
-    # Forks not pushed to since before the publish time cost nothing.
+    # Forks not pushed to since before the publish time cost nothing, and neither do forks
+    # whose listed tree SHA is a tree already verified (the vendor's forks share one tree, the
+    # deep forks leaker0's).
     github = sum(1 for u in run.mirrors if u.startswith(GH))
     untouched = sum(1 for m in run.mirrors.values() if "last push" in m["evidence"])
-    assert untouched >= 100
-    assert github - untouched <= run.verify["requests"] <= github - untouched + 24
+    same_tree = sum(1 for m in run.mirrors.values() if "the same tree SHA" in m["evidence"])
+    assert untouched >= 100 and same_tree >= 100
+    fetched = github - untouched - same_tree
+    assert fetched <= run.verify["requests"] <= fetched + 24
     on_disk = json.loads((run.workdir / "mirrors/mirrors.json").read_text())
     assert len(on_disk) == len(run.mirrors)
 
@@ -269,7 +287,7 @@ def test_cdn_check_records_copies_and_the_purge_step_purges_tags_only(tmp_path: 
         for dry in (True, False):
             settings = world_settings(fake, tmp_path)
             if dry:
-                settings = Settings.resolve(env=settings.env, cwd=tmp_path, mode=Mode.DRY_RUN)
+                settings = dataclasses.replace(settings, mode=Mode.DRY_RUN)
             services = Services(settings, ClientOptions(dry_run=dry), cache=MemoryCache())
             needs: dict[str, StepOutputs] = {"lookup": lookup_output(world), "scan": SCAN}
             records = StepRecordsMemory()
@@ -334,6 +352,7 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
             fake.delete("renamer/widget-cli-src")
             trees_before = fake.stats.count("github.trees")
             fresh_before = fake.stats.statuses[200]
+            log_before = len(fake.stats.log)
             revalidated_before = fake.stats.not_modified
             services = Services(settings, ClientOptions(dry_run=False), cache=StoreCache(store))
 
@@ -346,6 +365,10 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
             changes = asyncio.run(again())
             trees = fake.stats.count("github.trees") - trees_before
             fresh = fake.stats.statuses[200] - fresh_before
+            fresh_trees = sum(
+                1 for _, route, _, status in fake.stats.log[log_before:]
+                if route == "github.trees" and status == 200
+            )  # fmt: skip
             revalidated = fake.stats.not_modified - revalidated_before
     finally:
         after = {m.url: m for m in list_mirrors(store, "inc-1")}
@@ -361,7 +384,22 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
     github_repos = sum(1 for m in before.values() if m.host == "github.com")
     untouched = sum(1 for m in before.values() if "last push" in m.evidence)
     assert trees == github_repos - untouched  # one tree request per repository, 304 or not
-    # Unchanged trees came back 304: only npm, the forges and reformatted-file blobs cost a 200.
-    assert fresh <= 10
-    # Every tree but the three that changed (two taken down now, one already) answered 304.
-    assert revalidated >= trees - 3
+    # Unchanged trees came back 304, but for the forks the first pass proved by their listed
+    # tree SHA (never fetched then); a commit is asked for each copy the listing had pinned.
+    same_tree = sum(1 for m in before.values() if "the same tree SHA" in m.evidence)
+    assert 0 < fresh_trees <= same_tree + 2  # + the two repositories taken down or deleted
+    copies = sum(1 for m in before.values() if m.verdict is Verdict.COPY)
+    assert fresh <= 10 + same_tree + copies
+    # Every tree fetched before but the three that changed (two taken down now, one already)
+    # answered 304.
+    assert revalidated >= trees - 3 - same_tree
+
+
+def test_coverage_names_every_source_searched_and_only_standing_limits(run: Run) -> None:
+    coverage = run.verify["coverage"]
+    searched = {s["source"] for s in coverage["searched"]}
+    assert searched >= {"code-search", "repo-search", "forks-graphql", "npm", "gitlab", "verify"}
+    # Every search read to its end on the seeded world: the one gap left is code search's own
+    # limit (forks indexed only when starrier than their parent), which hid quiet2/base.
+    assert [g["kind"] for g in coverage["gaps"]] == ["unindexed-forks"], coverage["gaps"]
+    assert run.hunt["coverage"]["gaps"] == coverage["gaps"]

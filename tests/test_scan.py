@@ -32,8 +32,9 @@ from playbook.scan import (
     summary_lines,
     write_outputs,
 )
+from tests.support.keys import PLACEHOLDERS, fake_pem, github_token, real_format_secrets
 
-TOKEN = "ghp_" + "Zq8Lr3Tx6Vb1Nm4Ks7Wd2Hf5Jc9Pg0Ya3Ue6"  # a canary, not a real token
+TOKEN = github_token()  # a canary in the real format, not a real token
 
 
 def tgz(files: dict[str, bytes]) -> bytes:
@@ -105,16 +106,7 @@ def test_clean_package_is_not_leaky() -> None:
     assert result.files == 3 and result.summary()["sourcemaps"] == 0
 
 
-SECRETS = {
-    "aws-access-key-id": "AKIA" + "QX7RT2LM9PZ4KD3W",
-    "google-api-key": "AIza" + "SyD4kL9mQ2xR7vT1nB8cH3jF6gW0pZ5eYu_",
-    "github-token": "github_pat_" + "1" * 22 + "_" + "AbC9" * 14 + "x" * 3,
-    "npm-token": "npm_" + "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0Ya8Ue2",
-    "slack-token": "xoxb-" + "2941857630-5829104736-Qw8ErT6yUi4Op2",
-    "stripe-key": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
-    "private-key": "-----BEGIN RSA PRIVATE KEY",
-    "generic-secret": "Zx9Qm2Lp8Rt5Wv3Yb7Nc4Hd6Jf1Kg0sA",
-}
+SECRETS = {**real_format_secrets(), "private-key": fake_pem()}
 
 
 @pytest.mark.parametrize("kind", sorted(SECRETS))
@@ -127,7 +119,8 @@ def test_each_secret_kind_is_found_in_text_and_in_map_sources(kind: str) -> None
     result = scan_tarball(tgz(files))
     found = {(s.kind, s.file, s.line) for s in result.secrets}
     assert found == {(kind, "lib/conf.js", 3), (kind, "src/deep/keys.ts", 3)}
-    assert all(s.redacted == f"{value[:4]}…[{len(value)}]" for s in result.secrets)
+    shown = value.split("\n")[0] if kind == "private-key" else value  # a key's header is its name
+    assert all(s.redacted == f"{shown[:4]}…[{len(shown)}]" for s in result.secrets)
 
 
 @pytest.mark.parametrize(
@@ -142,6 +135,46 @@ def test_each_secret_kind_is_found_in_text_and_in_map_sources(kind: str) -> None
 )
 def test_near_misses_are_not_secrets(text: str) -> None:
     assert scan_tarball(tgz({"a.js": text.encode()})).secrets == ()
+
+
+@pytest.mark.parametrize("name", sorted(PLACEHOLDERS))
+def test_documentation_placeholders_and_bare_markers_are_not_secrets(name: str) -> None:
+    text = f"// {name}\nconst value = {json.dumps(PLACEHOLDERS[name])};\n{PLACEHOLDERS[name]}\n"
+    doc = {"version": 3, "sources": ["../src/docs.ts"], "sourcesContent": [text]}
+    files = {"README.md": text.encode(), "lib/a.js": text.encode(), "a.js.map": json.dumps(doc)}
+    result = scan_tarball(
+        tgz({k: v if isinstance(v, bytes) else v.encode() for k, v in files.items()})
+    )
+    assert result.secrets == (), [s.kind for s in result.secrets]
+
+
+def test_one_wrong_checksum_character_makes_a_token_a_non_token() -> None:
+    good = github_token(seed=11)
+    last = "A" if good[-1] != "A" else "B"
+    found = scan_tarball(tgz({"a.js": f'x = "{good}";\ny = "{good[:-1] + last}";\n'.encode()}))
+    assert [(s.kind, s.line) for s in found.secrets] == [("github-token", 1)]
+
+
+@pytest.mark.parametrize("wrap", ["plain", "js-string", "json-in-json", "concatenated"])
+def test_a_private_key_is_found_however_its_body_is_quoted(wrap: str) -> None:
+    pem = fake_pem(seed=12)
+    if wrap == "plain":
+        text = pem
+    elif wrap == "js-string":
+        text = "const key = " + json.dumps(pem) + ";\n"
+    elif wrap == "json-in-json":
+        text = json.dumps({"inner": json.dumps({"key": pem})})
+    else:
+        text = "const key =\n" + " +\n".join(json.dumps(line + "\n") for line in pem.split("\n"))
+    result = scan_tarball(tgz({"a.js": text.encode()}))
+    assert [s.kind for s in result.secrets] == ["private-key"]
+
+
+def test_a_private_key_across_a_read_window_is_found_once() -> None:
+    pem = fake_pem(seed=13)
+    for pad in (0, (1 << 22) - 600, (1 << 22) - 40, (1 << 22) - 10, (1 << 22) + 200):
+        result = scan_tarball(tgz({"big.txt": b"\n" * pad + pem.encode()}))
+        assert [s.kind for s in result.secrets] == ["private-key"], pad
 
 
 @pytest.mark.parametrize(
@@ -207,8 +240,11 @@ def test_outputs_follow_the_contract(tmp_path: Path) -> None:
     assert set(manifest) == {"package", "version", "files", "identifiers", "paths"}
     assert set(manifest["files"][0]) == {
         "path", "source", "map", "size", "lines", "blob_sha1", "sha256", "norm_sha256",
-        "first_party",
+        "first_party", "winnow",
     }  # fmt: skip
+    # Token fingerprints for first-party files only (the hunt proves reformatted copies by them).
+    printed = [f for f in manifest["files"] if f["winnow"]]
+    assert printed and all(f["first_party"] for f in printed)
     summary = json.loads(written[FINDINGS_FILE])["summary"]
     assert set(summary) == {
         "files", "bytes", "sourcemaps", "sources", "sources_with_content", "first_party",
@@ -265,10 +301,9 @@ def test_raw_secrets_never_reach_outputs_or_reprs(tmp_path: Path) -> None:
         "\n".join(summary_lines(result)).encode(),
     ]
     for value in SECRETS.values():
-        if value.startswith("-----BEGIN"):
-            continue  # a key's header line is not the key
+        secret = value.split("\n")[1] if value.startswith("-----BEGIN") else value[4:]
         for blob in shown:
-            assert value[4:].encode() not in blob
+            assert secret.encode() not in blob
 
 
 def _shared_cases() -> list[bytes]:

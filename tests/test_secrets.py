@@ -13,6 +13,7 @@ from playbook.rehearsal.run import ORG_DETAILS
 from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
 from playbook.rehearsal.synth import make_package, reconstructed_files
 from playbook.rehearsal.world import FakeWorld, World
+from playbook.scan.detect import checksummed_token
 from tests.support.cli import cli_env, respond
 
 pytestmark = pytest.mark.registry
@@ -33,7 +34,7 @@ def test_no_canary_reaches_store_logs_evidence_notices_or_reports(
         "GITHUB_TOKEN": "ghp_CANARYgithub0123456789abcdefABCDEFGH",
         "OTP": "31415926",
     }
-    leaked_key = "ghp_" + "LEAKED" + "0123456789abcdefghijklmnopqrstuvwx"[:30]
+    leaked_key = checksummed_token("ghp_", "LEAKED" + "0123456789abcdefghijklmnopqrstuvwx"[:24])
     name = f"canary-{uuid.uuid4().hex[:8]}"
     local_registry.publish(
         make_package(name, "1.0.0", sources=0, first_party=0, with_map=False),

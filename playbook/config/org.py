@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ class OrgConfig:
     templates_dir: Path | None = None
     source: Path | None = None
     notices: NoticeOptions = field(default_factory=NoticeOptions)
+    # The [scan] table as written: the guard's allowlist (playbook/scan/allowlist.py) parses it,
+    # so that this layer reads the file once and knows nothing of the guard's rules.
+    scan: Mapping[str, Any] = field(default_factory=dict)
 
     def detail(self, name: str) -> str | None:
         return self.details.get(name)
@@ -64,14 +67,16 @@ def find_config(cwd: Path, home: Path) -> Path | None:
     return None
 
 
-def load_org(cwd: Path, home: Path, env: Mapping[str, str] | None = None) -> OrgConfig:
-    """Read respond.toml; no file gives an empty config (every notice then shows its blanks)."""
+def load_org(cwd: Path, home: Path, templates: Path | None = None) -> OrgConfig:
+    """Read respond.toml; no file gives an empty config (every notice then shows its blanks).
+
+    `templates` (Settings.templates, from RESPOND_TEMPLATES) wins over the file's templates_dir.
+    Commands get it once as `Settings.org`; this function is for that and for tests.
+    """
     path = find_config(cwd, home)
     config = OrgConfig() if path is None else _parse(path)
-    override = (env or {}).get("RESPOND_TEMPLATES")
-    if override:
-        folder = Path(override).expanduser()
-        config = OrgConfig(config.details, config.official, folder, path, config.notices)
+    if templates is not None:
+        config = replace(config, templates_dir=templates)
     return config
 
 
@@ -95,7 +100,8 @@ def _parse(path: Path) -> OrgConfig:
     if templates is not None and not isinstance(templates, str):
         raise UsageError(f"{path}: templates_dir must be a string (a folder path).")
     folder = (path.parent / templates).expanduser() if templates else None
-    return OrgConfig(details, Official(**lists), folder, path, NoticeOptions(split))
+    scan = data.get("scan", {})
+    return OrgConfig(details, Official(**lists), folder, path, NoticeOptions(split), scan)
 
 
 def _table(path: Path, data: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -173,4 +179,12 @@ npm_scopes = []
 # to draft one notice per fork network instead (a runbook's `with: {dmca_per_network: true}`
 # on notices.draft does the same for one run).
 dmca_per_network = false
+
+# `respond scan` (the guard before `npm publish`) fails on what a release adds. What you accept
+# goes here, one entry each, and every entry must say why:
+# [[scan.allow]]
+# rule = "secret"           # original-source, source-map, source-growth, secret, sensitive-file,
+#                           # partial (leave out: any)
+# path = "test/fixtures/*"  # a glob on the file; package = "@acme/*" limits it to packages
+# reason = "keys generated for the fixtures, never used anywhere"
 """

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from playbook.codec import from_json, to_json
+from playbook.mirrors.coverage import Coverage
 
 # Folders of other people's code a repository carries along: not the repository's own files.
 VENDORED = frozenset({"node_modules", "vendor", "third_party", "bower_components"})
@@ -85,6 +86,10 @@ class Candidate:
     api_id: str | None = None
     found_by: tuple[str, ...] = ()
     pushed_at: str | None = None  # the host's time of the last push, when a listing gave it
+    # From a GraphQL fork listing: the commit the default branch pointed at and its tree oid.
+    # A tree oid equal to a verified copy's proves the same files (git addresses content).
+    commit_sha: str | None = None
+    tree_sha: str | None = None
 
     def merge(self, other: Candidate) -> Candidate:
         """The same URL found twice: keep what either knows."""
@@ -99,6 +104,8 @@ class Candidate:
             forks_listed=self.forks_listed or other.forks_listed,
             api_id=self.api_id or other.api_id,
             pushed_at=self.pushed_at or other.pushed_at,
+            commit_sha=self.commit_sha or other.commit_sha,
+            tree_sha=self.tree_sha or other.tree_sha,
             # Sorted: the sources search concurrently, and the same hunt must write the same files
             # whichever of them answered first (a resumed run is compared with a clean one).
             found_by=tuple(sorted(set(self.found_by + other.found_by))),
@@ -214,3 +221,4 @@ class Collection:
     by_source: Mapping[str, int]
     skipped: tuple[Mapping[str, str], ...] = ()
     queries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    coverage: Coverage = field(default_factory=Coverage)

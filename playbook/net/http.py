@@ -16,6 +16,7 @@ import httpx
 
 from playbook import __version__, failpoints
 from playbook.errors import DryRunViolation, LoopbackViolation, NetworkFatal
+from playbook.net.graphql import only_reads
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -23,16 +24,35 @@ USER_AGENT = f"respond/{__version__} (incident response; +dry-run guard)"
 
 WaitHook = Callable[[str, float], None]
 
-# A per-request mark of "this changes something", set with `extensions=`: a GitHub GraphQL query
-# is a POST that only reads (READ_ONLY); a CDN purge is a GET that writes (WRITES). Without a
-# mark, the method decides. The dry-run guard, the retry rule and the crash seam all key on it.
+# A per-request mark of "this changes something", set with `extensions=`: a CDN purge is a GET
+# that writes (WRITES). Without a mark, the method decides; a GraphQL POST is judged by its
+# operation type (see changes_something). The dry-run guard, the retry rule and the crash seam
+# all key on it.
 MARK = "respond.writes"
 READ_ONLY: dict[str, object] = {MARK: False}
 WRITES: dict[str, object] = {MARK: True}
+# A request whose rate-limit answers (429, 403) a governor decides on: the transport hands them
+# back at once instead of retrying them behind the governor's back (GitHub's rules forbid early
+# retries; see playbook.net.governor).
+GOVERNED = "respond.governed"
+
+
+def is_governed(request: httpx.Request) -> bool:
+    return request.extensions.get(GOVERNED) is True
 
 
 def changes_something(request: httpx.Request) -> bool:
-    """True when the request writes: its explicit mark, else any method but GET and HEAD."""
+    """True when the request writes: its explicit mark, else any method but GET and HEAD.
+
+    A POST to a GraphQL endpoint (a path ending in /graphql) is judged by its document, whatever
+    its mark: queries only read; a mutation, a subscription, or a body that does not parse writes.
+    """
+    if request.method == "POST" and request.url.path.endswith("/graphql"):
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            return True  # a streamed body cannot be read here: not provably a read
+        return not only_reads(body)
     mark = request.extensions.get(MARK)
     if isinstance(mark, bool):
         return mark
@@ -231,6 +251,8 @@ class RetryTransport(Layer):
 
     Reads are retried on network errors and 429/5xx. Writes are retried only when the server
     cannot have acted: the connection never opened, or it answered 429 (it refused to process).
+    A governed request's 429 goes back to its governor untouched: only the governor decides when
+    a rate-limited host is asked again.
     """
 
     def __init__(
@@ -264,9 +286,8 @@ class RetryTransport(Layer):
                     raise
                 await self._sleep(request, attempt, None, "read failed")
                 continue
-            retryable = response.status_code == 429 or (
-                is_read and response.status_code in RETRY_STATUSES
-            )
+            limited = response.status_code == 429 and not is_governed(request)
+            retryable = limited or (is_read and response.status_code in RETRY_STATUSES - {429})
             if not retryable or last:
                 return response
             retry_after = parse_retry_after(response.headers.get("retry-after"))

@@ -7,11 +7,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from playbook.codec import from_json
+from playbook.mirrors.coverage import Coverage
 from playbook.mirrors.model import Mirror
 from playbook.notices.model import Notice
 from playbook.spec import PackageSpec, parse_spec
 from playbook.steps.base import StepOutputs
-from playbook.steps.mirrors import CdnOutput
+from playbook.steps.mirrors import CdnOutput, HuntOutput, VerifyMirrorsOutput
 from playbook.steps.npm import (
     DeprecateOutput,
     LookupOutput,
@@ -25,7 +26,7 @@ from playbook.store.sqlite import Approval, StepRecord
 
 if TYPE_CHECKING:
     from playbook.steps.base import StepContext
-    from playbook.store.sqlite import Store
+    from playbook.store.history import IncidentHistory
 
 Out = TypeVar("Out", bound=StepOutputs)
 # How the view reads one step's outputs: by step type, as that step type's outputs (None: none).
@@ -110,6 +111,7 @@ class TargetView:
     verify: VerifyOutput | None
     cdn: CdnOutput | None
     steps: tuple[StepRecord, ...]
+    coverage: Coverage | None = None  # what the hunt searched and could not (mirrors.coverage)
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class IncidentView:
 # building from the Store ---------------------------------------------------------------------
 
 
-def load_view(store: Store, incident_id: str) -> IncidentView:
+def load_view(store: IncidentHistory, incident_id: str) -> IncidentView:
     """Everything the documents need about one incident, read once from the store."""
     incident = store.get_incident(incident_id)
     steps = tuple(_without_raw_secrets(s) for s in store.steps(incident_id))
@@ -148,14 +150,6 @@ def load_view(store: Store, incident_id: str) -> IncidentView:
         mirrors=tuple(Mirror.from_record(r) for r in store.records(incident_id, "mirror")),
         notices=tuple(Notice.from_record(r) for r in store.records(incident_id, "notice")),
     )
-
-
-def view_loader(store: Store, incident_id: str) -> Callable[[], IncidentView]:
-    """What the engine puts in Services under VIEW_KEY so steps can build the full view."""
-    return lambda: load_view(store, incident_id)
-
-
-VIEW_KEY = "incident_view_loader"
 
 
 def _without_raw_secrets(step: StepRecord) -> StepRecord:
@@ -186,14 +180,14 @@ def _by_uses(steps: tuple[StepRecord, ...], target: str) -> OutputsOf[Any]:
     return outputs_for
 
 
-# building from a step's context (a step run outside the engine, which registers a loader) ------
+# building from a step's context (a step run outside the engine, which gives its store) ------
 
 
 def view_from_context(ctx: StepContext) -> IncidentView:
     """The view a step can build on its own: its needs, the records and the incident folder.
 
-    Without the store there are no step times, events or approvals. The engine puts
-    `view_loader(store, incident_id)` in Services under VIEW_KEY, and `step_view` prefers it.
+    Without the store there are no step times, events or approvals. The engine gives steps
+    its store as `ctx.history`, and `step_view` prefers it.
     """
     spec = str(ctx.target)
 
@@ -213,9 +207,10 @@ def view_from_context(ctx: StepContext) -> IncidentView:
 
 
 def step_view(ctx: StepContext) -> IncidentView:
-    """The full view when the engine registered a loader, else what the context alone gives."""
-    loader: Callable[[], IncidentView] | None = ctx.services.cached(VIEW_KEY, lambda: None)
-    return loader() if loader is not None else view_from_context(ctx)
+    """The full view when the step has the incident's history, else what its context gives."""
+    if ctx.history is not None:
+        return load_view(ctx.history, ctx.incident_id)
+    return view_from_context(ctx)
 
 
 # shared pieces --------------------------------------------------------------------------------
@@ -239,7 +234,17 @@ def _target_view(
         verify=outputs_for("npm.verify", VerifyOutput),
         cdn=outputs_for("cdn.check", CdnOutput),
         steps=steps,
+        coverage=_coverage(outputs_for),
     )
+
+
+def _coverage(outputs_for: OutputsOf[Any]) -> Coverage | None:
+    """The verification's coverage (it carries the hunt's), else the hunt's alone."""
+    verified = outputs_for("mirrors.verify", VerifyMirrorsOutput)
+    if verified is not None and (verified.coverage.searched or verified.coverage.gaps):
+        return verified.coverage  # type: ignore[no-any-return]
+    hunted = outputs_for("mirrors.hunt", HuntOutput)
+    return hunted.coverage if hunted is not None else None
 
 
 def _spec(text: str) -> PackageSpec:

@@ -10,8 +10,11 @@ located in the reconstructed sources.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -54,10 +57,58 @@ def _bounded(buf: bytes, start: int, end: int, word: frozenset[int] = _WORD) -> 
     return (before not in word or escaped) and after not in word
 
 
+_BASE62 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Strings documentation puts where a key goes; a value holding one is an example, not a secret.
+_PLACEHOLDER = re.compile(
+    rb"(?i)example|xxxx|\*\*\*\*|\.\.\.|<[a-z _-]*>|your[_-]?|placeholder|dummy|sample|fake"
+    rb"|redacted|changeme|insert|replace|secret_?here|token_?here|key_?here|test_?key"
+    rb"|(.)\1{5}|abcdefgh|0123456|1234567"
+)
+
+
+def is_placeholder(value: bytes) -> bool:
+    """Documentation stand-ins: EXAMPLE, xxxx, <your-token>, six equal characters, abcdefgh..."""
+    return _PLACEHOLDER.search(value) is not None
+
+
+def _varied(value: bytes, least: int) -> bool:
+    """Random key material uses many distinct characters; `AKIAAAAABBBB...` does not."""
+    return len(set(value)) >= least
+
+
+def base62_crc32(body: bytes) -> bytes:
+    """The 6-character checksum GitHub and npm append to their tokens: base62 of CRC32(body)."""
+    n = zlib.crc32(body)
+    out = bytearray()
+    while n:
+        n, digit = divmod(n, 62)
+        out.append(_BASE62[digit])
+    return bytes(reversed(out)).rjust(6, b"0")
+
+
+def checksummed_token(prefix: str, body: str) -> str:
+    """A token in GitHub's and npm's format (`ghp_`, `npm_`: 30 characters and their checksum).
+
+    For tests and rehearsals: a fake that the detector takes for real. Never a live credential.
+    """
+    raw = body.encode("ascii")
+    if len(raw) != 30 or not raw.isalnum():
+        raise ValueError("a token body is 30 ASCII letters and digits")
+    return prefix + body + base62_crc32(raw).decode()
+
+
+def _checksum_ok(token: bytes) -> bool:
+    """`ghp_`/`npm_`-style: the last 6 characters are base62(CRC32) of the 30 before them."""
+    body = token[token.index(b"_") + 1 :]
+    return len(body) == 36 and base62_crc32(body[:30]) == body[30:]
+
+
 def _kind_a(buf: bytes, m: re.Match[bytes]) -> tuple[str, int] | None:
-    if not _bounded(buf, m.start(), m.end(), _ALNUM):
+    if not _bounded(buf, m.start(), m.end(), _ALNUM) or is_placeholder(m.group()):
         return None
-    return ("google-api-key" if m.group().startswith(b"AIza") else "aws-access-key-id"), 0
+    if m.group().startswith(b"AIza"):
+        return ("google-api-key", 0) if _varied(m.group()[4:], 14) else None
+    return ("aws-access-key-id", 0) if _varied(m.group()[4:], 7) else None
 
 
 # Kinds found from their `_`: the bytes before it name the kind and belong to the value.
@@ -74,18 +125,118 @@ _UNDERSCORE_KINDS = (
 )
 
 
+def _token_ok(kind: str, value: bytes) -> bool:
+    """The token's own format: a checksum where it has one, else varied non-placeholder text."""
+    if value.startswith((b"gh", b"npm_")) and not value.startswith(b"github_pat_"):
+        return _checksum_ok(value)
+    if is_placeholder(value):
+        return False
+    if kind == "github-token":  # github_pat_: 22 characters, `_`, 59 characters
+        return _varied(value[11:], 20)
+    return _varied(value[8:], 10)  # Stripe: after sk_live_ / rk_live_
+
+
 def _kind_underscore(buf: bytes, m: re.Match[bytes]) -> tuple[str, int] | None:
     head = buf[max(0, m.start() - 6) : m.start() + 1]
     for suffix, kind, back in _UNDERSCORE_KINDS:
         if head.endswith(suffix):
-            return (kind, back) if _bounded(buf, m.start() - back, m.end(), _ALNUM) else None
+            start = m.start() - back
+            if not _bounded(buf, start, m.end(), _ALNUM):
+                return None
+            return (kind, back) if _token_ok(kind, buf[start : m.end()]) else None
     return None
 
 
 def _kind_hyphen(buf: bytes, m: re.Match[bytes]) -> tuple[str, int] | None:
     if m.group().startswith(b"-----BEGIN"):
-        return "private-key", 0
-    return ("slack-token", 4) if _bounded(buf, m.start() - 4, m.end(), _ALNUM) else None
+        return ("private-key", 0) if pem_body_ok(buf, m.end()) else None
+    if not _bounded(buf, m.start() - 4, m.end(), _ALNUM) or is_placeholder(m.group()):
+        return None
+    return ("slack-token", 4) if _slack_ok(m.group()[1:]) else None
+
+
+def _slack_ok(rest: bytes) -> bool:
+    """Slack tokens: numeric team and user ids, then a long random part (`xoxb-1-2-AbC...`)."""
+    parts = rest.split(b"-")
+    ids = [p for p in parts[:-1] if p]
+    return (
+        len(ids) >= 2
+        and all(p.isdigit() for p in ids)
+        and len(parts[-1]) >= 20
+        and _varied(parts[-1], 10)
+    )
+
+
+# Between two pieces of a PEM body: whitespace, `\n` escapes (one or more backslashes, as in
+# JSON inside JSON), string concatenation (`"\n" + "`), and PEM headers (`Proc-Type: ...`,
+# `Version: ...` in PGP blocks).
+_PEM_GAP = re.compile(
+    rb"(?:[ \t\r\n]|\\+[nrt]|[\"'`][ \t]*\+?[ \t\r\n]*[\"'`]"
+    rb"|[A-Z][A-Za-z-]{2,30}: [^\r\n\\]{0,200})*"
+)
+_PEM_RUN = re.compile(rb"[A-Za-z0-9+/]+=*")
+# The shortest private key body: Ed25519 in PKCS#8 is 48 bytes, 64 base64 characters.
+PEM_MIN_CHARS = 64
+_PEM_TAIL = 40
+# Not the general placeholder rule: real DER bodies hold runs like `AAAAAA`.
+_PEM_PLACEHOLDER = re.compile(rb"(?i)xxxx|example|your")
+
+
+def pem_body_ok(buf: bytes, pos: int) -> bool:
+    """After a `-----BEGIN ... PRIVATE KEY` header: is there key material, not a bare marker?
+
+    The body must be base64 whose first bytes are a key's structure (a DER SEQUENCE with a
+    plausible length, `openssh-key-v1`, or an OpenPGP packet), and as long as that structure says
+    when the END line is in `buf`. A header alone, `...`, or `<your key>` is no key.
+    """
+    chars: list[bytes] = []
+    total = 0
+    ended = False
+    while True:
+        gap = _PEM_GAP.match(buf, pos)
+        pos = gap.end() if gap else pos
+        run = _PEM_RUN.match(buf, pos)
+        if run is None:
+            # Near the end of the buffer the block may go on in the next window: not ended.
+            ended = buf.startswith(b"-", pos) or len(buf) - pos > _PEM_TAIL
+            break
+        if total < 96:
+            chars.append(run.group())
+        total += len(run.group().rstrip(b"="))
+        pos = run.end()
+        if run.group().endswith(b"="):
+            ended = True
+            break
+    head = b"".join(chars).rstrip(b"=")
+    if total < PEM_MIN_CHARS or _PEM_PLACEHOLDER.search(head):
+        return False
+    try:
+        first = base64.b64decode(head[:64], validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    need = _structure_bytes(first)
+    if need is None:
+        return False
+    return not ended or total * 3 // 4 >= need
+
+
+def _structure_bytes(first: bytes) -> int | None:
+    """How many bytes the body must hold given its first bytes, or None if no key starts so."""
+    if first.startswith(b"openssh-key-v1\0"):
+        return 100
+    if first[0] & 0x80:  # an OpenPGP packet header (secret-key packets are well over 100 bytes)
+        return 100
+    if first[0] != 0x30:
+        return None
+    size = first[1]
+    if size < 0x80:
+        return size + 2 if size >= 40 else None
+    if size == 0x81:
+        return first[2] + 3 if first[2] >= 0x80 else None
+    if size == 0x82:
+        length = int.from_bytes(first[2:4], "big")
+        return length + 4 if length >= 0x100 else None
+    return None
 
 
 _GENERIC_KEYS = re.compile(
@@ -101,6 +252,8 @@ def _kind_generic(buf: bytes, m: re.Match[bytes]) -> tuple[str, int] | None:
         return None
     if not re.search(rb"[a-z]", value) or any(p.regex.search(value) for p in PATTERNS):
         return None  # a known kind reports it already
+    if is_placeholder(value):
+        return None
     before = buf[max(0, m.start() - 48) : m.start()].rstrip(b"\\")
     return ("generic-secret", 0) if _GENERIC_KEYS.search(before) else None
 
@@ -124,14 +277,16 @@ def _p(pattern: bytes, check: Check, group: int = 0) -> _Pattern:
 # Three passes, each starting with one byte the regex engine skips to at memchr speed (~18 ms per
 # 60 MB each); lookbehinds then check the prefix. Per-kind patterns took 7 passes.
 PATTERNS: tuple[_Pattern, ...] = (
-    _p(rb"A(?:[KS]IA[0-9A-Z]{16}|Iza[0-9A-Za-z_\-]{35})", _kind_a),
+    # AWS key ids are base32 (A-Z, 2-7) after AKIA/ASIA; Google's are AIza and 35 more.
+    _p(rb"A(?:[KS]IA[A-Z2-7]{16}|Iza[0-9A-Za-z_\-]{35})", _kind_a),
     _p(
         rb"_(?:(?<=gh[pousr]_)[A-Za-z0-9]{36}|(?<=npm_)[A-Za-z0-9]{36}"
-        rb"|(?<=github_)pat_[A-Za-z0-9_]{82}|(?<=[sr]k_)live_[A-Za-z0-9]{24,200})",
+        rb"|(?<=github_)pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}|(?<=[sr]k_)live_[A-Za-z0-9]{24,200})",
         _kind_underscore,
     ),
     _p(
-        rb"-(?:(?<=xox[abposr]-)[A-Za-z0-9-]{10,200}|----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY)",
+        rb"-(?:(?<=xox[abposr]-)[A-Za-z0-9-]{10,200}"
+        rb"|----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----)",
         _kind_hyphen,
     ),
 )

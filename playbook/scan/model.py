@@ -68,6 +68,9 @@ class ManifestFile:
     sha256: str
     norm_sha256: str
     first_party: bool
+    # Token fingerprints (playbook.scan.winnow) of a spread sample of first-party files: how the
+    # hunt proves copies that were reformatted. Empty for the other files.
+    winnow: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,19 @@ class Rejected:
 
     path: str
     reason: str
+
+
+@dataclass(frozen=True)
+class PackageMeta:
+    """What the artifact's own package.json declares (empty when it has none or it is unreadable).
+
+    `license` is the SPDX expression as written; the legacy `{type}` object and `licenses` list
+    are folded into one (`A OR B`). None: no license declared at all.
+    """
+
+    name: str = ""
+    version: str = ""
+    license: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,7 @@ class ScanResult:
     partial: bool = False
     notes: tuple[str, ...] = ()
     top_dirs: tuple[tuple[str, int], ...] = field(default=())
+    meta: PackageMeta = field(default_factory=PackageMeta)
     # Peak RSS of the helper process that shared a big map (0: none); not part of the findings.
     helper_peak_rss_kib: int = field(default=0, compare=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -11,19 +12,48 @@ from playbook.scan.detect import Hit, WindowScanner, generic_in, is_sensitive
 from playbook.scan.model import (
     Limits,
     ManifestFile,
+    PackageMeta,
     ScanResult,
     SecretFinding,
     SourceMapInfo,
     top_dirs,
 )
+from playbook.scan.names import printable
 from playbook.scan.sourcemap import ParsedMap, inline_maps, parse
-from playbook.scan.work import Found, Row, found, line, locate, process
+from playbook.scan.winnow import winnow
+from playbook.scan.work import WINNOWED, Found, Row, found, line, locate, process
 from playbook.scan.worker import MapWorker, shares
 
 _SCRIPT_SUFFIXES = (".js", ".mjs", ".cjs", ".css")
 _ORIGINAL_SUFFIXES = (".ts", ".tsx", ".mts", ".cts", ".jsx", ".vue", ".svelte")
 # Text files up to this size get the generic rule too; bigger scripts are bundles.
 _GENERIC_MAX = 2 << 20
+
+
+def package_meta(data: bytes) -> PackageMeta:
+    """Name, version and licence from a package.json's bytes; unreadable parts stay empty."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return PackageMeta()
+    if not isinstance(doc, dict):
+        return PackageMeta()
+    name, version = doc.get("name"), doc.get("version")
+    return PackageMeta(
+        printable(name) if isinstance(name, str) else "",
+        printable(version) if isinstance(version, str) else "",
+        _license(doc.get("license"), doc.get("licenses")),
+    )
+
+
+def _license(value: object, legacy: object) -> str | None:
+    """`license` as written, or the old `{type}` object / `licenses` list folded into `A OR B`."""
+    if isinstance(value, str):
+        return printable(value.strip()) or None
+    items = [value] if isinstance(value, dict) else legacy if isinstance(legacy, list) else []
+    types = [i.get("type") for i in items if isinstance(i, dict)]
+    names = [printable(t.strip()) for t in types if isinstance(t, str) and t.strip()]
+    return " OR ".join(names) or None
 
 
 def is_text(data: bytes) -> bool:
@@ -61,8 +91,12 @@ class Collector:
     # Digests of the tokens inside found secrets: such a token must never become a search query.
     secret_tokens: set[bytes] = field(default_factory=set, repr=False)
     helper_rss_kib: int = 0
+    meta: PackageMeta = field(default_factory=PackageMeta)
+    shipped_winnowed: int = 0  # shipped first-party sources given token fingerprints so far
 
     def add(self, entry: Entry) -> None:
+        if entry.path == "package.json":
+            self.meta = package_meta(entry.data)
         if is_sensitive(entry.path):
             self.sensitive.append(entry.path)
         if entry.path.endswith(".map"):
@@ -105,9 +139,14 @@ class Collector:
         if entry.path in self.manifest:
             return
         sha1, sha256, norm = fp.hashes(entry.data)
+        first = fp.is_first_party(entry.path)
+        prints: tuple[int, ...] = ()
+        if first and len(entry.data) >= 64 and self.shipped_winnowed < WINNOWED:
+            self.shipped_winnowed += 1  # the first few shipped sources: token fingerprints
+            prints = winnow(entry.data)
         self.manifest[entry.path] = ManifestFile(
             entry.path, entry.path, None, len(entry.data), fp.count_lines(entry.data),
-            sha1, sha256, norm, fp.is_first_party(entry.path),
+            sha1, sha256, norm, first, prints,
         )  # fmt: skip
 
     def _map_error(self, owner: str, inline: bool, error: str, at_map: Iterable[Found]) -> None:
@@ -188,7 +227,7 @@ class Collector:
                 continue
             self.manifest[src.path] = ManifestFile(
                 src.path, src.source, owner, row.size, row.lines, row.sha1, row.sha256, row.norm,
-                src.first_party,
+                src.first_party, tuple(row.winnow),
             )  # fmt: skip
             if src.first_party:
                 self.first_party_tokens[src.path] = set(row.tokens)
@@ -230,4 +269,5 @@ class Collector:
             notes=tuple(notes),
             top_dirs=top_dirs(first or [f.path for f in self.manifest.values()]),
             helper_peak_rss_kib=self.helper_rss_kib,
+            meta=self.meta,
         )

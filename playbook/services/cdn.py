@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from playbook.errors import RemoteError
 from playbook.net.http import WRITES
-from playbook.services.hub import Services
+
+if TYPE_CHECKING:
+    from playbook.services.hub import Services
 
 
 @dataclass(frozen=True)
@@ -94,21 +96,8 @@ class JsDelivrPurge:
 
 
 def cdns(services: Services) -> tuple[HttpCdn, HttpCdn]:
-    settings = services.settings
-
-    def build() -> tuple[HttpCdn, HttpCdn]:
-        js, un = settings.endpoint("jsdelivr"), settings.endpoint("unpkg")
-        return (
-            HttpCdn("jsdelivr", services.client(timeout=settings.service_timeout), js, "/npm/"),
-            HttpCdn("unpkg", services.client(timeout=settings.service_timeout), un, "/"),
-        )
-
-    return services.cached("cdns", build)
+    return services.cdns()
 
 
 def jsdelivr_purge(services: Services) -> JsDelivrPurge:
-    base = services.settings.endpoint("jsdelivr_purge")
-    timeout = services.settings.service_timeout
-    return services.cached(
-        "jsdelivr_purge", lambda: JsDelivrPurge(services.client(timeout=timeout), base)
-    )
+    return services.jsdelivr_purge()

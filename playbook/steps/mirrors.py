@@ -23,11 +23,12 @@ from playbook.clock import utcnow
 from playbook.errors import RemoteError
 from playbook.gaps import Gap, is_outside_failure, reason
 from playbook.mirrors.collect import NO_TOKEN, collect
+from playbook.mirrors.coverage import Coverage
 from playbook.mirrors.fingerprints import Manifest, load_manifest
 from playbook.mirrors.model import Candidate, Mirror, MirrorStatus, Verdict
 from playbook.mirrors.official import read_official
 from playbook.mirrors.track import list_mirrors, recheck
-from playbook.mirrors.verify import Verifier
+from playbook.mirrors.verify import Verifier, verification_coverage
 from playbook.net.governor import Governor
 from playbook.services.cdn import cdns, jsdelivr_purge
 from playbook.services.github import github_api
@@ -54,6 +55,7 @@ class HuntOutput(StepOutputs):
     queries: dict[str, tuple[str, ...]] = field(default_factory=dict)
     github_requests: int = 0
     gaps: tuple[Gap, ...] = ()  # sources that failed (down, slow, garbage): not searched
+    coverage: Coverage = field(default_factory=Coverage)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class VerifyMirrorsOutput(StepOutputs):
     networks_with_non_copies: tuple[str, ...] = ()
     budget_note: str | None = None
     gaps: tuple[Gap, ...] = ()  # hosts whose candidates could not be verified, and why
+    coverage: Coverage = field(default_factory=Coverage)
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ class HuntMirrors(StepType):
                 for s in found.skipped
                 if s["reason"] != NO_TOKEN
             ),
+            coverage=found.coverage,
         )
         summary = f"{len(cands)} candidates from {len(found.by_source)} sources"
         if found.skipped:
@@ -253,7 +257,10 @@ class VerifyMirrors(StepType):
         name = f"{_folder(manifest_file)}mirrors/mirrors.json"
         ctx.write_file(name, _dump([m.to_record() for m in mirrors]))
         return Outcome(
-            outputs=_verify_outputs(mirrors, spent, name, verifier.budget_note),
+            outputs=replace(
+                _verify_outputs(mirrors, spent, name, verifier.budget_note),
+                coverage=hunt.coverage.merged(verification_coverage(verifier, mirrors)),
+            ),
             summary=_verify_summary(mirrors),
         )
 
@@ -310,7 +317,7 @@ def _verify_outputs(
     counts = collections.Counter(m.verdict.value for m in mirrors)
     copies = [m for m in mirrors if m.verdict is Verdict.COPY]
     return VerifyMirrorsOutput(
-        **{v: counts.get(v, 0) for v in COUNTED},
+        **{v: counts.get(v, 0) for v in COUNTED},  # type: ignore[arg-type]
         copies=len(copies),
         unverified=counts.get("unverified", 0),
         requests=requests,

@@ -80,11 +80,16 @@ class Limits:
     search_window: float = 60.0
     core: int = 5000
     core_window: float = 3600.0
+    graphql: int = 5000  # points
+    graphql_window: float = 3600.0
     # 1-based numbers of GitHub requests answered with a secondary rate limit instead.
     secondary_at: frozenset[int] = frozenset()
     secondary_status: int = 403
-    secondary_retry_after: int = 3
+    secondary_retry_after: int | None = 3  # None: the answer carries no retry-after
     per_page_max: int = 100
+    tree_entries: int = 100_000  # a recursive tree listing longer than this is truncated
+    # Search terms whose searches time out on GitHub's side: `incomplete_results: true`.
+    incomplete_terms: frozenset[str] = frozenset()
 
 
 @dataclass

@@ -86,10 +86,11 @@ def _dist(tarball: str, files: Mapping[str, bytes]) -> dict[str, str]:
 
 
 def package_tarball(files: Mapping[str, bytes]) -> bytes:
-    """A .tgz with `files` under `package/`, as npm packs it (fixed mtimes: same bytes each time).
+    """A .tgz with `files` under `package/`, as npm packs it: the same bytes each time.
 
-    The gzip header's own mtime is fixed too: `tarfile`'s "w:gz" stamps the current second there,
-    so a packument built in one second and its tarball in the next disagreed on the integrity.
+    Both mtimes are fixed, the tar entries' and the gzip header's: `tarfile`'s "w:gz" stamps the
+    current second into the gzip header, so a packument's integrity and the tarball served a
+    second later disagreed whenever the clock ticked between them.
     """
     buf = io.BytesIO()
     with (
