@@ -16,7 +16,7 @@ from playbook.engine import runbook as runbooks
 from playbook.engine.runbook import Runbook
 from playbook.engine.runner import Approver, Engine, Reporter, RunResult, create_incident
 from playbook.errors import RunbookError, UsageError
-from playbook.net.http import ClientOptions, WaitHook
+from playbook.net.http import ClientOptions, RetryPolicy, WaitHook
 from playbook.resources import runbooks_dir
 from playbook.services.hub import Services
 from playbook.spec import PackageSpec, parse_spec
@@ -76,6 +76,7 @@ class Session:
         options = ClientOptions(
             dry_run=self.settings.dry_run,
             timeout=self.settings.timeout,
+            retry=RetryPolicy(backoff=self.settings.retry_backoff),
             on_wait=self.on_wait,
             loopback_only=self.settings.loopback_only,
         )

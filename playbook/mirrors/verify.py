@@ -65,7 +65,7 @@ from datetime import UTC, datetime
 
 from playbook.clock import utcnow
 from playbook.config.org import Official
-from playbook.errors import RespondError
+from playbook.gaps import is_outside_failure, reason
 from playbook.mirrors.coverage import Coverage, Gap, GapKind, Searched
 from playbook.mirrors.fingerprints import Fingerprints, Manifest
 from playbook.mirrors.model import Candidate, Mirror, Verdict, is_vendored
@@ -214,9 +214,12 @@ class Verifier:
                 self.budget_note = exc.message
                 out += [self._mirror(c, Verdict.UNVERIFIED, exc.message) for c in cands[n:]]
                 break
-            except RespondError as exc:
-                failed = self._mirror(cand, Verdict.UNREACHABLE, exc.message)
-                out.append(replace(failed, error=exc.message))
+            except Exception as exc:
+                if not is_outside_failure(exc):
+                    raise
+                why = reason(exc)
+                failed = self._mirror(cand, Verdict.UNREACHABLE, why)
+                out.append(replace(failed, error=why))
         return out
 
     async def verify_one(self, cand: Candidate) -> Mirror:

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 import httpx
 
 from playbook.clock import Seconds, Sleep
-from playbook.errors import RemoteError, RespondError
+from playbook.errors import NetworkFatal, RemoteError, RespondError
 from playbook.net.cache import Cache
 from playbook.net.http import GOVERNED, parse_retry_after
 
@@ -39,6 +39,11 @@ KEPT_HEADERS = (
     "x-ratelimit-resource",
     "x-ratelimit-remaining",
 )
+
+
+class ServiceDown(RemoteError):
+    """The host failed for good this run (unreachable, too slow, 5xx after retries): later
+    requests to it fail at once instead of each waiting out its own timeouts and retries."""
 
 
 class BudgetSpent(RespondError):
@@ -166,6 +171,7 @@ class Governor:
         self._quota: dict[str, tuple[int, float]] = {}  # resource -> (remaining, reset epoch)
         self._hold_until = 0.0
         self._listeners: list[Listener] = []
+        self.down: str | None = None  # why the host is considered down for the rest of the run
 
     @contextlib.contextmanager
     def listening(self, listener: Listener) -> Iterator[None]:
@@ -222,8 +228,15 @@ class Governor:
     async def _within_limits(
         self, resource: str, url: str, cost: int, send: Callable[[], Awaitable[Fetched]]
     ) -> Fetched:
-        """Send serially, after any wait the limits ask for; back off on each limit answer."""
+        """Send serially, after any wait the limits ask for; back off on each limit answer.
+
+        A host found down earlier in the run is not asked again: the caller records a gap."""
         async with self._lock:
+            if self.down is not None:
+                raise ServiceDown(
+                    f"{self.host} is down for this run ({self.down}); {url} was not requested.",
+                    "Resume the incident once the service answers again.",
+                )
             for attempt in range(self.config.max_attempts):
                 await self._before(resource, url, cost)
                 fetched = await send()
@@ -298,11 +311,17 @@ class Governor:
         self.requests += 1
         try:
             response = await self.client.get(url, headers=headers, extensions={GOVERNED: True})
+        except NetworkFatal as exc:
+            self.down = exc.message
+            raise
         except httpx.HTTPError as exc:
-            raise RemoteError(
+            self.down = f"{type(exc).__name__} after retries"
+            raise ServiceDown(
                 f"{self.host} could not be reached for {url}: {exc!r}.",
                 "Check the network or the RESPOND_*_API setting.",
             ) from exc
+        if response.status_code >= 500:
+            self.down = f"HTTP {response.status_code} after retries"
         kept = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
         self._remember(response.headers, resource)
         self._notify(self.status(resource))

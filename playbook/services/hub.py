@@ -9,6 +9,7 @@ modules keep their `github_api(services)`-style accessors, which only delegate t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
@@ -64,10 +65,15 @@ class Services:
         self._purge: JsDelivrPurge | None = None
 
     def client(
-        self, base_url: str = "", headers: dict[str, str] | None = None
+        self,
+        base_url: str = "",
+        headers: dict[str, str] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> httpx.AsyncClient:
-        """A new httpx client with the house policy, closed with the run."""
-        client = build_client(self.options, base_url=base_url, headers=headers)
+        """A client with the house policy; `timeout` overrides the run's (a hunt service's)."""
+        options = self.options if timeout is None else replace(self.options, timeout=timeout)
+        client = build_client(options, base_url=base_url, headers=headers)
         self._clients.append(client)
         return client
 
@@ -79,7 +85,7 @@ class Services:
         """The one governor for host `name` in this run, on the run's clock."""
         if name not in self._governors:
             gov = Governor(
-                self.client(base_url, headers),
+                self.client(base_url, headers, timeout=self.settings.service_timeout),
                 name,
                 self.cache,
                 config,
@@ -157,9 +163,10 @@ class Services:
             from playbook.services.cdn import HttpCdn
 
             js, un = self.settings.endpoint("jsdelivr"), self.settings.endpoint("unpkg")
+            hunt = self.settings.service_timeout
             self._cdns = (
-                HttpCdn("jsdelivr", self.client(), js, "/npm/"),
-                HttpCdn("unpkg", self.client(), un, "/"),
+                HttpCdn("jsdelivr", self.client(timeout=hunt), js, "/npm/"),
+                HttpCdn("unpkg", self.client(timeout=hunt), un, "/"),
             )
         return self._cdns
 
@@ -168,7 +175,7 @@ class Services:
             from playbook.services.cdn import JsDelivrPurge
 
             base = self.settings.endpoint("jsdelivr_purge")
-            self._purge = JsDelivrPurge(self.client(), base)
+            self._purge = JsDelivrPurge(self.client(timeout=self.settings.service_timeout), base)
         return self._purge
 
     def npm_registry(self, package: str) -> HttpNpmRegistry:
@@ -192,6 +199,7 @@ class Services:
             otp=OtpSource(given=settings.otp, ask=ask),
             token_source=config.token_source,
             credentials=config.credential_for,
+            search_timeout=settings.service_timeout,
         )
 
     async def aclose(self) -> None:

@@ -342,9 +342,11 @@ class HttpNpmRegistry:
         anon: httpx.AsyncClient | None = None,
         otp: OtpSource | None = None,
         token_source: str | None = None,
+        search_timeout: float | None = None,
         credentials: Callable[[str], Credential | None] | None = None,
     ) -> None:
         self.client = client
+        self.search_timeout = search_timeout  # the search is a hunt service: its own timeout
         self.url = url if url.endswith("/") else url + "/"
         self.source = source
         self.otp = otp or OtpSource()
@@ -392,7 +394,12 @@ class HttpNpmRegistry:
             return response.status_code == 200
 
     async def search(self, text: str, *, size: int = 20) -> list[SearchHit]:
-        response = await self.client.get("-/v1/search", params={"text": text, "size": size})
+        timeout = (
+            self.search_timeout if self.search_timeout is not None else httpx.USE_CLIENT_DEFAULT
+        )
+        response = await self.client.get(
+            "-/v1/search", params={"text": text, "size": size}, timeout=timeout
+        )
         self._raise_for(response, "GET", f"{self.url}-/v1/search")
         hits = []
         for obj in response.json().get("objects") or []:
