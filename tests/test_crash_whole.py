@@ -129,6 +129,7 @@ def setting(
         yield tmp_path, local_registry, registry_token, proxy
 
 
+@pytest.mark.timeout(1800)  # RESPOND_CRASH_ALL=1 runs 129 points (about 7 minutes)
 def test_crash_anywhere_in_the_default_runbook_then_resume_matches_a_clean_run(
     setting: tuple[Path, LocalRegistry, str, RegistryProxy],
 ) -> None:
