@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REGISTRY_STAMP := registry/node_modules/.installed
-
-.PHONY: setup chromium rehearse test lint typecheck pytest bench clean
-
+ORACLE_STAMP := oracle/npm/node_modules/.installed
+GRAPHQL_STAMP := contracts/graphql/node_modules/.installed
 SECRETLINT_STAMP := bench/tools/secretlint/node_modules/.installed
 
-setup: $(STAMP) $(REGISTRY_STAMP) $(SECRETLINT_STAMP)
+.PHONY: setup oracle contracts-graphql secretlint chromium rehearse test lint typecheck pytest bench clean
+
+setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql secretlint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +23,25 @@ $(REGISTRY_STAMP): registry/package.json registry/package-lock.json
 	cd registry && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The npm CLI itself, the oracle the differential tests and the containment bench drive:
+# pinned by oracle/npm/package-lock.json, run only against the local registry.
+oracle: $(ORACLE_STAMP)
+
+$(ORACLE_STAMP): oracle/npm/package.json oracle/npm/package-lock.json
+	cd oracle/npm && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# GitHub's official GraphQL schema (@octokit/graphql-schema), pinned by its lockfile: the contract
+# test validates every GraphQL query respond sends against it.
+contracts-graphql: $(GRAPHQL_STAMP)
+
+$(GRAPHQL_STAMP): contracts/graphql/package.json contracts/graphql/package-lock.json
+	cd contracts/graphql && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 # secretlint, the peer guard bench/bench_guard.py runs on the same files: pinned by its lockfile.
+secretlint: $(SECRETLINT_STAMP)
+
 $(SECRETLINT_STAMP): bench/tools/secretlint/package.json bench/tools/secretlint/package-lock.json
 	cd bench/tools/secretlint && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -52,4 +71,6 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) registry/node_modules bench/tools/secretlint/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) registry/node_modules oracle/npm/node_modules contracts/graphql/node_modules \
+	  bench/tools/secretlint/node_modules \
+	  .mypy_cache .pytest_cache .ruff_cache

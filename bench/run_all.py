@@ -11,6 +11,7 @@ BENCHES = (
     "bench_containment.py",
     "bench_scan.py",
     "bench_mirrors.py",
+    "bench_forks.py",
     "bench_guard.py",
 )
 

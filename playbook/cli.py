@@ -192,6 +192,12 @@ def _finish_run(session: Session, result: RunResult, json_out: bool) -> NoReturn
         "planned": ExitCode.OK,
         "awaiting_approval": ExitCode.AWAITING_APPROVAL,
     }.get(result.status, ExitCode.FAILED)
+    if code == ExitCode.OK and not session.settings.dry_run:
+        from playbook.steps.npm import not_contained
+
+        for words in not_contained(result.steps):  # a live run that ends uncontained says so
+            typer.echo(f"error: {words}", err=True)
+            code = ExitCode.NOT_CONTAINED
     raise typer.Exit(int(code))
 
 
@@ -242,10 +248,10 @@ def leak(
     """Respond to leaked releases: size, contain, hunt copies, draft notices, report."""
     try:
         from playbook import core
+        from playbook.config import npmrc
         from playbook.config.settings import Mode
 
         targets = core.parse_specs(specs)
-        book = core.load_runbook(runbook)
         settings = _settings(
             mode=Mode.DRY_RUN if dry_run else Mode.LIVE,
             registry=registry,
@@ -256,6 +262,8 @@ def leak(
             safe_version=safe_version,
             unpublish_all=unpublish_all,
         )
+        book = core.load_runbook(runbook, settings)
+        npmrc.check(settings)  # a bad .npmrc is one line and exit 2, before anything runs
     except Exception as exc:
         _fail(exc, verbose)
     _drive(settings, json_out, verbose, lambda session: core.leak(session, targets, book))
@@ -286,6 +294,9 @@ def resume(
             non_interactive=non_interactive,
             otp=otp,
         )
+        from playbook.config import npmrc
+
+        npmrc.check(settings)
     except Exception as exc:
         _fail(exc, verbose)
     _drive(settings, json_out, verbose, lambda session: core.resume(session, incident, force=force))
@@ -378,13 +389,17 @@ def runbook_validate(
     verbose: Verbose = False,
 ) -> None:
     """Load each runbook; report the first flaw of each with file, line and step."""
-    from playbook.engine import runbook as runbooks
+    from playbook import core
     from playbook.errors import ExitCode, RespondError
 
+    try:
+        settings = _settings()
+    except Exception as exc:
+        _fail(exc, verbose)
     failed = False
     for path in files:
         try:
-            book = runbooks.load(path)
+            book = core.load_runbook(path, settings)
             typer.echo(f"ok: {path} ({len(book.steps)} steps)")
         except RespondError as exc:
             failed = True
@@ -406,7 +421,7 @@ def runbook_show(
         from playbook import core
         from playbook import steps as step_types
 
-        book = core.load_runbook(file)
+        book = core.load_runbook(file, _settings())
     except Exception as exc:
         _fail(exc, verbose)
     waves: list[dict[str, Any]] = []

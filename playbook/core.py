@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from playbook import steps as step_types
 from playbook.config.settings import Mode, Settings
 from playbook.engine import runbook as runbooks
 from playbook.engine.runbook import Runbook
@@ -34,7 +35,10 @@ def default_runbook_path() -> Path:
     return runbooks_dir() / DEFAULT_RUNBOOK
 
 
-def load_runbook(path: Path | None) -> Runbook:
+def load_runbook(path: Path | None, settings: Settings) -> Runbook:
+    """The runbook at `path` (default: the shipped one), its step types checked against the
+    built-in ones and the settings' own (RESPOND_STEP_MODULES)."""
+    step_types.use_modules(settings.step_modules)
     return runbooks.load(path or default_runbook_path())
 
 
@@ -63,19 +67,20 @@ class Session:
     on_wait: WaitHook | None = None
     otp_prompt: Callable[[str], str | None] | None = None
 
+    def __post_init__(self) -> None:
+        step_types.use_modules(self.settings.step_modules)  # a resume parses the stored runbook
+
     def services(self) -> Services:
+        """The run's clients, built from the settings: the one place a run's Services is made."""
         options = ClientOptions(
             dry_run=self.settings.dry_run,
             timeout=self.settings.timeout,
             on_wait=self.on_wait,
-            loopback_only=self.settings.env.get("RESPOND_LOOPBACK_ONLY") == "1",
+            loopback_only=self.settings.loopback_only,
         )
-        services = Services(self.settings, options, cache=StoreCache(self.store))
-        if self.otp_prompt is not None:
-            from playbook.services.npm import set_otp_prompt
-
-            set_otp_prompt(services, self.otp_prompt)
-        return services
+        return Services(
+            self.settings, options, cache=StoreCache(self.store), otp_prompt=self.otp_prompt
+        )
 
     async def run(self, incident_id: str, runbook: Runbook) -> RunResult:
         services = self.services()
@@ -97,11 +102,18 @@ def leak(
     specs: list[PackageSpec],
     runbook: Runbook,
     inputs: Mapping[str, Any] | None = None,
+    *,
+    first_events: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> RunResult:
-    """Open a new incident for the leaked releases and run the runbook on it."""
+    """Open a new incident for the leaked releases and run the runbook on it.
+
+    `first_events` go into the audit trail before the run starts (a rehearsal names its scenario).
+    """
     incident_id = create_incident(
         session.store, session.settings.mode, runbook, specs, inputs or {}
     )
+    for kind, data in first_events:
+        session.store.log(incident_id, kind, data)
     return asyncio.run(session.run(incident_id, runbook))
 
 
@@ -210,43 +222,8 @@ def incident_of_notice(store: Store, notice_id: str, incident_id: str | None) ->
 
 
 def scan_target(settings: Settings, target: str) -> ScanResult:
-    """The pre-publish guard's scan: a package folder, a tarball, or a published name@version."""
-    from playbook.scan import scan_path
-
-    path = Path(target).expanduser()
-    if path.exists():
-        return scan_path(path)
-    if "@" not in target.lstrip("@"):
-        raise UsageError(
-            f"{target!r} is neither a file nor a folder here, nor a package spec; "
-            "accepted: a package folder, a .tgz, or name@1.2.3"
-        )
-    return asyncio.run(_scan_published(settings, parse_spec(target)))
-
-
-async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
-    import tempfile
-
-    from playbook.scan import scan_tarball
-    from playbook.services.npm import registry_for
-    from playbook.steps.npm import fetch_tarball, lookup
-
-    store = open_store(settings)
-    session = Session(settings, store)
-    services = session.services()
-    try:
-        registry = registry_for(services, spec.name)
-        look = await lookup(registry, spec, services.cache)
-        if not look.tarball:
-            raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
-        with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
-            path = await fetch_tarball(registry, look, Path(tmp))
-            return await asyncio.to_thread(
-                scan_tarball, path, package=spec.name, version=spec.version
-            )
-    finally:
-        await services.aclose()
-        store.close()
+    """The scan alone (no baseline, no verdict): a package folder, a tarball, or name@version."""
+    return guard(settings, target, no_baseline=True).result
 
 
 @dataclass(frozen=True)
@@ -266,13 +243,12 @@ def guard(
     release to compare with (a version, name@version, a folder or a tarball); `no_baseline` asks
     for the absolute view. The allowlist comes from respond.toml (`[[scan.allow]]`).
     """
-    from playbook.config.allowlist import load_allowlist
     from playbook.scan import scan_path
     from playbook.scan.verdict import judge
 
     if baseline is not None and no_baseline:
         raise UsageError("--baseline and --no-baseline contradict each other; give one of them.")
-    allow = load_allowlist(settings.cwd, settings.home)
+    allow = settings.org.scan_allow
     path = Path(target).expanduser()
     if path.exists():
         result = scan_path(path)
@@ -354,18 +330,16 @@ async def _guard_published(
 
     from playbook.scan import scan_tarball
     from playbook.scan.baseline import Baseline
-    from playbook.services.npm import registry_for
-    from playbook.steps.npm import fetch_tarball, lookup
+    from playbook.services.npm import download_version, registry_for
 
     store = open_store(settings)
     services = Session(settings, store).services()
     try:
         registry = registry_for(services, spec.name)
-        look = await lookup(registry, spec, services.cache)
-        if not look.tarball:
-            raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
         with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
-            path = await fetch_tarball(registry, look, Path(tmp))
+            path = await download_version(registry, spec.name, spec.version, Path(tmp))
+            if path is None:
+                raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
             result = await asyncio.to_thread(
                 scan_tarball, path, package=spec.name, version=spec.version
             )

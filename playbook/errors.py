@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     POLICY = 5
     STORE_TOO_NEW = 6
     TOOL_MISSING = 7
+    NOT_CONTAINED = 8  # a live run ended, and npm.verify found the leaked version still served
 
 
 class RespondError(Exception):

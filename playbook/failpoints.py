@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import signal
 
+# Read here, not in Settings: a test hook that must fire inside the store and the transport,
+# which are built without Settings, and that no command's configuration should carry.
 _SPEC = os.environ.get("RESPOND_FAILPOINT", "")
 _KIND, _, _COUNT = _SPEC.partition(":")
 _AT = int(_COUNT) if _COUNT.isdigit() else 0

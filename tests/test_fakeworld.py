@@ -139,3 +139,17 @@ def test_seeded_world_records_ground_truth() -> None:
     assert "https://github.com/acme/widget-cli" not in world.planted
     assert len(world.forks_of("acme/widget-cli")) == 13  # 12 legitimate forks and one leak
     assert "[official]" in world.respond_toml and '"acme"' in world.respond_toml
+
+
+def test_package_tarball_is_the_same_bytes_across_a_clock_tick() -> None:
+    """The packument's integrity is computed from one build, the served tarball from another."""
+    from unittest import mock
+
+    from playbook.rehearsal.world.npm import package_tarball
+
+    files = {"index.js": b"module.exports = 1\n"}
+    with mock.patch("time.time", return_value=1_000_000_000.0):
+        first = package_tarball(files)
+    with mock.patch("time.time", return_value=1_000_000_007.0):
+        second = package_tarball(files)
+    assert first == second

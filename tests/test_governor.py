@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from playbook.clock import Clock
 from playbook.net.governor import (
     BudgetSpent,
     Governor,
@@ -16,7 +17,6 @@ from playbook.net.governor import (
     QuotaStatus,
     is_blocked,
     limit_kind,
-    use_clock,
 )
 from playbook.net.http import ClientOptions, RetryPolicy
 from playbook.rehearsal.world import FakeClock, FakeWorld, Limits, World, world_settings
@@ -47,13 +47,14 @@ def services_for(
     fake: FakeWorld, tmp: Path, clock: FakeClock, cache: MemoryCache | None = None, **env: str
 ) -> tuple[Services, RestGitHub]:
     settings = world_settings(fake, tmp)
-    settings = type(settings).resolve(env={**settings.env, **env}, cwd=tmp)
+    settings = type(settings).resolve(env={**settings.npm_env, **env}, cwd=tmp)
     # One attempt in the transport: the governor alone must handle every limit answer.
     options = ClientOptions(
         dry_run=False, retry=RetryPolicy(attempts=1), on_wait=lambda m, s: WAITS.append((m, s))
     )
-    services = Services(settings, options, cache=cache or MemoryCache())
-    use_clock(services, clock, clock.sleep)
+    services = Services(
+        settings, options, cache=cache or MemoryCache(), clock=Clock(clock, clock.sleep)
+    )
     return services, github_api(services)
 
 

@@ -144,3 +144,40 @@ def test_a_second_run_makes_no_write(
         assert second.returncode == 0, second.stderr
         assert recording.writes == [], f"the second run wrote: {recording.writes}"
     assert steps_of(second)["lookup"]["outputs"]["unpublished"] is True  # type: ignore[index]
+
+
+def test_an_only_version_is_withheld_and_the_run_exits_not_contained(
+    tmp_path: Path,
+    local_registry: LocalRegistry,
+    registry_token: str,
+    publish: Callable[..., None],
+    unique_name: Callable[..., str],
+    world: FakeWorld,
+) -> None:
+    name = unique_name()
+    publish(name, "1.0.0", leaky=True)
+    cwd, home = project(tmp_path, local_registry.url), tmp_path / "home"
+    proc = run(cwd, home, registry_token, world, "leak", f"{name}@1.0.0", "--yes", "--json",
+               "--non-interactive")  # fmt: skip
+    assert proc.returncode == 8, proc.stderr  # latest stays on it: nothing earlier to move to
+    steps = steps_of(proc)
+    unpublish = steps["unpublish"]["outputs"]
+    assert unpublish["withheld"] is True and unpublish["unpublished"] is False  # type: ignore[index]
+    assert steps["verify"]["outputs"]["contained"] is False  # type: ignore[index]
+    assert "NOT contained" in proc.stderr and "tags latest still point at it" in proc.stderr
+    doc = packument(local_registry, name)
+    assert "1.0.0" in doc["versions"]  # type: ignore[operator]
+    assert doc["versions"]["1.0.0"]["deprecated"]  # type: ignore[index]
+
+
+def test_bad_npm_configuration_is_one_line_and_exit_2(
+    tmp_path: Path, local_registry: LocalRegistry, registry_token: str, world: FakeWorld
+) -> None:
+    cwd = project(tmp_path, local_registry.url)
+    (cwd / ".npmrc").write_text(f"registry={local_registry.url}\n_auth=dXNlcjpwYXNz\n")
+    proc = run(cwd, tmp_path / "home", registry_token, world, "leak", "pkg@1.0.0", "--yes",
+               "--non-interactive")  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert any(".npmrc:2: a top-level `_auth` is not allowed" in ln for ln in lines), lines
+    assert "dXNlcjpwYXNz" not in proc.stderr + proc.stdout

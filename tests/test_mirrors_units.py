@@ -120,9 +120,9 @@ def test_read_official_prefers_the_working_directory(tmp_path: Path) -> None:
     cwd.mkdir()
     home.mkdir()
     (home / "respond.toml").write_text('[official]\ngithub_orgs = ["home-org"]\n')
-    settings = Settings(home=home, cwd=cwd)
-    assert read_official(settings).github_orgs == ("home-org",)
+    assert read_official(Settings(home=home, cwd=cwd)).github_orgs == ("home-org",)
     (cwd / "respond.toml").write_text('[official]\nrepositories = ["acme/cli"]\n')
+    settings = Settings(home=home, cwd=cwd)  # respond.toml is read once per Settings
     assert read_official(settings).repositories == ("acme/cli",)
     assert read_official(settings).github_orgs == ()
 

@@ -78,7 +78,7 @@ def test_the_user_may_ask_for_one_dmca_notice_per_network(tmp_path: Path, how: s
     (tmp_path / "respond.toml").write_text(
         FULL_TOML + ("\n[notices]\ndmca_per_network = true\n" if how == "respond.toml" else "")
     )
-    org = load_org(tmp_path, tmp_path / "nohome", {})
+    org = load_org(tmp_path, tmp_path / "nohome")
     store = build_incident(tmp_path / "home", with_notices=False)
     split = {"per_network": True} if how == "runbook" else {}
     drafts = {d.record["id"]: d for d in store_drafts(store, org, **split)}
@@ -90,7 +90,7 @@ def test_the_user_may_ask_for_one_dmca_notice_per_network(tmp_path: Path, how: s
 def test_a_bad_split_setting_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "respond.toml").write_text(FULL_TOML + '\n[notices]\ndmca_per_network = "yes"\n')
     with pytest.raises(UsageError, match=r"\[notices\] dmca_per_network must be true or false"):
-        load_org(tmp_path, tmp_path, {})
+        load_org(tmp_path, tmp_path)
 
 
 def test_official_and_unrelated_repositories_are_never_listed(world: Any) -> None:
@@ -212,7 +212,7 @@ def test_a_raw_secret_reaches_no_document(world: Any) -> None:
 
 def test_a_missing_signer_gives_needs_details_and_a_visible_blank(tmp_path: Path) -> None:
     (tmp_path / "respond.toml").write_text(FULL_TOML.replace('signer = "Jane Doe"\n', ""))
-    org = load_org(tmp_path, tmp_path / "home", {})
+    org = load_org(tmp_path, tmp_path / "home")
     store = build_incident(tmp_path / "home", with_notices=False)
     drafts = {d.record["id"]: d for d in store_drafts(store, org)}
     dmca_draft = drafts["dmca-github"]
@@ -236,7 +236,7 @@ def test_an_optional_detail_left_out_is_not_a_blank(tmp_path: Path) -> None:
     toml = FULL_TOML.replace('security_url = "https://acme.example/security"\n', "")
     (tmp_path / "respond.toml").write_text(toml)
     store = build_incident(tmp_path / "home", with_notices=False)
-    drafts = store_drafts(store, load_org(tmp_path, tmp_path, {}))
+    drafts = store_drafts(store, load_org(tmp_path, tmp_path))
     assert {d.record["status"] for d in drafts} == {"drafted"}
 
 

@@ -333,4 +333,4 @@ def store_drafts(store: Store, org: OrgConfig, **kwargs: Any) -> list[Any]:
 
 def full_org(tmp: Path) -> OrgConfig:
     (tmp / "respond.toml").write_text(FULL_TOML, encoding="utf-8")
-    return load_org(tmp, tmp / "nohome", {})
+    return load_org(tmp, tmp / "nohome")

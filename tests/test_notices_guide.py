@@ -202,7 +202,7 @@ def test_a_missing_telephone_is_a_visible_blank(tmp_path: Path) -> None:
     from playbook.config.org import load_org
 
     store = build_incident(tmp_path / "home", with_notices=False)
-    drafts = {d.record["id"]: d for d in store_drafts(store, load_org(tmp_path, tmp_path, {}))}
+    drafts = {d.record["id"]: d for d in store_drafts(store, load_org(tmp_path, tmp_path))}
     dmca_draft = drafts["dmca-github"]
     assert "Telephone: [MISSING: telephone]" in section(dmca_draft.text, "Contact")
     assert dmca_draft.record["missing"] == ["telephone"]

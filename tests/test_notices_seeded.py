@@ -65,7 +65,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     (home / "respond.toml").write_text(FULL_TOML.split("[official]")[0] + world.respond_toml)
     from playbook.config.org import load_org
 
-    org = load_org(home, home, {})
+    org = load_org(home, home)
     mirrors = records.mirrors()
     store = build_incident(home / "store", with_notices=False, mirror_list=list(mirrors.values()))
     yield Seeded({d.record["id"]: d for d in store_drafts(store, org)}, mirrors, world)

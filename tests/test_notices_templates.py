@@ -19,7 +19,7 @@ from playbook.net.http import ClientOptions
 from playbook.notices.drafts import draft_notices
 from playbook.notices.render import Renderer
 from playbook.notices.report import render_documents
-from playbook.notices.view import VIEW_KEY, load_view, view_loader
+from playbook.notices.view import load_view
 from playbook.resources import runbooks_dir, templates_dir
 from playbook.services.hub import Services
 from playbook.spec import parse_spec
@@ -119,7 +119,7 @@ def test_a_user_template_overrides_the_shipped_one_file_by_file(tmp_path: Path) 
     folder.mkdir(parents=True)
     (folder / "customer.md.j2").write_text("OURS {{ target.spec }} {{ org.signer }}\n")
     (tmp_path / "respond.toml").write_text('templates_dir = "mine"\n' + FULL_TOML)
-    org = load_org(tmp_path, tmp_path / "home", {})
+    org = load_org(tmp_path, tmp_path / "home")
     assert org.templates_dir == tmp_path / "mine"
     store = build_incident(tmp_path / "home", with_notices=False)
     drafts = {d.record["id"]: d.text for d in store_drafts(store, org)}
@@ -128,7 +128,7 @@ def test_a_user_template_overrides_the_shipped_one_file_by_file(tmp_path: Path) 
 
 
 def test_respond_templates_env_wins_and_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
-    org = load_org(tmp_path, tmp_path, {"RESPOND_TEMPLATES": str(tmp_path / "absent")})
+    org = load_org(tmp_path, tmp_path, templates=tmp_path / "absent")
     with pytest.raises(UsageError, match=r"templates folder .*absent does not exist"):
         Renderer(org.templates_dir)
 
@@ -176,7 +176,7 @@ def test_the_shipped_folders_are_found() -> None:
 
 
 def context(tmp: Path, step_id: str, services: Services, records: MemoryRecords) -> StepContext:
-    settings = Settings(home=tmp / "home", cwd=tmp, env={}, mode=Mode.LIVE)
+    settings = Settings(home=tmp / "home", cwd=tmp, npm_env={}, mode=Mode.LIVE)
     return StepContext(
         incident_id=INCIDENT,
         step_id=step_id,
@@ -225,11 +225,10 @@ def test_the_notices_step_splits_the_dmca_notice_when_the_runbook_asks(tmp_path:
     assert ids == ["dmca-github-acme-cli", "dmca-github-leaker-acme-cli-src"]
 
 
-def test_the_report_step_uses_the_engines_view_loader(tmp_path: Path) -> None:
+def test_the_report_step_reads_the_incident_history_the_engine_gives(tmp_path: Path) -> None:
     store = build_incident(tmp_path / "home", org=full_org(tmp_path))
     services = Services(Settings(home=tmp_path), ClientOptions(dry_run=False))
-    services.cached(VIEW_KEY, lambda: view_loader(store, INCIDENT))
-    ctx = context(tmp_path, "report", services, MemoryRecords())
+    ctx = dataclasses.replace(context(tmp_path, "report", services, MemoryRecords()), history=store)
     outcome = asyncio.run(WriteReport().apply(ctx, Plan()))
     assert to_json(outcome.outputs) == {
         "markdown": "report/report.md",

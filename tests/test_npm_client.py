@@ -9,13 +9,14 @@ from typing import Any, TypeVar
 
 import pytest
 
+from playbook.config.npmrc import nerf_dart
 from playbook.config.settings import Mode, Settings
 from playbook.errors import IntegrityError, OtpRequired, PolicyRefused, RemoteError, UsageError
 from playbook.net.http import ClientOptions, RetryPolicy
 from playbook.rehearsal.proxy import POLICY_MESSAGE, RegistryProxy
 from playbook.secret import Secret
 from playbook.services.hub import Services
-from playbook.services.npm import HttpNpmRegistry, registry_for, set_otp_prompt
+from playbook.services.npm import AskOtp, HttpNpmRegistry, registry_for
 
 pytestmark = pytest.mark.registry
 T = TypeVar("T")
@@ -34,20 +35,23 @@ def make_services(
     dry_run: bool = False,
     otp: str | None = None,
     interactive: bool = False,
+    otp_prompt: AskOtp | None = None,
 ) -> Services:
     env = {"HOME": str(tmp_path), "PATH": ""}
-    if token:
+    if token:  # as a user writes it: npm never reads NPM_TOKEN unless an .npmrc line names it
         env["NPM_TOKEN"] = token
+        (tmp_path / ".npmrc").write_text(f"{nerf_dart(url)}:_authToken=${{NPM_TOKEN}}\n")
     settings = Settings(
         home=tmp_path / "respond",
         mode=Mode.DRY_RUN if dry_run else Mode.LIVE,
-        env=env,
+        npm_env=env,
         cwd=tmp_path,
         registry=url,
         otp=Secret(otp) if otp else None,
         interactive=interactive,
     )
-    return Services(settings, ClientOptions(dry_run=dry_run, retry=FAST, timeout=10.0))
+    options = ClientOptions(dry_run=dry_run, retry=FAST, timeout=10.0)
+    return Services(settings, options, otp_prompt=otp_prompt)
 
 
 async def with_registry(
@@ -288,8 +292,7 @@ def test_otp_prompt_on_a_terminal_and_rejected_code(
         await reg.set_dist_tag(name, "next", "1.0.0")
         return await reg.dist_tags(name)
 
-    services = make_services(tmp_path, proxy.url, registry_token, interactive=True)
-    set_otp_prompt(services, ask)
+    services = make_services(tmp_path, proxy.url, registry_token, interactive=True, otp_prompt=ask)
     assert run(with_registry(services, name, tag))["next"] == "1.0.0"
     assert len(asked) == 1 and "One-time password" in asked[0]
 
@@ -333,6 +336,82 @@ def test_policy_refusal_carries_the_registry_message(
     with pytest.raises(PolicyRefused) as info:
         call(tmp_path, proxy, registry_token, name, body)
     assert POLICY_MESSAGE in info.value.message and info.value.status == 405
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (400, "You cannot unpublish this package. Failed criteria: has dependents"),
+        (403, "Forbidden - unpublish policy. Failed criteria: more than 300 downloads last week"),
+        (405, POLICY_MESSAGE),
+        (422, "Unprocessable: cannot unpublish; criteria: published more than 72 hours ago"),
+    ],
+)
+def test_each_policy_status_is_a_refusal_in_one_line(
+    tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any,
+    status: int, message: str,
+) -> None:  # fmt: skip
+    name = unique_name()
+    publish(name, "1.0.0")
+    publish(name, "1.0.1")
+    proxy.refuse_unpublish(message + "\n(see the unpublish policy)", status=status)
+
+    async def body(reg: HttpNpmRegistry) -> Any:
+        await reg.unpublish_version(name, "1.0.1")
+
+    with pytest.raises(PolicyRefused) as info:
+        call(tmp_path, proxy, registry_token, name, body)
+    assert message in info.value.message and info.value.status == status
+    assert "\n" not in info.value.message and info.value.exit_code == 5
+
+
+def test_a_403_without_policy_words_stays_a_permission_error(
+    tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any
+) -> None:
+    name = unique_name()
+    publish(name, "1.0.0")
+    publish(name, "1.0.1")
+    proxy.refuse_unpublish("You do not have permission to publish this package", status=403)
+
+    async def body(reg: HttpNpmRegistry) -> Any:
+        await reg.unpublish_version(name, "1.0.1")
+
+    with pytest.raises(RemoteError) as info:
+        call(tmp_path, proxy, registry_token, name, body)
+    assert not isinstance(info.value, PolicyRefused) and info.value.status == 403
+
+
+def test_a_404_on_the_tarball_delete_means_done(
+    tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any
+) -> None:
+    name = unique_name()
+    publish(name, "1.0.0")
+    publish(name, "1.0.1", tag="next")
+    proxy.fail("DELETE", r"\.tgz/-rev/", status=404)
+
+    async def body(reg: HttpNpmRegistry) -> Any:
+        return await reg.unpublish_version(name, "1.0.1")
+
+    result = call(tmp_path, proxy, registry_token, name, body)
+    assert result.changed and "404" in result.note
+    assert [(w.method, w.status) for w in proxy.writes] == [("PUT", 201), ("DELETE", 404)]
+
+
+def test_web_flow_only_when_asked_for_else_a_code(
+    tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any
+) -> None:
+    name = unique_name()
+    publish(name, "1.0.0")
+    proxy.require_web_otp("web-token-abc", pending_polls=0)
+
+    async def tag(reg: HttpNpmRegistry) -> Any:
+        await reg.set_dist_tag(name, "next", "1.0.0")
+
+    # With a code given up front respond sends npm-auth-type: legacy, as npm does with --otp:
+    # the registry answers with the classic challenge and the (wrong) code is refused.
+    with pytest.raises(OtpRequired, match="rejected the one-time password"):
+        call(tmp_path, proxy, registry_token, name, tag, otp="111111")
+    assert not [r for r in proxy.requests if r.path.startswith("/-/v1/done")]
 
 
 def test_429_with_retry_after_is_waited_out(

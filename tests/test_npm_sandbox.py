@@ -49,7 +49,7 @@ def test_tarball_on_another_origin_gets_no_token(
     name = unique_name()
     publish(name, "1.0.0")
     env = {"HOME": str(tmp_path), "PATH": "", "NPM_TOKEN": registry_token}
-    settings = Settings(home=tmp_path / "r", env=env, cwd=tmp_path, registry=local_registry.url)
+    settings = Settings(home=tmp_path / "r", npm_env=env, cwd=tmp_path, registry=local_registry.url)
     services = Services(settings, ClientOptions(dry_run=False))
 
     async def body() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from playbook.codec import from_json, to_json
+from playbook.config.npmrc import nerf_dart
 from playbook.config.settings import Mode, Settings
 from playbook.errors import IntegrityError, OtpRequired, RemoteError
 from playbook.net.http import ClientOptions, RetryPolicy
@@ -48,7 +49,9 @@ class Harness:
         env = {"HOME": str(self.tmp_path), "PATH": ""}
         if self.token:
             env["NPM_TOKEN"] = self.token
-        base: dict[str, Any] = {"home": self.tmp_path / "respond", "env": env,
+            npmrc = f"{nerf_dart(self.url)}:_authToken=${{NPM_TOKEN}}\n"
+            (self.tmp_path / ".npmrc").write_text(npmrc)
+        base: dict[str, Any] = {"home": self.tmp_path / "respond", "npm_env": env,
                                 "cwd": self.tmp_path, "registry": self.url}  # fmt: skip
         return Settings(**{**base, **kw})
 
@@ -59,12 +62,15 @@ class Harness:
         *,
         needs: Mapping[str, Mapping[str, Any]] | None = None,
         resumed: bool = False,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
         **settings_kw: Any,
     ) -> dict[str, tuple[Plan, Outcome | None]]:
         settings = self.settings(**settings_kw)
         options = ClientOptions(dry_run=settings.dry_run, retry=FAST, timeout=10.0)
         typed = {k: _typed(k, v) for k, v in (needs or {}).items()}
-        return asyncio.run(self._run(spec, steps, settings, options, typed, resumed))
+        return asyncio.run(
+            self._run(spec, steps, settings, options, typed, resumed, dict(params or {}))
+        )
 
     async def _run(
         self,
@@ -74,6 +80,7 @@ class Harness:
         options: ClientOptions,
         outputs: dict[str, StepOutputs],
         resumed: bool,
+        params: dict[str, Mapping[str, Any]],
     ) -> dict[str, tuple[Plan, Outcome | None]]:
         services = Services(settings, options, cache=self.cache)
         results: dict[str, tuple[Plan, Outcome | None]] = {}
@@ -82,7 +89,7 @@ class Harness:
                 step_type = get(uses)
                 assert step_type is not None, uses
                 ctx = StepContext(
-                    incident_id="inc-1", step_id=step_id, target=spec, params={}, inputs={},
+                    incident_id="inc-1", step_id=step_id, target=spec, params=dict(params.get(step_id, {})), inputs={},
                     needs=dict(outputs), settings=settings, services=services,
                     workdir=self.tmp_path / "incident", resumed=resumed,
                     event=lambda kind, data: self.events.append((kind, data)),
@@ -286,6 +293,42 @@ def test_whole_package_unpublish_only_with_the_flag(
     assert proxy.writes == [] and out(again, "lookup")["unpublished"]
 
 
+def test_only_version_is_withheld_without_the_whole_package_flag(
+    harness: Harness, proxy: RegistryProxy, publish: Any, unique_name: Any
+) -> None:
+    name = unique_name()
+    publish(name, "1.0.0", leaky=True)
+    spec = PackageSpec(name, "1.0.0")
+    results = harness.run(spec)
+    plan, outcome = results["unpublish"]
+    assert plan.actions == () and outcome is not None and outcome.skipped
+    unpublish = out(results, "unpublish")
+    assert unpublish["withheld"] and not unpublish["unpublished"]
+    assert unpublish["support_request_needed"]
+    assert "Refusing to delete the last version of the package" in unpublish["withheld_reason"]
+    assert "--unpublish-all" in unpublish["withheld_reason"]
+    assert out(results, "deprecate")["deprecated"]
+    assert [w.method for w in proxy.writes] == ["PUT"]  # the deprecation; nothing deleted
+    assert ("npm.unpublish.withheld", {"reason": unpublish["withheld_reason"]}) in harness.events
+    proxy.clear()
+    forced = harness.run(spec, params={"unpublish": {"whole_package": True}})
+    assert out(forced, "unpublish")["unpublished"] and out(forced, "unpublish")["whole_package"]
+    assert [(w.method, w.path.split("/-rev/")[0]) for w in proxy.writes] == [("DELETE", f"/{name}")]
+
+
+def test_stale_cdn_reads_do_not_fool_the_verification(
+    harness: Harness, proxy: RegistryProxy, publish: Any, unique_name: Any
+) -> None:
+    spec = publish_history(publish, unique_name())
+    proxy.serve_stale(300)  # document reads without ?write=true come from a 5-minute-old copy
+    results = harness.run(spec, CHAIN[:3] + CHAIN[4:])
+    verify = out(results, "verify")
+    assert verify["contained"] and verify["deprecated"], verify
+    assert verify["tags_on_version"] == []
+    stale = harness.run(spec, CHAIN[:1])  # the plain read still sees the old document
+    assert out(stale, "lookup")["deprecated"] is None
+
+
 def test_otp_challenge_without_terminal_stops_with_resume_hint(
     harness: Harness, proxy: RegistryProxy, publish: Any, unique_name: Any
 ) -> None:
@@ -324,7 +367,7 @@ def test_registry_and_token_only_from_npmrc_never_in_outputs(
     env = {"HOME": str(home), "PATH": "", "TEST_TOKEN": registry_token}
     harness = Harness(tmp_path, "", None)
     spec = publish_history(publish, unique_name("acme"))
-    results = harness.run(spec, CHAIN[:3], env=env, registry=None)
+    results = harness.run(spec, CHAIN[:3], npm_env=env, registry=None)
     look = out(results, "lookup")
     assert look["registry"] == proxy.url
     assert look["registry_source"] == f"{home / '.npmrc'}:1"

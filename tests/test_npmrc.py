@@ -24,7 +24,7 @@ def make_settings(tmp_path: Path, env: dict[str, str] | None = None, **kw: objec
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
     full_env = {"HOME": str(home), "PATH": "", **(env or {})}
-    return Settings(home=tmp_path / "respond", env=full_env, cwd=project, **kw)  # type: ignore[arg-type]
+    return Settings(home=tmp_path / "respond", npm_env=full_env, cwd=project, **kw)  # type: ignore[arg-type]
 
 
 def write(path: Path, text: str) -> Path:
@@ -55,7 +55,7 @@ def test_project_npmrc_is_found_from_a_subfolder_and_beats_user(tmp_path: Path) 
     deep = tmp_path / "project/src/lib"
     deep.mkdir(parents=True)
     s = make_settings(tmp_path)
-    config = resolve(Settings(home=s.home, env=s.env, cwd=deep), "pkg")
+    config = resolve(Settings(home=s.home, npm_env=s.npm_env, cwd=deep), "pkg")
     assert config.url == REG_A
     assert config.source == f"{project}:1"
 
@@ -95,15 +95,15 @@ def test_token_from_longest_nerf_dart_with_env_expansion(tmp_path: Path) -> None
     assert "path-token-123" not in repr(config)
 
 
-def test_token_falls_back_to_shorter_prefix_then_npm_token(tmp_path: Path) -> None:
+def test_token_falls_back_to_shorter_prefix_never_to_npm_token(tmp_path: Path) -> None:
     rc = write(tmp_path / "home/.npmrc", f"registry={REG_B}\n//127.0.0.2:4873/:_authToken=wide\n")
     config = resolve(make_settings(tmp_path), "pkg")
     assert config.token is not None and config.token.reveal() == "wide"
     rc.write_text(f"registry={REG_B}\n")
+    # npm never reads NPM_TOKEN by itself: neither does respond (it would reach any registry).
     config = resolve(make_settings(tmp_path, {"NPM_TOKEN": "from-env-token"}), "pkg")
-    assert config.token is not None and config.token.reveal() == "from-env-token"
-    assert config.token_source == "environment variable NPM_TOKEN"
-    assert resolve(make_settings(tmp_path), "pkg").token is None
+    assert config.token is None and config.token_source is None
+    assert config.credential_for(REG_B + "pkg") is None
 
 
 def test_unset_token_variable_is_a_clear_error_without_the_value(tmp_path: Path) -> None:
@@ -208,10 +208,35 @@ def test_npmrc_shaped_text_resolves_or_fails_with_file_and_line(
         root = Path(tmp)
         write(root / "home/.npmrc", "\n".join(lines))
         env = {"HOME": str(root / "home"), "PATH": "", "X": "y"}
-        s = Settings(home=root / "r", env=env, cwd=root, registry=None)
+        s = Settings(home=root / "r", npm_env=env, cwd=root, registry=None)
         try:
             config = resolve(s, package)
         except RespondError as exc:
             assert ".npmrc" in exc.message or "npm" in exc.message
         else:
             assert config.url.startswith("http") and config.url.endswith("/")
+
+
+def test_client_certificate_is_refused_naming_the_line(tmp_path: Path) -> None:
+    write(tmp_path / "home/.npmrc", f"registry={REG_A}\n//127.0.0.1:4873/:certfile=/c.pem\n"
+          "//127.0.0.1:4873/:keyfile=/k.pem\n//127.0.0.1:4873/:_authToken=tok\n")  # fmt: skip
+    with pytest.raises(NpmrcError, match=r"\.npmrc:2 sets a client certificate.*Supported: "):
+        resolve(make_settings(tmp_path), "pkg")
+
+
+def test_unset_variable_in_a_credential_key_is_an_error_not_a_silent_miss(tmp_path: Path) -> None:
+    write(tmp_path / "home/.npmrc", f"registry={REG_A}\n//${{REG_HOST}}/:_authToken=tok\n")
+    with pytest.raises(NpmrcError, match=r"credential key at .*\.npmrc:2 names an environment"):
+        npmrc.check(make_settings(tmp_path))
+    config = resolve(make_settings(tmp_path, {"REG_HOST": "127.0.0.1:4873"}), "pkg")
+    assert config.token is not None and config.token.reveal() == "tok"
+
+
+def test_basic_forms_and_host_normalisation(tmp_path: Path) -> None:
+    write(tmp_path / "home/.npmrc", "registry=HTTP://LOCALHOST:80/\n//localhost/:username=u\n"
+          "//localhost/:_password=cGFzcw==\n")  # fmt: skip
+    config = resolve(make_settings(tmp_path), "pkg")
+    found = config.credential_for("http://localhost/pkg")
+    assert found is not None and found.kind == "basic"
+    assert found.authorization.reveal() == "Basic dTpwYXNz"  # base64("u:pass")
+    assert config.credential_for("http://localhost:8080/pkg") is None  # another host, nothing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from playbook.config.settings import Settings
-from playbook.errors import UsageError
+from playbook.errors import RespondError, UsageError
 from playbook.notices.report import build_timeline, render_documents, render_report
 from playbook.notices.view import load_view
+from playbook.steps.base import StepOutputs
 from tests.test_notices_fixture import (
     FULL_TOML,
     INCIDENT,
@@ -169,7 +171,7 @@ def test_render_report_reads_the_store_and_respond_toml(
     monkeypatch.chdir(tmp_path)
     md = render_report(store, INCIDENT, "md")
     assert "- Organization: Acme Corp" in md
-    settings = Settings(home=tmp_path / "home", cwd=tmp_path / "home", env={})
+    settings = Settings(home=tmp_path / "home", cwd=tmp_path / "home", npm_env={})
     assert "- Organization: [MISSING: name]" in render_report(
         store, INCIDENT, "md", settings=settings
     )
@@ -286,3 +288,28 @@ def _png(width: int, height: int, idat: bytes) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class RenamedVerify(StepOutputs):
+    """VerifyOutput with `contained` renamed, as a careless refactor would leave it."""
+
+    is_contained: bool = True
+    checked_at: str | None = "2026-01-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_a_missing_attribute_fails_the_report_instead_of_leaving_a_blank(
+    tmp_path: Path, fmt: str
+) -> None:
+    """Templates render with StrictUndefined on attributes of typed objects, in `if`s too."""
+    org = full_org(tmp_path)
+    view = load_view(build_incident(tmp_path / "home", org=org), INCIDENT)
+    target = view.targets[0]
+    assert target.verify is not None and "Containment" in render_documents(view, org, fmt, now=NOW)
+    broken = dataclasses.replace(
+        view,
+        targets=(dataclasses.replace(target, verify=RenamedVerify()),),  # type: ignore[arg-type]
+    )
+    with pytest.raises(RespondError, match="contained"):
+        render_documents(broken, org, fmt, now=NOW)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from playbook.config.allowlist import load_allowlist
+from playbook.config.allowlist import AllowRule
+from playbook.config.org import load_org
 from playbook.errors import UsageError
 from playbook.scan import scan_tarball
 from playbook.scan.baseline import previous_version
 from playbook.scan.license import is_open_source
-from playbook.scan.verdict import AllowRule, exposure, judge
+from playbook.scan.verdict import exposure, judge
 from tests.support.keys import fake_pem, github_token
 
 
@@ -138,7 +139,7 @@ def test_the_allowlist_is_read_from_respond_toml_and_every_entry_needs_a_reason(
     (tmp_path / "respond.toml").write_text(
         '[[scan.allow]]\nrule = "secret"\npath = "test/*"\nreason = "test keys"\n'
     )
-    assert load_allowlist(tmp_path, tmp_path / "home") == (
+    assert load_org(tmp_path, tmp_path / "home").scan_allow == (
         AllowRule(reason="test keys", rule="secret", path="test/*"),
     )
     for bad, says in [
@@ -150,7 +151,7 @@ def test_the_allowlist_is_read_from_respond_toml_and_every_entry_needs_a_reason(
     ]:
         (tmp_path / "respond.toml").write_text(bad)
         with pytest.raises(UsageError, match=r"respond\.toml") as err:
-            load_allowlist(tmp_path, tmp_path / "home")
+            load_org(tmp_path, tmp_path / "home")
         assert says in str(err.value)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import tomllib
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from playbook.config.org import find_config
 from playbook.errors import UsageError
-from playbook.scan.verdict import RULES, AllowRule
+
+RULES = ("original-source", "source-map", "source-growth", "secret", "sensitive-file", "partial")
 
 _KEYS = ("reason", "rule", "path", "package")
 EXAMPLE = """\
@@ -21,19 +22,27 @@ reason = "we publish our maps with sources on purpose (MIT)"
 """
 
 
-def load_allowlist(cwd: Path, home: Path) -> tuple[AllowRule, ...]:
-    """The entries of respond.toml (working directory, else RESPOND_HOME); none without a file."""
-    path = find_config(cwd, home)
-    if path is None:
-        return ()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path} cannot be read as TOML: {exc}.") from None
-    return parse_allowlist(path, data)
+@dataclass(frozen=True)
+class AllowRule:
+    """`[[scan.allow]]`: findings of `rule` on files matching `path` in packages matching
+    `package` (globs; empty matches all) are allowed, for the stated `reason`. Source findings
+    (original-source, source-map, source-growth) name no file: match them by rule and package."""
+
+    reason: str
+    rule: str = ""
+    path: str = ""
+    package: str = ""
+
+    def covers(self, rule: str, path: str, package: str) -> bool:
+        return (
+            (not self.rule or self.rule == rule)
+            and (not self.path or fnmatchcase(path, self.path))
+            and (not self.package or fnmatchcase(package, self.package))
+        )
 
 
 def parse_allowlist(path: Path, data: dict[str, Any]) -> tuple[AllowRule, ...]:
+    """The `[[scan.allow]]` entries of respond.toml's parsed `data` (`path` names it in errors)."""
     scan = data.get("scan", {})
     if not isinstance(scan, dict):
         raise UsageError(f"{path}: [scan] must be a table.", f"Write entries as:\n{EXAMPLE}")

@@ -8,16 +8,26 @@ explicit `--registry` flag: an operator who names a registry (a rehearsal's loop
 have a write land on another. The token is the `//host/path/:_authToken` whose nerf dart is the
 longest prefix of the registry URL, else `NPM_TOKEN`. When nothing names a registry, npm itself
 is asked (`npm config get registry`), so global config and npm's built-in default apply unchanged.
+
+Credentials are chosen per request URL as npm-registry-fetch's `lib/auth.js` does: walk up
+`//host[:port]/path` (host lower-cased, default port dropped, as WHATWG URL writes it) to the first
+key holding `_authToken`, `_auth`, `username`+`_password` or `certfile`+`keyfile`; a URL with none
+borrows the registry's credential only when it is on the registry's own host. `NPM_TOKEN` alone is
+never read (npm does not read it either). Deliberate differences, each an error where npm would
+go on silently: a credential whose `${VAR}` is unset, a top-level `_auth`/`_authToken`/`username`/
+`_password` (npm refuses those too), and a client certificate (respond cannot present one).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,16 +54,128 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """What npm would send for one URL: the Authorization header, and which line set it."""
+
+    authorization: Secret
+    kind: str  # "token" (Bearer), "auth" (Basic from _auth), "basic" (username + _password)
+    where: str
+
+    def __repr__(self) -> str:
+        return f"Credential(kind={self.kind!r}, where={self.where!r})"
+
+
+AUTH_SUFFIXES = (":_authToken", ":_auth", ":username", ":_password", ":certfile", ":keyfile")
+TOP_LEVEL_AUTH = ("_auth", "_authToken", "username", "_password")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """npm-registry-fetch's getAuth: the credential for each request URL of one registry."""
+
+    registry: str
+    config: Mapping[str, Entry]
+
+    def for_url(self, url: str) -> Credential | None:
+        found = self._match(url)
+        if found is None and url != self.registry and _host(url) == _host(self.registry):
+            found = self._match(self.registry)
+        return None if found is None else self._credential(found)
+
+    def _match(self, url: str) -> str | None:
+        key = reg_key(url)
+        while len(key) > 2:
+            if self._has_auth(key):
+                return key
+            key = re.sub(r"(?:[^/]+|/)$", "", key)
+        return None
+
+    def _get(self, key: str) -> Entry | None:
+        entry = self.config.get(key)
+        return entry if entry is not None and entry.value else None
+
+    def _has_auth(self, key: str) -> bool:
+        get = self._get
+        return bool(
+            get(f"{key}:_authToken")
+            or get(f"{key}:_auth")
+            or (get(f"{key}:username") and get(f"{key}:_password"))
+            or (get(f"{key}:certfile") and get(f"{key}:keyfile"))
+        )
+
+    def _credential(self, key: str) -> Credential | None:
+        cert = self._get(f"{key}:certfile")
+        if cert is not None and self._get(f"{key}:keyfile") is not None:
+            raise NpmrcError(
+                f"{cert.where} sets a client certificate (certfile/keyfile) for {key}; respond "
+                "cannot present one. Supported: _authToken, _auth, username + _password.",
+                "Use a token for respond, or run the registry steps with the npm CLI.",
+            )
+        token, auth = self._get(f"{key}:_authToken"), self._get(f"{key}:_auth")
+        user, password = self._get(f"{key}:username"), self._get(f"{key}:_password")
+        if token is not None:
+            return Credential(Secret(f"Bearer {_expanded(token)}"), "token", token.where)
+        if auth is not None:
+            return Credential(Secret(f"Basic {_expanded(auth)}"), "auth", auth.where)
+        if user is not None and password is not None:
+            try:
+                plain = base64.b64decode(_expanded(password) + "==", validate=False).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise NpmrcError(
+                    f"{password.where}: _password is not base64 (npm expects it encoded).",
+                    "Write _password=<base64 of the password>.",
+                ) from None
+            pair = f"{_expanded(user)}:{plain}".encode()
+            return Credential(
+                Secret(f"Basic {base64.b64encode(pair).decode()}"), "basic", password.where
+            )
+        return None
+
+
+def _expanded(entry: Entry) -> str:
+    if _ENV_EXPR.search(entry.value):
+        raise NpmrcError(
+            f"The credential at {entry.where} names an environment variable that is not set.",
+            "Export that variable, or put the value in the .npmrc line itself.",
+        )
+    return entry.value
+
+
+def _host(url: str) -> str:
+    """WHATWG URL's `host`: lower-case, without the scheme's default port."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and port != {"http": 80, "https": 443}.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    return host
+
+
+def reg_key(url: str) -> str:
+    """npm-registry-fetch's first key for a URL: `//host` + pathname (query dropped)."""
+    return f"//{_host(url)}{urlsplit(url).path or '/'}"
+
+
+@dataclass(frozen=True)
 class RegistryConfig:
-    """Where to send registry requests and with which token. `source` never mentions the token."""
+    """Where to send registry requests and with which credentials. `source` never mentions one."""
 
     url: str
     token: Secret | None
     source: str
     token_source: str | None = None
+    credentials: Credentials | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"RegistryConfig(url={self.url!r}, token=<hidden>, source={self.source!r})"
+
+    def credential_for(self, url: str) -> Credential | None:
+        return None if self.credentials is None else self.credentials.for_url(url)
 
 
 def expand_env(text: str, env: Mapping[str, str]) -> str:
@@ -111,7 +233,7 @@ def parse_npmrc(text: str, path: str, env: Mapping[str, str]) -> dict[str, Entry
             section = stripped[1:-1]  # npm ignores keys under an ini [section]; so do we
             continue
         key_raw, has_value, value_raw = line.partition("=")
-        key = _unquote(key_raw)
+        key = expand_env(_unquote(key_raw), env)
         if not key:
             raise NpmrcError(
                 f"{where} is not a `key = value` line: {_shown(stripped)}.",
@@ -176,21 +298,37 @@ def _read(path: Path, env: Mapping[str, str]) -> dict[str, Entry]:
 
 def merged_config(settings: Settings) -> dict[str, Entry]:
     """Every layer npm reads, lowest first, so that higher layers overwrite lower ones."""
-    env = settings.env
+    env = settings.npm_env
     user = user_npmrc(env)
     project = project_root(settings.cwd) / ".npmrc"
-    merged = _read(user, env)
+    layers = [_read(user, env)]
     if project.resolve() != user.resolve():
-        merged.update(_read(project, env))
+        layers.append(_read(project, env))
+    merged: dict[str, Entry] = {}
+    for layer in layers:
+        _refuse_top_level_auth(layer)
+        merged.update(layer)
     merged.update(env_entries(env))
     return merged
+
+
+def _refuse_top_level_auth(layer: Mapping[str, Entry]) -> None:
+    """npm 9+ refuses to run with these (ERR_INVALID_AUTH); so does respond, naming the line."""
+    for key in TOP_LEVEL_AUTH:
+        entry = layer.get(key)
+        if entry is not None and entry.value:
+            raise NpmrcError(
+                f"{entry.where}: a top-level `{key}` is not allowed (npm refuses it too: "
+                f"Invalid auth configuration); supported: //host/path/:{key}=...",
+                f"Rename it to //your-registry-host/:{key} (npm config fix does this).",
+            )
 
 
 def nerf_dart(url: str) -> str:
     """npm's key for credentials: `//host[:port]/path/` without scheme, query or file part."""
     parts = urlsplit(url)
     path = parts.path if parts.path.endswith("/") else parts.path.rsplit("/", 1)[0] + "/"
-    return f"//{parts.netloc}{path}"
+    return f"//{_host(url)}{path}"
 
 
 def normalize_registry(url: str, where: str) -> str:
@@ -214,28 +352,19 @@ def normalize_registry(url: str, where: str) -> str:
 
 
 def find_token(
-    url: str, config: Mapping[str, Entry], env: Mapping[str, str]
+    url: str, config: Mapping[str, Entry], env: Mapping[str, str] | None = None
 ) -> tuple[Secret | None, str | None]:
-    """The `_authToken` of the longest nerf-dart prefix of `url`, else `NPM_TOKEN`."""
-    key = nerf_dart(url)
-    while len(key) > 2:
-        entry = config.get(f"{key}:_authToken")
-        if entry is not None and entry.value:
-            if _ENV_EXPR.search(entry.value):
-                raise NpmrcError(
-                    f"The token at {entry.where} names an environment variable that is not set.",
-                    "Export that variable, or put the token in the .npmrc line itself.",
-                )
-            return Secret(entry.value), entry.where
-        key = re.sub(r"(?:[^/]+|/)$", "", key)
-    if env.get("NPM_TOKEN"):
-        return Secret(env["NPM_TOKEN"]), "environment variable NPM_TOKEN"
-    return None, None
+    """The `_authToken` npm would send to `url` (None when it would send another kind, or none).
+    `env` is unused: npm never falls back to NPM_TOKEN, and neither does respond any more."""
+    found = Credentials(url, config).for_url(url)
+    if found is None or found.kind != "token":
+        return None, None
+    return Secret(found.authorization.reveal().removeprefix("Bearer ")), found.where
 
 
 def ask_npm(settings: Settings) -> str:
     """`npm config get registry`: npm's global config and built-in default, naming no host."""
-    npm = shutil.which("npm", path=settings.env.get("PATH"))
+    npm = shutil.which("npm", path=settings.npm_env.get("PATH"))
     if npm is None:
         raise RespondError(
             "No registry is configured and npm is not installed to say which one it would use.",
@@ -245,7 +374,7 @@ def ask_npm(settings: Settings) -> str:
         done = subprocess.run(
             [npm, "config", "get", "registry"],
             cwd=settings.cwd,
-            env=dict(settings.env),
+            env=dict(settings.npm_env),
             capture_output=True,
             text=True,
             timeout=NPM_TIMEOUT,
@@ -279,5 +408,37 @@ def resolve(settings: Settings, package: str | None = None) -> RegistryConfig:
     else:
         url, source = ask_npm(settings), "npm config get registry"
     url = normalize_registry(url, source)
-    token, token_source = find_token(url, config, settings.env)
-    return RegistryConfig(url=url, token=token, source=source, token_source=token_source)
+    _refuse_unset_keys(config)
+    credentials = Credentials(url, config)
+    found = credentials.for_url(url)
+    token = None
+    if found is not None and found.kind == "token":
+        token = Secret(found.authorization.reveal().removeprefix("Bearer "))
+    return RegistryConfig(
+        url=url,
+        token=token,
+        source=source,
+        token_source=found.where if found is not None else None,
+        credentials=credentials,
+    )
+
+
+def check(settings: Settings) -> None:
+    """Read every npm configuration layer and refuse what would break later (a malformed line, a
+    top-level credential, an unset variable in a credential): before a run starts, not mid-run."""
+    config = merged_config(settings)
+    _refuse_unset_keys(config)
+    for key, entry in config.items():
+        if key.startswith("//") and key.endswith(AUTH_SUFFIXES):
+            _expanded(entry)
+
+
+def _refuse_unset_keys(config: Mapping[str, Entry]) -> None:
+    """A credential key naming an unset variable would silently never match (npm skips it)."""
+    for key, entry in config.items():
+        if key.startswith("//") and key.endswith(AUTH_SUFFIXES) and _ENV_EXPR.search(key):
+            raise NpmrcError(
+                f"The credential key at {entry.where} names an environment variable that is "
+                "not set.",
+                "Export that variable, or write the registry host in the key itself.",
+            )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from playbook.config.allowlist import AllowRule, parse_allowlist
 from playbook.errors import UsageError
 
 FILE_NAME = "respond.toml"
@@ -50,6 +52,7 @@ class OrgConfig:
     templates_dir: Path | None = None
     source: Path | None = None
     notices: NoticeOptions = field(default_factory=NoticeOptions)
+    scan_allow: tuple[AllowRule, ...] = ()  # [[scan.allow]]: what the guard lets pass, and why
 
     def detail(self, name: str) -> str | None:
         return self.details.get(name)
@@ -64,14 +67,16 @@ def find_config(cwd: Path, home: Path) -> Path | None:
     return None
 
 
-def load_org(cwd: Path, home: Path, env: Mapping[str, str] | None = None) -> OrgConfig:
-    """Read respond.toml; no file gives an empty config (every notice then shows its blanks)."""
+def load_org(cwd: Path, home: Path, templates: Path | None = None) -> OrgConfig:
+    """Read respond.toml; no file gives an empty config (every notice then shows its blanks).
+
+    `templates` (Settings.templates, from RESPOND_TEMPLATES) wins over the file's templates_dir.
+    Commands get it once as `Settings.org`; this function is for that and for tests.
+    """
     path = find_config(cwd, home)
     config = OrgConfig() if path is None else _parse(path)
-    override = (env or {}).get("RESPOND_TEMPLATES")
-    if override:
-        folder = Path(override).expanduser()
-        config = OrgConfig(config.details, config.official, folder, path, config.notices)
+    if templates is not None:
+        config = dataclasses.replace(config, templates_dir=templates)
     return config
 
 
@@ -95,7 +100,8 @@ def _parse(path: Path) -> OrgConfig:
     if templates is not None and not isinstance(templates, str):
         raise UsageError(f"{path}: templates_dir must be a string (a folder path).")
     folder = (path.parent / templates).expanduser() if templates else None
-    return OrgConfig(details, Official(**lists), folder, path, NoticeOptions(split))
+    allow = parse_allowlist(path, data)
+    return OrgConfig(details, Official(**lists), folder, path, NoticeOptions(split), allow)
 
 
 def _table(path: Path, data: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> dict[str, Any]:

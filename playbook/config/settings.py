@@ -1,13 +1,22 @@
-"""Frozen Settings, resolved once from flags, RESPOND_* environment and defaults."""
+"""Frozen Settings, resolved once from flags, RESPOND_* environment and defaults.
+
+This module is the only reader of the process environment and of respond.toml (`Settings.org`):
+every other module is handed a typed field. `npm_env` is the one mapping passed on, to
+config/npmrc.py alone, because npm's own configuration is defined over the whole environment
+(npm_config_* in any case, ${VAR} inside .npmrc lines, PATH and HOME for npm itself).
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from playbook.config.org import OrgConfig, load_org
+from playbook.errors import UsageError
 from playbook.secret import Secret
 
 
@@ -52,11 +61,42 @@ def _secret(env: Mapping[str, str], *names: str) -> Secret | None:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """Request paces and budgets (GitHub's published limits less a margin; tests raise them)."""
+
+    github_budget: int = 3000  # RESPOND_GITHUB_BUDGET
+    github_code_search_per_minute: int = 9  # RESPOND_GITHUB_CODE_SEARCH_PER_MINUTE
+    github_search_per_minute: int = 28  # RESPOND_GITHUB_SEARCH_PER_MINUTE
+    swh_search_per_minute: int = 9  # RESPOND_SWH_SEARCH_PER_MINUTE
+
+
+_LIMIT_VARIABLES = {
+    "github_budget": "RESPOND_GITHUB_BUDGET",
+    "github_code_search_per_minute": "RESPOND_GITHUB_CODE_SEARCH_PER_MINUTE",
+    "github_search_per_minute": "RESPOND_GITHUB_SEARCH_PER_MINUTE",
+    "swh_search_per_minute": "RESPOND_SWH_SEARCH_PER_MINUTE",
+}
+
+
+def _limits(env: Mapping[str, str]) -> RateLimits:
+    values: dict[str, int] = {}
+    for name, variable in _LIMIT_VARIABLES.items():
+        raw = env.get(variable)
+        if not raw:
+            continue
+        if not raw.strip().isdigit() or int(raw) < 1:
+            raise UsageError(f"{variable}={raw!r} is not a count; accepted: a whole number >= 1")
+        values[name] = int(raw)
+    return RateLimits(**values)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     mode: Mode = Mode.LIVE
     cwd: Path = field(default_factory=Path.cwd)
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+    # What npm itself would see (config/npmrc.py only); see the module docstring.
+    npm_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     registry: str | None = None
     endpoints: Mapping[str, str] = field(default_factory=dict)
     github_token: Secret | None = None
@@ -68,10 +108,19 @@ class Settings:
     unpublish_all: bool = False
     timeout: float = 30.0
     operator: str = "unknown"
+    loopback_only: bool = False  # RESPOND_LOOPBACK_ONLY=1: refuse every host but this machine
+    limits: RateLimits = field(default_factory=RateLimits)
+    step_modules: tuple[str, ...] = ()  # RESPOND_STEP_MODULES: a team's own step types
+    templates: Path | None = None  # RESPOND_TEMPLATES: wins over respond.toml's templates_dir
 
     @property
     def dry_run(self) -> bool:
         return self.mode is Mode.DRY_RUN
+
+    @functools.cached_property
+    def org(self) -> OrgConfig:
+        """respond.toml (working directory, then home), read once for these settings."""
+        return load_org(self.cwd, self.home, self.templates)
 
     def endpoint(self, name: str) -> str:
         return self.endpoints.get(name) or DEFAULT_ENDPOINTS[name]
@@ -82,12 +131,20 @@ class Settings:
         env = dict(os.environ if env is None else env)
         values: dict[str, object] = {
             "home": default_home(env),
-            "env": env,
+            "npm_env": env,
             "endpoints": _endpoints(env),
             "github_token": _secret(env, "GITHUB_TOKEN", "GH_TOKEN"),
             "otp": _secret(env, "NPM_OTP"),
             "operator": _operator(env),
             "timeout": _timeout(env),
+            "loopback_only": env.get("RESPOND_LOOPBACK_ONLY") == "1",
+            "limits": _limits(env),
+            "step_modules": tuple(
+                m.strip() for m in env.get("RESPOND_STEP_MODULES", "").split(",") if m.strip()
+            ),
+            "templates": Path(env["RESPOND_TEMPLATES"]).expanduser()
+            if env.get("RESPOND_TEMPLATES")
+            else None,
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -111,8 +168,6 @@ def _timeout(env: Mapping[str, str]) -> float:
     except ValueError:
         value = 0.0
     if not 0 < value <= 3600:
-        from playbook.errors import UsageError
-
         raise UsageError(
             f"RESPOND_HTTP_TIMEOUT={raw!r} is not a number of seconds; "
             "accepted: 0 < seconds <= 3600"

@@ -197,10 +197,6 @@ class Engine:
         self.store.ensure_steps(incident_id, _step_rows(run.nodes))
         resumed = self._load_state(run)
         self.store.set_incident_status(incident_id, "running")
-        # The notices and report steps read the whole incident record (events, approvals).
-        from playbook.notices import VIEW_KEY, view_loader
-
-        self.services.cached(VIEW_KEY, lambda: view_loader(self.store, incident_id))
         self.store.log(
             incident_id, "run.started", {"operator": self.settings.operator, "pid": _pid()}
         )
@@ -432,6 +428,8 @@ class Engine:
             resumed=resumed,
             progress=lambda message: self.reporter.progress(node.key, message),
             event=lambda kind, data: self.store.log(incident_id, kind, data, step_key=node.key),
+            history=self.store,
+            clock=self.services.clock,
         )
 
     # -- transitions ------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Order matters for cost: searches first (GitHub, Software Heritage, GitLab, Codeberg and npm run
 concurrently, each host serial behind its governor), then the GitHub network pass: the parent of
-any fork whose parent is unknown (one GET /repos each), then the direct forks of every candidate,
-all pages, recursively, but only into forks whose `forks_count` is not zero (the fork listing
-carries it, so leaf forks cost nothing).
+any fork whose parent is unknown (one GET /repos each), then the forks of every candidate, all
+pages, recursively, but only into forks whose fork count is not zero (the listing carries it, so
+leaf forks cost nothing). With a token the networks are listed through GraphQL (mirrors/forks.py:
+many listings a query, each fork with its tree oid); REST lists whatever GraphQL could not.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from urllib.parse import urlsplit
 from playbook.config.org import Official
 from playbook.errors import RemoteError, RespondError
 from playbook.mirrors.fingerprints import Manifest
+from playbook.mirrors.forks import list_networks
 from playbook.mirrors.model import Candidate, Collection, Source
 from playbook.mirrors.queries import QueryPlan, plan_queries
 from playbook.services.archive import SWH, software_heritage
 from playbook.services.forge import Forge, ForgeRepo, codeberg, gitlab
 from playbook.services.github import GITHUB, RepoInfo, TreeState, github_api
+from playbook.services.github_graphql import ForkNode, github_graphql
 from playbook.services.hub import Services
 
 Progress = Callable[[str], None]
@@ -45,6 +48,25 @@ def github_candidate(info: RepoInfo, source: str, parent_url: str | None = None)
         forks_count=info.forks_count,
         pushed_at=info.pushed_at,
         found_by=(source,),
+    )
+
+
+def fork_candidate(node: ForkNode, parent_url: str) -> Candidate:
+    """A fork from a GraphQL listing, with the commit and tree its default branch holds."""
+    return Candidate(
+        url=node.url,
+        host=GITHUB,
+        kind="repo",
+        name=node.full_name,
+        description=node.description,
+        default_branch=node.default_branch,
+        fork=True,
+        parent=parent_url,
+        forks_count=node.forks,
+        pushed_at=node.pushed_at,
+        found_by=(Source.FORKS,),
+        commit_sha=node.commit,
+        tree_sha=node.tree,
     )
 
 
@@ -148,6 +170,8 @@ class Collector:
         for cand in [c for c in self.found.values() if c.host == GITHUB]:
             if cand.fork and cand.parent is None:
                 await self.lookup_parent(cand)
+        if self.services.settings.github_token:  # GitHub's GraphQL API needs a token
+            await self.graph_networks()
         queue = collections.deque(c.url for c in self.found.values() if self._wants_forks(c))
         while queue:
             cand = self.found[queue.popleft()]
@@ -175,6 +199,35 @@ class Collector:
                 fork = self.add(github_candidate(info, Source.FORKS, parent_url=cand.url))
                 if self._wants_forks(fork):
                     queue.append(fork.url)
+
+    async def graph_networks(self) -> None:
+        """Every network through GraphQL (mirrors/forks.py); what it could not list is left
+        unlisted, for the REST listing that follows."""
+        roots = [c for c in self.found.values() if self._wants_forks(c)]
+        if not roots:
+            return
+        known = [c.name for c in self.found.values() if c.host == GITHUB]
+        listing = await list_networks(
+            github_graphql(self.services),
+            [(c.name, c.forks_count) for c in roots],
+            self.progress,
+            known=known,
+        )
+        by_name = {c.name.lower(): c.url for c in self.found.values() if c.host == GITHUB}
+        for node in listing.forks:
+            parent = by_name.get(node.parent.lower(), f"https://{GITHUB}/{node.parent}")
+            by_name[node.full_name.lower()] = self.add(fork_candidate(node, parent)).url
+        for name, count in listing.listed.items():
+            url = by_name.get(name.lower())
+            if url is not None:
+                cand = self.found[url]
+                listed = Candidate(
+                    cand.url, cand.host, cand.kind, cand.name, forks_listed=True, forks_count=count
+                )
+                self.found[url] = Candidate.merge(listed, cand)
+        self.progress(f"GitHub GraphQL: {len(listing.forks):,} forks in {listing.requests} queries")
+        if listing.stopped:
+            self.progress(f"GraphQL fork listing stopped: {listing.stopped}; REST goes on")
 
     def _wants_forks(self, cand: Candidate) -> bool:
         return cand.host == GITHUB and not cand.forks_listed and cand.forks_count != 0

@@ -85,6 +85,10 @@ class Candidate:
     api_id: str | None = None
     found_by: tuple[str, ...] = ()
     pushed_at: str | None = None  # the host's time of the last push, when a listing gave it
+    # From a GraphQL fork listing: the commit the default branch pointed at and its tree oid.
+    # A tree oid equal to a verified copy's proves the same files (git addresses content).
+    commit_sha: str | None = None
+    tree_sha: str | None = None
 
     def merge(self, other: Candidate) -> Candidate:
         """The same URL found twice: keep what either knows."""
@@ -99,6 +103,8 @@ class Candidate:
             forks_listed=self.forks_listed or other.forks_listed,
             api_id=self.api_id or other.api_id,
             pushed_at=self.pushed_at or other.pushed_at,
+            commit_sha=self.commit_sha or other.commit_sha,
+            tree_sha=self.tree_sha or other.tree_sha,
             found_by=tuple(dict.fromkeys(self.found_by + other.found_by)),
         )
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from playbook.config.org import Official, load_org
+from playbook.config.org import Official
 from playbook.config.settings import Settings
 from playbook.mirrors.model import Candidate
 
 
 def read_official(settings: Settings) -> Official:
     """[official] from respond.toml in the working directory, else in RESPOND_HOME."""
-    return load_org(settings.cwd, settings.home).official
+    return settings.org.official
 
 
 def is_official(candidate: Candidate, official: Official) -> bool:

@@ -1,12 +1,21 @@
 """Proof: each candidate's file tree against the leaked files' hashes, and the verdict it earns.
 
 One request per GitHub candidate, two when anything matches (see "Evidence, kept for the
-notices" below): `git/trees/<default branch or HEAD>?recursive=1` lists every file with its git
+notices" below), none for a fork proven by identity (below):
+`git/trees/<default branch or HEAD>?recursive=1` lists every file with its git
 blob SHA-1, intersected with the manifest's first-party blob SHA-1s. A blob SHA
 matches by content wherever the file sits, so renamed and moved files match as they are.
 A repository whose last push (`pushed_at`, carried by every listing) is older than the publish
 time cannot hold the leak and is `unrelated` at no cost: the vendor's thousands of legitimate
 forks mostly end there.
+
+Forks proven by identity: a fork from a GraphQL listing comes with its default branch's commit
+and that commit's tree oid. When that tree SHA is a tree verified earlier in the pass (forks sort
+after the repositories they were found from), the fork gets that tree's verdict and matched
+files with its own commit and tree SHA as the evidence: git addresses content, so equal tree
+SHAs mean identical files. Only distinct trees are fetched; one whose SHA is the listed tree oid
+is pinned to the listed commit (no commit request either). A fork that removed the leak has
+another tree, is fetched, and is judged for what it holds.
 
 Reformatted files: only when blob matching is partial (some files match, not enough for `copy`),
 tree entries whose path or file name matches a leaked file that did not match are downloaded
@@ -153,6 +162,10 @@ class Verifier:
         self.downloads_left = DOWNLOAD_FLOOR
         self.budget_note = ""
         self._public_shas: set[str] = set()
+        # Trees verified in this pass, by tree SHA: a fork listed with the same tree oid holds
+        # the same files (git addresses content) and is judged from it without a request.
+        self._trees: dict[str, tuple[Candidate, Tree, Match]] = {}
+        self.by_identity = 0
 
     async def run(self, candidates: Iterable[Candidate]) -> list[Mirror]:
         cands = sorted(candidates, key=_order)
@@ -204,6 +217,9 @@ class Verifier:
                 f"last push {cand.pushed_at} is before "
                 "the version was published: it cannot hold the leak",
             )
+        proven = self._same_tree(cand)
+        if proven is not None:
+            return proven
         tree = await self._tree(cand)
         if tree.state is not TreeState.OK:
             return self._gone(cand, tree)
@@ -214,6 +230,8 @@ class Verifier:
             match = await self._reformatted(cand, tree, match)
             if match.matched:
                 tree, match = await self._pinned(cand, tree, match)
+            if tree.sha and not tree.truncated:
+                self._trees.setdefault(tree.sha, (cand, tree, match))
         mirror = self._judge(cand, match)
         if tree.truncated:
             mirror = replace(mirror, evidence=mirror.evidence + "; the tree listing was truncated")
@@ -229,9 +247,34 @@ class Verifier:
             and not is_official(cand, self.official)
         )
 
+    def _same_tree(self, cand: Candidate) -> Mirror | None:
+        """A GitHub fork whose listed tree oid is a tree verified in this pass: judged from that
+        tree, its own commit and tree oid the evidence (git addresses content: same oid, same
+        files). None when no verified tree matches."""
+        known = self._trees.get(cand.tree_sha or "")
+        if cand.host != GITHUB or not cand.commit_sha or known is None:
+            return None
+        if is_official(cand, self.official):
+            return None
+        first, _tree, match = known
+        match = replace(
+            match, tree_sha=str(cand.tree_sha), commit=Commit(cand.commit_sha, str(cand.tree_sha))
+        )
+        mirror = self._judge(cand, match)
+        self.by_identity += 1
+        proof = (
+            f"; its default branch ({cand.default_branch or 'HEAD'}) at commit "
+            f"{cand.commit_sha} has tree {cand.tree_sha}, the tree verified in {first.name}: "
+            "the same tree SHA, so the same files"
+        )
+        return replace(mirror, evidence=mirror.evidence + proof)
+
     async def _tree(self, cand: Candidate) -> Tree:
         if cand.host == GITHUB:
-            return await github_api(self.services).tree(cand.name, cand.default_branch or "HEAD")
+            # By branch, not by the listed commit: a recheck asks the same URL (an ETag 304),
+            # and a tree SHA equal to the listed one pins it to the listed commit (_pinned).
+            ref = cand.default_branch or "HEAD"
+            return await github_api(self.services).tree(cand.name, ref)
         forge = gitlab(self.services) if cand.host == "gitlab.com" else codeberg(self.services)
         repo = ForgeRepo(
             cand.host, cand.name, cand.url, cand.api_id or cand.name, cand.default_branch
@@ -240,6 +283,8 @@ class Verifier:
 
     async def _pinned(self, cand: Candidate, tree: Tree, match: Match) -> tuple[Tree, Match]:
         """The commit the branch points at; the tree at that commit if the branch moved."""
+        if cand.commit_sha and cand.tree_sha and tree.sha == cand.tree_sha:
+            return tree, replace(match, commit=Commit(cand.commit_sha, cand.tree_sha))
         gh = github_api(self.services)
         commit = await gh.commit(cand.name, cand.default_branch or "HEAD")
         if commit is None:

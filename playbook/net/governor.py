@@ -16,19 +16,19 @@ import collections
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
+from playbook.clock import Seconds, Sleep
 from playbook.errors import RemoteError, RespondError
+from playbook.net.cache import Cache
 from playbook.net.http import parse_retry_after
-from playbook.services.hub import Cache, Services
 
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
+Clock = Seconds
 KEPT_HEADERS = (
     "link",
     "etag",
@@ -66,15 +66,6 @@ class GovernorConfig:
     max_attempts: int = 5
     max_wait: float = 900.0
     secondary_wait: float = 60.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> GovernorConfig:
-        """RESPOND_GITHUB_BUDGET, RESPOND_GITHUB_CODE_SEARCH_PER_MINUTE and
-        RESPOND_GITHUB_SEARCH_PER_MINUTE override the defaults (GitHub's limits, less a margin)."""
-        budget = int(env.get("RESPOND_GITHUB_BUDGET") or cls.budget)
-        code = int(env.get("RESPOND_GITHUB_CODE_SEARCH_PER_MINUTE") or 9)
-        search = int(env.get("RESPOND_GITHUB_SEARCH_PER_MINUTE") or 28)
-        return cls(budget=budget, paces={"code_search": Pace(code), "search": Pace(search)})
 
 
 @dataclass(frozen=True)
@@ -132,6 +123,11 @@ def limit_kind(status: int, headers: Mapping[str, str], body: Any) -> str | None
     if is_blocked(status, body):
         return None
     message = str(body.get("message", "")).lower() if isinstance(body, dict) else ""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and any(
+        isinstance(e, dict) and e.get("type") == "RATE_LIMITED" for e in errors
+    ):  # GraphQL says so in its body, with HTTP 200 or 403
+        return "primary" if headers.get("x-ratelimit-remaining") == "0" else "secondary"
     if status == 429 or (status == 403 and "secondary rate limit" in message):
         return "primary" if headers.get("x-ratelimit-remaining") == "0" else "secondary"
     if status == 403 and (headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message):
@@ -223,7 +219,49 @@ class Governor:
                 status=429,
             )
 
-    async def _before(self, resource: str, url: str) -> None:
+    async def post(
+        self, url: str, payload: Mapping[str, Any], *, resource: str = "graphql", cost: int = 1
+    ) -> Fetched:
+        """POST a JSON body (a GraphQL query) within every limit; `cost` in the resource's points.
+
+        Serial with the host's GETs, counted in the same budget; never cached (a POST has no
+        ETag). A query costing more than the points left waits for the reset first.
+        """
+        async with self._lock:
+            for attempt in range(self.config.max_attempts):
+                await self._before(resource, url, cost)
+                fetched = await self._post(url, payload, resource)
+                kind = limit_kind(fetched.status, fetched.headers, _safe_json(fetched))
+                if kind is None:
+                    return fetched
+                self.limited += 1
+                self._back_off(kind, fetched, attempt)
+            raise RemoteError(
+                f"{self.host} kept refusing {url} with rate limits after "
+                f"{self.config.max_attempts} attempts.",
+                "Wait for the quota to reset (see the live display), then resume the incident.",
+                status=429,
+            )
+
+    def note(self, resource: str, remaining: int, reset: float) -> None:
+        """Quota a body reported (GraphQL's `rateLimit`): honoured like the headers."""
+        self._quota[resource] = (remaining, reset)
+
+    async def _post(self, url: str, payload: Mapping[str, Any], resource: str) -> Fetched:
+        self.requests += 1
+        try:
+            response = await self.client.post(url, json=payload)
+        except httpx.HTTPError as exc:
+            raise RemoteError(
+                f"{self.host} could not be reached for {url}: {exc!r}.",
+                "Check the network or the RESPOND_*_API setting.",
+            ) from exc
+        kept = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
+        self._remember(response.headers, resource)
+        self._notify(self.status(resource))
+        return Fetched(url, response.status_code, response.content, kept)
+
+    async def _before(self, resource: str, url: str, cost: int = 1) -> None:
         if self.requests >= self.config.budget:
             raise BudgetSpent(
                 f"The request budget for {self.host} ({self.config.budget}) is spent; "
@@ -233,7 +271,7 @@ class Governor:
         now = self.clock()
         wait, reason = self._hold_until - now, "secondary rate limit"
         remaining, reset = self._quota.get(resource, (1, 0.0))
-        if remaining <= 0 and reset - now > wait:
+        if remaining < cost and reset - now > wait:
             wait, reason = reset - now, f"{resource} quota spent until reset"
         pace = self.config.paces.get(resource)
         sent = self._sent[resource]
@@ -310,40 +348,3 @@ def _safe_json(fetched: Fetched) -> Any:
         return fetched.json()
     except ValueError:
         return None
-
-
-CLOCK_KEY = "governor.clock"
-
-
-def use_clock(services: Services, clock: Clock, sleep: Sleep) -> None:
-    """Give every governor of this run another clock (tests: a fake clock that sleeps instantly)."""
-    services.cached(CLOCK_KEY, lambda: (clock, sleep))
-
-
-def governor_for(
-    services: Services,
-    name: str,
-    base_url: str,
-    headers: dict[str, str] | None = None,
-    *,
-    config: GovernorConfig | None = None,
-) -> Governor:
-    """The one governor for `name` in this run (shared by every step through Services)."""
-
-    def build() -> Governor:
-        clock, sleep = services.cached(CLOCK_KEY, lambda: (time.time, asyncio.sleep))
-        client = services.client(base_url, headers)
-        gov = Governor(
-            client,
-            name,
-            services.cache,
-            config or GovernorConfig.from_env(services.settings.env),
-            clock=clock,
-            sleep=sleep,
-        )
-        hook = services.options.on_wait
-        if hook is not None:
-            gov._listeners.append(lambda s: hook(s.describe(), s.waiting) if s.waiting else None)
-        return gov
-
-    return services.cached(f"governor:{name}", build)

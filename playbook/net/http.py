@@ -13,6 +13,7 @@ import httpx
 
 from playbook import __version__, failpoints
 from playbook.errors import DryRunViolation, LoopbackViolation
+from playbook.net.graphql import only_reads
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -20,16 +21,27 @@ USER_AGENT = f"respond/{__version__} (incident response; +dry-run guard)"
 
 WaitHook = Callable[[str, float], None]
 
-# A per-request mark of "this changes something", set with `extensions=`: a GitHub GraphQL query
-# is a POST that only reads (READ_ONLY); a CDN purge is a GET that writes (WRITES). Without a
-# mark, the method decides. The dry-run guard, the retry rule and the crash seam all key on it.
+# A per-request mark of "this changes something", set with `extensions=`: a CDN purge is a GET
+# that writes (WRITES). Without a mark, the method decides; a GraphQL POST is judged by its
+# operation type (see changes_something). The dry-run guard, the retry rule and the crash seam
+# all key on it.
 MARK = "respond.writes"
 READ_ONLY: dict[str, object] = {MARK: False}
 WRITES: dict[str, object] = {MARK: True}
 
 
 def changes_something(request: httpx.Request) -> bool:
-    """True when the request writes: its explicit mark, else any method but GET and HEAD."""
+    """True when the request writes: its explicit mark, else any method but GET and HEAD.
+
+    A POST to a GraphQL endpoint (a path ending in /graphql) is judged by its document, whatever
+    its mark: queries only read; a mutation, a subscription, or a body that does not parse writes.
+    """
+    if request.method == "POST" and request.url.path.endswith("/graphql"):
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            return True  # a streamed body cannot be read here: not provably a read
+        return not only_reads(body)
     mark = request.extensions.get(MARK)
     if isinstance(mark, bool):
         return mark

@@ -3,10 +3,9 @@
 from playbook.notices.drafts import Draft, draft_notices
 from playbook.notices.lifecycle import auto_resolve, list_notices, mark_resolved, mark_sent
 from playbook.notices.report import render_documents, render_report
-from playbook.notices.view import VIEW_KEY, IncidentView, load_view, view_loader
+from playbook.notices.view import IncidentView, load_view
 
 __all__ = [
-    "VIEW_KEY",
     "Draft",
     "IncidentView",
     "auto_resolve",
@@ -17,5 +16,4 @@ __all__ = [
     "mark_sent",
     "render_documents",
     "render_report",
-    "view_loader",
 ]

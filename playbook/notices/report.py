@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,6 +206,7 @@ def render_report(
 
 
 def org_for(home: Path, settings: Settings | None) -> OrgConfig:
+    """The command's respond.toml (read once by Settings), else the one here or in `home`."""
     if settings is not None:
-        return load_org(settings.cwd, settings.home, settings.env)
-    return load_org(Path.cwd(), home, os.environ)
+        return settings.org
+    return load_org(Path.cwd(), home)

@@ -25,7 +25,7 @@ from playbook.store.sqlite import Approval, StepRecord
 
 if TYPE_CHECKING:
     from playbook.steps.base import StepContext
-    from playbook.store.sqlite import Store
+    from playbook.store.history import IncidentHistory
 
 Out = TypeVar("Out", bound=StepOutputs)
 # How the view reads one step's outputs: by step type, as that step type's outputs (None: none).
@@ -126,7 +126,7 @@ class IncidentView:
 # building from the Store ---------------------------------------------------------------------
 
 
-def load_view(store: Store, incident_id: str) -> IncidentView:
+def load_view(store: IncidentHistory, incident_id: str) -> IncidentView:
     """Everything the documents need about one incident, read once from the store."""
     incident = store.get_incident(incident_id)
     steps = tuple(_without_raw_secrets(s) for s in store.steps(incident_id))
@@ -148,14 +148,6 @@ def load_view(store: Store, incident_id: str) -> IncidentView:
         mirrors=tuple(Mirror.from_record(r) for r in store.records(incident_id, "mirror")),
         notices=tuple(Notice.from_record(r) for r in store.records(incident_id, "notice")),
     )
-
-
-def view_loader(store: Store, incident_id: str) -> Callable[[], IncidentView]:
-    """What the engine puts in Services under VIEW_KEY so steps can build the full view."""
-    return lambda: load_view(store, incident_id)
-
-
-VIEW_KEY = "incident_view_loader"
 
 
 def _without_raw_secrets(step: StepRecord) -> StepRecord:
@@ -186,14 +178,14 @@ def _by_uses(steps: tuple[StepRecord, ...], target: str) -> OutputsOf[Any]:
     return outputs_for
 
 
-# building from a step's context (a step run outside the engine, which registers a loader) ------
+# building from a step's context (a step run outside the engine, which gives its store) ------
 
 
 def view_from_context(ctx: StepContext) -> IncidentView:
     """The view a step can build on its own: its needs, the records and the incident folder.
 
-    Without the store there are no step times, events or approvals. The engine puts
-    `view_loader(store, incident_id)` in Services under VIEW_KEY, and `step_view` prefers it.
+    Without the store there are no step times, events or approvals. The engine gives steps
+    its store as `ctx.history`, and `step_view` prefers it.
     """
     spec = str(ctx.target)
 
@@ -213,9 +205,10 @@ def view_from_context(ctx: StepContext) -> IncidentView:
 
 
 def step_view(ctx: StepContext) -> IncidentView:
-    """The full view when the engine registered a loader, else what the context alone gives."""
-    loader: Callable[[], IncidentView] | None = ctx.services.cached(VIEW_KEY, lambda: None)
-    return loader() if loader is not None else view_from_context(ctx)
+    """The full view when the step has the incident's history, else what its context gives."""
+    if ctx.history is not None:
+        return load_view(ctx.history, ctx.incident_id)
+    return view_from_context(ctx)
 
 
 # shared pieces --------------------------------------------------------------------------------

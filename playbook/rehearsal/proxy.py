@@ -8,6 +8,7 @@ the rehearsal uses it for the "published long ago" scenario.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import re
@@ -38,6 +39,10 @@ class Recorded:
     path: str
     status: int
     authorized: bool = False  # an authorization header came with it (never its value)
+    credential: str = ""  # a short digest of the authorization header, to compare, never shown
+    host: str = ""  # the Host header the client sent, lower-cased
+    npm_headers: tuple[tuple[str, str], ...] = ()  # npm-command, npm-auth-type (never npm-otp)
+    body: bytes = b""
 
     @property
     def write(self) -> bool:
@@ -91,15 +96,21 @@ class _State:
     log: list[Recorded] = field(default_factory=list)
     time_overrides: dict[tuple[str, str], str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    prefix: str = ""
+    stale_window: float = 0.0
+    stale: dict[str, tuple[float, Reply]] = field(default_factory=dict)
 
 
 class RegistryProxy:
     """Start with `with RegistryProxy(upstream_url) as proxy:`; point clients at `proxy.url`."""
 
-    def __init__(self, upstream: str) -> None:
-        self.state = _State(upstream=upstream.rstrip("/"))
+    def __init__(
+        self, upstream: str, *, host: str = "127.0.0.1", port: int = 0, prefix: str = ""
+    ) -> None:
+        """`prefix` ("/npm") is a path the proxy serves the registry under (stripped upstream)."""
+        self.state = _State(upstream=upstream.rstrip("/"), prefix=prefix.rstrip("/"))
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -107,7 +118,12 @@ class RegistryProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+        host = str(self.server.server_address[0])
+        return f"http://{host}:{self.port}{self.state.prefix}/"
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
 
     def __enter__(self) -> RegistryProxy:
         self._thread.start()
@@ -167,8 +183,9 @@ class RegistryProxy:
         return self.add(Rule(None, r"", _writes_only(reply), times))
 
     def require_web_otp(self, token: str, *, pending_polls: int = 1) -> Rule:
-        """Writes get the web flow's 401 (authUrl, doneUrl); doneUrl says 202 a few times, then
-        200 with `token`, which the client must send back as `npm-otp`."""
+        """Writes sent with `npm-auth-type: web` get the web flow's 401 (authUrl, doneUrl), others
+        the classic code challenge; doneUrl says 202 a few times, then 200 with `token`, which the
+        client must send back as `npm-otp`."""
         session = uuid.uuid4().hex
         polls = {"left": pending_polls}
 
@@ -183,6 +200,9 @@ class RegistryProxy:
         def challenge(request: Request) -> Reply | None:
             if request.headers.get("npm-otp") == token:
                 return None
+            if request.headers.get("npm-auth-type") != "web":
+                # The public registry offers the web flow only to clients that ask for it.
+                return _json_reply(401, {"error": "otp required"}, ("www-authenticate", "OTP"))
             base = self.url.rstrip("/")
             body = {
                 "authUrl": f"{base}/-/v1/auth/{session}",
@@ -219,10 +239,29 @@ class RegistryProxy:
             raise ValueError(f"unknown fault {kind!r}; accepted: reset, truncate, slow")
         return self.add(Rule(method, path, lambda _r: Reply(0, fault=kind, delay=delay), times))
 
+    def serve_stale(self, seconds: float) -> None:
+        """Answer document reads without `?write=true` from a copy up to `seconds` old, as the
+        public registry's CDN does; `write=true` reads and every write go to the registry."""
+        with self.state.lock:
+            self.state.stale_window = seconds
+            self.state.stale.clear()
+
     def set_time(self, name: str, version: str, iso: str) -> None:
         """Report `iso` as the publish time of `name@version` in every packument served."""
         with self.state.lock:
             self.state.time_overrides[(name, version)] = iso
+
+
+def _record(request: Request, status: int) -> Recorded:
+    auth = request.headers.get("authorization", "")
+    digest = hashlib.sha256(auth.encode()).hexdigest()[:16] if auth else ""
+    npm = tuple(
+        sorted((k, v) for k, v in request.headers.items() if k in ("npm-command", "npm-auth-type"))
+    )
+    host = request.headers.get("host", "").lower()
+    return Recorded(
+        request.method, request.path, status, bool(auth), digest, host, npm, request.body
+    )
 
 
 def _writes_only(reply: Callable[[Request], Reply | None]) -> Callable[[Request], Reply | None]:
@@ -263,12 +302,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "reset":
             reply = Reply(0)
         elif injected is None or fault:
-            reply = self._forward(request)
+            reply = self._cached(request) or self._forward(request)
         else:
             reply = injected
         with self.state.lock:  # before the reply leaves: a client that got it can rely on the log
-            authorized = "authorization" in request.headers
-            self.state.log.append(Recorded(request.method, request.path, reply.status, authorized))
+            self.state.log.append(_record(request, reply.status))
         if fault == "reset":
             self._reset()
         elif fault == "truncate":
@@ -294,13 +332,33 @@ class _Handler(BaseHTTPRequestHandler):
                 return reply
         return None
 
+    def _cached(self, request: Request) -> Reply | None:
+        """A stale copy of a document read (see RegistryProxy.serve_stale), else None."""
+        with self.state.lock:
+            window = self.state.stale_window
+            if not window or request.method != "GET" or request.path.startswith("/-/"):
+                return None
+            if "write=true" in request.path or "/-/" in request.path:
+                return None
+            kept = self.state.stale.get(request.path)
+            if kept is not None and time.monotonic() - kept[0] < window:
+                return kept[1]
+        reply = self._forward(request)
+        if reply.status == 200:
+            with self.state.lock:
+                self.state.stale[request.path] = (time.monotonic(), reply)
+        return reply
+
     def _forward(self, request: Request) -> Reply:
         target = urlsplit(self.state.upstream)
         conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
         headers = {k: v for k, v in request.headers.items() if k not in HOP_BY_HOP}
         headers.pop("accept-encoding", None)  # identity bodies, so packuments can be rewritten
+        path = request.path
+        if self.state.prefix and path.startswith(self.state.prefix + "/"):
+            path = path[len(self.state.prefix) :]
         try:
-            conn.request(request.method, request.path, body=request.body or None, headers=headers)
+            conn.request(request.method, path, body=request.body or None, headers=headers)
             response = conn.getresponse()
             data = response.read()
             pairs = tuple((k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP)

@@ -9,7 +9,6 @@ PID on the way out, on failure and on Ctrl-C too; only the incident folder stays
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -295,6 +294,8 @@ def _settings(
     write_npmrc(project, registry, "RESPOND_REHEARSAL_TOKEN")
     (project / "package.json").write_text('{"name": "rehearsal-project", "private": true}\n')
     (project / "respond.toml").write_text(ORG_DETAILS + world.respond_toml)
+    # The rehearsal's own environment, resolved into Settings like a command's: only PATH (to
+    # find npm) comes from ours, so nothing of the operator's configuration leaks in.
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(project),  # never the operator's own ~/.npmrc
@@ -314,18 +315,18 @@ def _settings(
 
 
 def _run(settings: Settings, chosen: Scenario, reporter: Any) -> tuple[str, str]:
-    from playbook.core import Session, load_runbook
-    from playbook.engine.runner import create_incident
+    """The scenario's incident, run as `respond leak` runs one (core.leak)."""
+    from playbook.core import Session, leak, load_runbook
     from playbook.spec import PackageSpec
 
     store = Store(settings.home)
     try:
-        book = load_runbook(None)
+        book = load_runbook(None, settings)
         targets = [PackageSpec(p, chosen.leaked_version) for p in chosen.packages]
-        incident_id = create_incident(store, settings.mode, book, targets, {})
-        store.log(incident_id, "rehearsal.scenario", {"scenario": chosen.name})
-        result = asyncio.run(Session(settings, store, reporter=reporter).run(incident_id, book))
-        return incident_id, result.status
+        session = Session(settings, store, reporter=reporter)
+        note = ("rehearsal.scenario", {"scenario": chosen.name})
+        result = leak(session, targets, book, first_events=[note])
+        return result.incident_id, result.status
     finally:
         store.close()
 

@@ -147,6 +147,7 @@ class LocalRegistry:
             )
         )
         self._log = (self.workdir / "verdaccio.log").open("wb")
+        # The child's environment, not configuration: Verdaccio inherits ours (node on PATH).
         env = {**os.environ, "VERDACCIO_HANDLE_KILL_SIGNALS": "true"}
         self._proc = subprocess.Popen(
             [self.node, str(self.entry), "--config", str(config)],

@@ -53,6 +53,7 @@ class MapWorker:
 
     def __init__(self, max_sources: int, head: int, timeout: float = 120.0) -> None:
         root = str(Path(__file__).resolve().parents[2])
+        # The child's environment, not configuration: the helper inherits ours, able to import us.
         path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "PYTHONPATH": path}
         self.timeout = timeout

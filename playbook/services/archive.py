@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
 from playbook.errors import RemoteError
-from playbook.net.governor import Governor, GovernorConfig, Pace, governor_for
-from playbook.services.hub import Services
+from playbook.net.governor import Governor
+
+if TYPE_CHECKING:
+    from playbook.services.hub import Services
 
 SWH = "softwareheritage"
 
@@ -54,8 +56,4 @@ class SoftwareHeritage:
 
 
 def software_heritage(services: Services) -> SoftwareHeritage:
-    base = services.settings.endpoint("swh")
-    per_minute = int(services.settings.env.get("RESPOND_SWH_SEARCH_PER_MINUTE") or 9)
-    config = GovernorConfig(budget=200, paces={"search": Pace(per_minute)})
-    governor = governor_for(services, "swh", base, config=config)
-    return services.cached("swh", lambda: SoftwareHeritage(governor, base))
+    return services.software_heritage()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from playbook.errors import RemoteError
-from playbook.services.hub import Services
+
+if TYPE_CHECKING:
+    from playbook.services.hub import Services
 
 
 @dataclass(frozen=True)
@@ -90,18 +92,8 @@ class JsDelivrPurge:
 
 
 def cdns(services: Services) -> tuple[HttpCdn, HttpCdn]:
-    settings = services.settings
-
-    def build() -> tuple[HttpCdn, HttpCdn]:
-        js, un = settings.endpoint("jsdelivr"), settings.endpoint("unpkg")
-        return (
-            HttpCdn("jsdelivr", services.client(), js, "/npm/"),
-            HttpCdn("unpkg", services.client(), un, "/"),
-        )
-
-    return services.cached("cdns", build)
+    return services.cdns()
 
 
 def jsdelivr_purge(services: Services) -> JsDelivrPurge:
-    base = services.settings.endpoint("jsdelivr_purge")
-    return services.cached("jsdelivr_purge", lambda: JsDelivrPurge(services.client(), base))
+    return services.jsdelivr_purge()

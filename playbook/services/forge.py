@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from playbook.errors import RemoteError
-from playbook.net.governor import Fetched, Governor, GovernorConfig, governor_for
+from playbook.net.governor import Fetched, Governor
 from playbook.services.github import Tree, TreeState
-from playbook.services.hub import Services
+
+if TYPE_CHECKING:
+    from playbook.services.hub import Services
 
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 MAX_TREE_PAGES = 50
@@ -150,17 +152,9 @@ class Forgejo:
         return Tree(TreeState.OK, tuple(entries), truncated=True)
 
 
-def _config() -> GovernorConfig:
-    return GovernorConfig(budget=1000, paces={})
-
-
 def gitlab(services: Services) -> GitLab:
-    base = services.settings.endpoint("gitlab")
-    gov = governor_for(services, "gitlab", base, config=_config())
-    return services.cached("gitlab", lambda: GitLab(gov, base))
+    return services.gitlab()
 
 
 def codeberg(services: Services) -> Forgejo:
-    base = services.settings.endpoint("codeberg")
-    gov = governor_for(services, "codeberg", base, config=_config())
-    return services.cached("codeberg", lambda: Forgejo(gov, base))
+    return services.codeberg()

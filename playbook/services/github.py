@@ -7,12 +7,14 @@ import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from playbook.errors import RemoteError
-from playbook.net.governor import Fetched, Governor, governor_for, is_blocked
-from playbook.services.hub import Services
+from playbook.net.governor import Fetched, Governor, is_blocked
+
+if TYPE_CHECKING:
+    from playbook.services.hub import Services
 
 GITHUB = "github.com"
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
@@ -232,11 +234,5 @@ def _state(fetched: Fetched) -> TreeState | None:
 
 
 def github_api(services: Services) -> RestGitHub:
-    """The run's GitHub client: base URL from settings, token as Bearer, one governor."""
-    settings = services.settings
-    base = settings.endpoint("github")
-    headers = {"accept": "application/vnd.github+json", "x-github-api-version": "2022-11-28"}
-    if settings.github_token:
-        headers["authorization"] = f"Bearer {settings.github_token.reveal()}"
-    governor = governor_for(services, "github", base, headers)
-    return services.cached("github", lambda: RestGitHub(governor, base))
+    """The run's GitHub client (built by Services: token as Bearer, one governor)."""
+    return services.github()

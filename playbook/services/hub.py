@@ -1,68 +1,174 @@
-"""The per-run hub through which steps reach outside services: clients built once, closed once."""
+"""The composition root of a run: every outside client a session needs, built once from Settings.
+
+`Services` is made in one place (core.Session.services, or a test) with everything a client
+depends on given to its constructor: the settings, the transport policy, the durable cache, the
+clock the governors pace on and, on a terminal, the one-time-password prompt. Each client has one
+typed method here that builds it on first use and returns the same object after; the service
+modules keep their `github_api(services)`-style accessors, which only delegate to these.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
-
 import httpx
 
+from playbook.clock import SYSTEM_CLOCK, Clock
 from playbook.config.settings import Settings
+from playbook.net.cache import Cache, MemoryCache
+from playbook.net.governor import Governor, GovernorConfig, Pace
 from playbook.net.http import ClientOptions, build_client
+from playbook.services.archive import SoftwareHeritage
+from playbook.services.cdn import HttpCdn, JsDelivrPurge
+from playbook.services.forge import Forgejo, GitLab
+from playbook.services.github import RestGitHub
+from playbook.services.npm import AskOtp, HttpNpmRegistry, OtpSource
 
-T = TypeVar("T")
+__all__ = ["Cache", "MemoryCache", "Services"]
 
-
-class Cache(Protocol):
-    """A small durable key-value cache (ETags and their bodies), kept in the incident store."""
-
-    def get(self, key: str) -> str | None: ...
-
-    def put(self, key: str, value: str) -> None: ...
-
-
-class MemoryCache:
-    def __init__(self) -> None:
-        self._data: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self._data.get(key)
-
-    def put(self, key: str, value: str) -> None:
-        self._data[key] = value
+GITHUB_HEADERS = {"accept": "application/vnd.github+json", "x-github-api-version": "2022-11-28"}
+FORGE_LIMITS = GovernorConfig(budget=1000, paces={})
 
 
 class Services:
-    """Builds each client once per run with the house policy (see playbook.net.http).
-
-    Service modules expose a function `(services, ...) -> Client` that calls `cached` with its
-    own key, so this hub knows no service by name and a new one needs no change here.
-    """
+    """Builds each client once per run with the house policy (see playbook.net.http)."""
 
     def __init__(
-        self, settings: Settings, options: ClientOptions, cache: Cache | None = None
+        self,
+        settings: Settings,
+        options: ClientOptions,
+        cache: Cache | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        otp_prompt: AskOtp | None = None,
     ) -> None:
         self.settings = settings
         self.options = options
         self.cache: Cache = cache or MemoryCache()
+        self.clock = clock
+        self.otp_prompt = otp_prompt
         self._clients: list[httpx.AsyncClient] = []
-        self._cached: dict[str, Any] = {}
+        self._governors: dict[str, Governor] = {}
+        self._registries: dict[str, HttpNpmRegistry] = {}
+        self._github: RestGitHub | None = None
+        self._gitlab: GitLab | None = None
+        self._codeberg: Forgejo | None = None
+        self._swh: SoftwareHeritage | None = None
+        self._cdns: tuple[HttpCdn, HttpCdn] | None = None
+        self._purge: JsDelivrPurge | None = None
 
     def client(
         self, base_url: str = "", headers: dict[str, str] | None = None
     ) -> httpx.AsyncClient:
+        """A new httpx client with the house policy, closed with the run."""
         client = build_client(self.options, base_url=base_url, headers=headers)
         self._clients.append(client)
         return client
 
-    def cached(self, key: str, factory: Callable[[], T]) -> T:
-        if key not in self._cached:
-            self._cached[key] = factory()
-        value: T = self._cached[key]
-        return value
+    # -- governed APIs --------------------------------------------------------------------
+
+    def _governor(
+        self, name: str, base_url: str, config: GovernorConfig, headers: dict[str, str] | None
+    ) -> Governor:
+        """The one governor for host `name` in this run, on the run's clock."""
+        if name not in self._governors:
+            gov = Governor(
+                self.client(base_url, headers),
+                name,
+                self.cache,
+                config,
+                clock=self.clock.time,
+                sleep=self.clock.sleep,
+            )
+            hook = self.options.on_wait
+            if hook is not None:
+                gov._listeners.append(
+                    lambda s: hook(s.describe(), s.waiting) if s.waiting else None
+                )
+            self._governors[name] = gov
+        return self._governors[name]
+
+    def github(self) -> RestGitHub:
+        """GitHub's REST API: base URL from settings, token as Bearer, paced by the limits."""
+        if self._github is None:
+            base = self.settings.endpoint("github")
+            headers = dict(GITHUB_HEADERS)
+            if self.settings.github_token:
+                headers["authorization"] = f"Bearer {self.settings.github_token.reveal()}"
+            limits = self.settings.limits
+            config = GovernorConfig(
+                budget=limits.github_budget,
+                paces={
+                    "code_search": Pace(limits.github_code_search_per_minute),
+                    "search": Pace(limits.github_search_per_minute),
+                },
+            )
+            self._github = RestGitHub(self._governor("github", base, config, headers), base)
+        return self._github
+
+    def gitlab(self) -> GitLab:
+        if self._gitlab is None:
+            base = self.settings.endpoint("gitlab")
+            self._gitlab = GitLab(self._governor("gitlab", base, FORGE_LIMITS, None), base)
+        return self._gitlab
+
+    def codeberg(self) -> Forgejo:
+        if self._codeberg is None:
+            base = self.settings.endpoint("codeberg")
+            self._codeberg = Forgejo(self._governor("codeberg", base, FORGE_LIMITS, None), base)
+        return self._codeberg
+
+    def software_heritage(self) -> SoftwareHeritage:
+        if self._swh is None:
+            base = self.settings.endpoint("swh")
+            pace = Pace(self.settings.limits.swh_search_per_minute)
+            config = GovernorConfig(budget=200, paces={"search": pace})
+            self._swh = SoftwareHeritage(self._governor("swh", base, config, None), base)
+        return self._swh
+
+    # -- plain clients --------------------------------------------------------------------
+
+    def cdns(self) -> tuple[HttpCdn, HttpCdn]:
+        """jsDelivr and unpkg, probed in that order."""
+        if self._cdns is None:
+            js, un = self.settings.endpoint("jsdelivr"), self.settings.endpoint("unpkg")
+            self._cdns = (
+                HttpCdn("jsdelivr", self.client(), js, "/npm/"),
+                HttpCdn("unpkg", self.client(), un, "/"),
+            )
+        return self._cdns
+
+    def jsdelivr_purge(self) -> JsDelivrPurge:
+        if self._purge is None:
+            base = self.settings.endpoint("jsdelivr_purge")
+            self._purge = JsDelivrPurge(self.client(), base)
+        return self._purge
+
+    def npm_registry(self, package: str) -> HttpNpmRegistry:
+        """The client for `package`'s registry as npm resolves it (a scope may use its own)."""
+        scope = package.split("/", 1)[0] if package.startswith("@") else ""
+        if scope not in self._registries:
+            self._registries[scope] = self._build_registry(package)
+        return self._registries[scope]
+
+    def _build_registry(self, package: str) -> HttpNpmRegistry:
+        from playbook.config import npmrc
+
+        settings = self.settings
+        config = npmrc.resolve(settings, package)
+        ask = self.otp_prompt if settings.interactive else None
+        return HttpNpmRegistry(
+            self.client(config.url),
+            url=config.url,
+            source=config.source,
+            otp=OtpSource(given=settings.otp, ask=ask),
+            token_source=config.token_source,
+            credentials=config.credential_for,
+        )
 
     async def aclose(self) -> None:
         for client in self._clients:
             await client.aclose()
         self._clients.clear()
-        self._cached.clear()
+        self._governors.clear()
+        self._registries.clear()
+        self._github = self._gitlab = self._codeberg = self._swh = None
+        self._cdns = self._purge = None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import contextvars
 import hashlib
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -26,6 +29,7 @@ from playbook.net.http import parse_retry_after
 from playbook.secret import Secret, scrub
 
 if TYPE_CHECKING:
+    from playbook.config.npmrc import Credential
     from playbook.services.hub import Services
 
 Progress = Callable[[str], None]
@@ -33,10 +37,23 @@ AskOtp = Callable[[str], "str | None"]
 Doc = dict[str, Any]
 T = TypeVar("T")
 
-OTP_PROMPT_KEY = "npm.ask-otp"
 WEB_AUTH_TIMEOUT = 300.0
 MAX_TARBALL_BYTES = 1 << 30
 TAMPER_HINT = "Stop and find out why before acting on this artifact (a proxy, a cache, tampering)."
+# npm's own words (lib/commands/unpublish.js), with respond's flag in place of --force.
+LAST_VERSION_MESSAGE = (
+    "Refusing to delete the last version of the package. It will block from republishing a new "
+    "version for 24 hours."
+)
+LAST_VERSION_HINT = (
+    "Run with --unpublish-all (or `with: {whole_package: true}` in the runbook) to do this; "
+    "meanwhile the version stays deprecated and off its tags."
+)
+# The public registry's unpublish refusals: 405/422, and 400/403 whose body names the policy.
+POLICY_STATUSES = frozenset({400, 403, 405, 422})
+_POLICY_WORDS = re.compile(r"unpublish|criteria|policy", re.IGNORECASE)
+# The npm command a request belongs to, sent as `npm-command` as the npm CLI does.
+_COMMAND: contextvars.ContextVar[str | None] = contextvars.ContextVar("npm_command", default=None)
 OTP_HINT = (
     "Resume the incident with `--otp CODE` (or set NPM_OTP=CODE) using a fresh code from your "
     "authenticator; on a terminal respond asks for it."
@@ -90,6 +107,10 @@ class Download:
     size: int
     integrity: str
     shasum: str
+
+
+class LastVersion(UsageError):
+    """npm refuses to unpublish a package's only version without the whole-package flag."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,20 @@ def escape_name(name: str) -> str:
 
 def tarball_filename(name: str, version: str) -> str:
     return f"{name.rsplit('/', 1)[-1]}-{version}.tgz"
+
+
+async def download_version(reg: NpmRegistry, name: str, version: str, folder: Path) -> Path | None:
+    """The published version's tarball, downloaded into `folder` and checked against the
+    packument's integrity and shasum; None when the registry serves no such version."""
+    doc = await reg.packument(name)
+    info = doc.versions.get(version) if doc is not None else None
+    if info is None or not info.dist.tarball:
+        return None
+    dest = folder / tarball_filename(name, version)
+    await reg.download(
+        info.dist.tarball, dest, integrity=info.dist.integrity, shasum=info.dist.shasum
+    )
+    return dest
 
 
 def parse_packument(doc: Mapping[str, Any]) -> Packument:
@@ -281,9 +316,29 @@ class OtpSource:
         self.current = self.given
 
 
+class NpmAuth(httpx.Auth):
+    """npm-registry-fetch's getAuth per request: the credential npm would send to this URL, or
+    none. `headers` are npm's `npm-auth-type` (and `npm-command` of the running operation)."""
+
+    def __init__(self, choose: Callable[[str], Credential | None], auth_type: str = "web") -> None:
+        self.choose = choose
+        self.auth_type = auth_type
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        found = self.choose(str(request.url))
+        if found is not None:
+            request.headers["authorization"] = found.authorization.reveal()
+        request.headers["npm-auth-type"] = self.auth_type
+        command = _COMMAND.get()
+        if command:
+            request.headers["npm-command"] = command
+        yield request
+
+
 class HttpNpmRegistry:
-    """NpmRegistry over an httpx client whose base URL is the registry and whose headers carry
-    the token. `anon` (no token) fetches tarballs that live on another origin."""
+    """NpmRegistry over an httpx client whose base URL is the registry. `credentials` chooses the
+    Authorization of each request by its URL, as npm does; without it, `client`'s own headers go.
+    `anon` fetches tarballs on another origin when no chooser is given."""
 
     def __init__(
         self,
@@ -294,12 +349,18 @@ class HttpNpmRegistry:
         anon: httpx.AsyncClient | None = None,
         otp: OtpSource | None = None,
         token_source: str | None = None,
+        credentials: Callable[[str], Credential | None] | None = None,
     ) -> None:
         self.client = client
         self.url = url if url.endswith("/") else url + "/"
         self.source = source
-        self.anon = anon or client
         self.otp = otp or OtpSource()
+        if credentials is not None:
+            # npm's auth-type is `legacy` when an OTP is given up front, else `web`.
+            auth_type = "legacy" if self.otp.given is not None else "web"
+            client.auth = NpmAuth(credentials, auth_type)
+            anon = client  # the chooser decides per URL, other origins included
+        self.anon = anon or client
         self.token_source = token_source
         self._origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.url))
 
@@ -325,7 +386,8 @@ class HttpNpmRegistry:
 
     async def dist_tags(self, name: str) -> dict[str, str]:
         path = f"-/package/{escape_name(name)}/dist-tags"
-        response = await self.client.get(path)
+        with _command("dist-tag"):
+            response = await self.client.get(path)
         if response.status_code == 404:
             raise RemoteError(f"The registry {self.url} has no package {name}.", status=404)
         self._raise_for(response, "GET", self.url + path)
@@ -391,7 +453,8 @@ class HttpNpmRegistry:
         self, name: str, tag: str, version: str, *, progress: Progress | None = None
     ) -> None:
         path = f"-/package/{escape_name(name)}/dist-tags/{quote(tag, safe='')}"
-        await self._write("PUT", path, json_body=version, progress=progress)
+        with _command("dist-tag"):
+            await self._write("PUT", path, json_body=version, progress=progress)
 
     async def delete_dist_tag(
         self, name: str, tag: str, *, progress: Progress | None = None
@@ -399,15 +462,17 @@ class HttpNpmRegistry:
         if tag == "latest":
             raise UsageError(f"Refusing to delete the `latest` tag of {name}; move it instead.")
         path = f"-/package/{escape_name(name)}/dist-tags/{quote(tag, safe='')}"
-        await self._write("DELETE", path, progress=progress)
+        with _command("dist-tag"):
+            await self._write("DELETE", path, progress=progress)
 
     async def deprecate(
         self, name: str, version: str, message: str, *, progress: Progress | None = None
     ) -> bool:
         """Set `versions[v].deprecated` and PUT the whole document back. False: already set."""
-        return await _once_more_on_conflict(
-            lambda: self._deprecate(name, version, message, progress)
-        )
+        with _command("deprecate"):
+            return await _once_more_on_conflict(
+                lambda: self._deprecate(name, version, message, progress)
+            )
 
     async def _deprecate(
         self, name: str, version: str, message: str, progress: Progress | None
@@ -433,10 +498,19 @@ class HttpNpmRegistry:
         latest: str | None = None,
         progress: Progress | None = None,
     ) -> UnpublishResult:
-        """npm's sequence; a call after an interruption finishes whatever is left of it."""
-        return await _once_more_on_conflict(
-            lambda: self._unpublish_version(name, version, tarball, latest, progress)
-        )
+        """npm's sequence; a call after an interruption finishes whatever is left of it. A 404
+        on the way means another hand finished it: done, as libnpmpublish treats it."""
+        done: list[str] = []
+        with _command("unpublish"):
+            try:
+                return await _once_more_on_conflict(
+                    lambda: self._unpublish_version(name, version, tarball, latest, progress, done)
+                )
+            except RemoteError as exc:
+                if exc.status != 404:
+                    raise
+        note = "the registry answered 404 on the way: already unpublished, as npm treats it"
+        return UnpublishResult(bool(done), tuple(done), note=note)
 
     async def _unpublish_version(
         self,
@@ -445,6 +519,7 @@ class HttpNpmRegistry:
         tarball: str | None,
         latest: str | None,
         progress: Progress | None,
+        done: list[str],
     ) -> UnpublishResult:
         doc = await self._doc(name)
         if doc is None:
@@ -453,12 +528,9 @@ class HttpNpmRegistry:
         if version not in versions:
             return await self._finish_tarball_delete(name, version, doc, tarball, progress)
         if len(versions) == 1:
-            # npm's rule: unpublishing the only version removes the package.
-            removed = await self._delete_package(name, doc, progress)
-            return UnpublishResult(
-                True, removed, whole_package=True, note="it was the only version"
-            )
-        sequence: list[str] = []
+            # npm's rule: the only version goes only with the whole package, on its own flag.
+            raise LastVersion(f"{name}@{version}: {LAST_VERSION_MESSAGE}", LAST_VERSION_HINT)
+        sequence = done
         if (doc.get("dist-tags") or {}).get("latest") == version:
             remaining = [v for v in versions if v != version]
             new_latest = latest if latest in remaining else npm_latest_pick(remaining)
@@ -511,10 +583,17 @@ class HttpNpmRegistry:
                 f"Refusing to unpublish every version of {name} without an explicit flag.",
                 "Pass --unpublish-all (and approve the step) if that is really meant.",
             )
-        doc = await self._doc(name)
-        if doc is None:
-            return UnpublishResult(False, whole_package=True, note=f"{name} is already gone")
-        sequence = await self._delete_package(name, doc, progress)
+        gone = UnpublishResult(False, whole_package=True, note=f"{name} is already gone")
+        with _command("unpublish"):
+            doc = await self._doc(name)
+            if doc is None:
+                return gone
+            try:
+                sequence = await self._delete_package(name, doc, progress)
+            except RemoteError as exc:
+                if exc.status != 404:
+                    raise
+                return gone
         return UnpublishResult(True, sequence, whole_package=True)
 
     async def _delete_package(
@@ -628,7 +707,7 @@ class HttpNpmRegistry:
             return
         reason = registry_reason(response)
         where = f"{method} {url.split('?', 1)[0]}"
-        if status in (405, 422):
+        if _is_policy_refusal(status, reason, method, url):
             raise PolicyRefused(
                 f"The registry refused {where} by policy (HTTP {status}): {reason}",
                 "Containment stands on the dist-tags and the deprecation; ask the registry's "
@@ -647,6 +726,25 @@ class HttpNpmRegistry:
         return "{0.scheme}://{0.netloc}".format(urlsplit(url)) == self._origin
 
 
+def _is_policy_refusal(status: int, reason: str, method: str, url: str) -> bool:
+    """The public registry refuses an unpublish with 405 or 422, or 400/403 naming its policy."""
+    if status not in POLICY_STATUSES or method == "GET":
+        return False
+    if status in (405, 422):
+        return True
+    return "/-rev/" in url and bool(_POLICY_WORDS.search(reason))
+
+
+@contextlib.contextmanager
+def _command(name: str) -> Iterator[None]:
+    """`with _command("dist-tag"):` marks the requests inside as that npm command's."""
+    token = _COMMAND.set(name)
+    try:
+        yield
+    finally:
+        _COMMAND.reset(token)
+
+
 async def _once_more_on_conflict(attempt: Callable[[], Awaitable[T]]) -> T:
     """A 409 means the document changed under us (another writer): re-read and redo once. Both
     callers read the current state first, so the redo does only what is still missing."""
@@ -661,7 +759,10 @@ async def _once_more_on_conflict(attempt: Callable[[], Awaitable[T]]) -> T:
 def _hint(status: int, token_source: str | None) -> str:
     if status == 401:
         if token_source is None:
-            return "No token was found: add //host/:_authToken=... to an .npmrc or set NPM_TOKEN."
+            return (
+                "No credential matches this registry: add //host/:_authToken=... to an .npmrc "
+                "(npm does not read NPM_TOKEN by itself; write _authToken=${NPM_TOKEN})."
+            )
         return f"Check the token set by {token_source}: it may be expired or read-only."
     if status == 403:
         return "The token's user may not be a maintainer of this package, or lacks write access."
@@ -675,31 +776,6 @@ def _hint(status: int, token_source: str | None) -> str:
 # -- wiring ---------------------------------------------------------------------------------------
 
 
-def set_otp_prompt(services: Services, ask: AskOtp) -> None:
-    """The CLI calls this on a terminal so the registry can ask for a code on a challenge."""
-    services.cached(OTP_PROMPT_KEY, lambda: ask)
-
-
 def registry_for(services: Services, package: str) -> HttpNpmRegistry:
     """The run's client for `package`'s registry (a scope may use its own), built once per scope."""
-    scope = package.split("/", 1)[0] if package.startswith("@") else ""
-    return services.cached(f"npm.registry:{scope}", lambda: _build(services, package))
-
-
-def _build(services: Services, package: str) -> HttpNpmRegistry:
-    from playbook.config import npmrc
-
-    settings = services.settings
-    config = npmrc.resolve(settings, package)
-    headers: dict[str, str] = {}
-    if config.token is not None:
-        headers["authorization"] = f"Bearer {config.token.reveal()}"
-    ask = services.cached(OTP_PROMPT_KEY, lambda: None) if settings.interactive else None
-    return HttpNpmRegistry(
-        services.client(config.url, headers=headers),
-        url=config.url,
-        source=config.source,
-        anon=services.client(),
-        otp=OtpSource(given=settings.otp, ask=ask),
-        token_source=config.token_source,
-    )
+    return services.npm_registry(package)

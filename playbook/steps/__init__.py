@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import os
+from collections.abc import Iterable
 from typing import TypeVar
 
 from playbook.steps.base import StepOutputs, StepType
@@ -42,9 +42,13 @@ def _load_builtins() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
-    # A team's own step types: RESPOND_STEP_MODULES=mycompany.steps,other.module
-    for module in filter(None, os.environ.get("RESPOND_STEP_MODULES", "").split(",")):
-        importlib.import_module(module.strip())
+
+
+def use_modules(modules: Iterable[str]) -> None:
+    """Register a team's own step types by importing their modules (Settings.step_modules,
+    from RESPOND_STEP_MODULES=mycompany.steps,other.module)."""
+    for module in modules:
+        importlib.import_module(module)
 
 
 def get(uses: str) -> type[StepType] | None:

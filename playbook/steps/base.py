@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
+from playbook.clock import SYSTEM_CLOCK, Clock
 from playbook.errors import UsageError
 from playbook.fileio import write_atomic
 
 if TYPE_CHECKING:
+    from playbook.config.org import OrgConfig
     from playbook.config.settings import Settings
     from playbook.services.hub import Services
     from playbook.spec import PackageSpec
+    from playbook.store.history import IncidentHistory
 
 
 class StepOutputs:
@@ -114,10 +117,19 @@ class StepContext:
     resumed: bool = False
     progress: ProgressHook = field(default=lambda _m: None)
     event: EventHook = field(default=lambda _k, _d: None)
+    # The whole incident record (times, events, approvals), when a store holds it: the engine
+    # gives its store; a step run on its own has only its needs and records.
+    history: IncidentHistory | None = None
+    clock: Clock = SYSTEM_CLOCK  # what waits and paces run on (the run's Services.clock)
 
     @property
     def dry_run(self) -> bool:
         return self.settings.dry_run
+
+    @property
+    def org(self) -> OrgConfig:
+        """The organization's details and options (respond.toml, read once by Settings)."""
+        return self.settings.org
 
     def output_of(self, step_id: str, kind: type[Out]) -> Out | None:
         """Outputs of step `step_id` this one needs (same package); None when it has none."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from playbook.config.org import load_org
 from playbook.mirrors.model import Mirror, MirrorStatus, transition
 from playbook.notices.drafts import draft_notices
 from playbook.notices.model import NoticeStatus
@@ -48,7 +47,7 @@ class DraftNotices(StepType):
     )
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        org = load_org(ctx.settings.cwd, ctx.settings.home, ctx.settings.env)
+        org = ctx.org
         requested = ctx.params.get("network_statement") is True
         split = ctx.params.get("dmca_per_network")
         drafts = draft_notices(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +20,19 @@ from playbook.errors import PolicyRefused, RemoteError, UsageError
 from playbook.scan import ScanResult
 from playbook.scan.verdict import Verdict
 from playbook.services.hub import Cache
-from playbook.services.npm import NpmRegistry, Packument, registry_for, tarball_filename
+from playbook.services.npm import (
+    LAST_VERSION_HINT,
+    LAST_VERSION_MESSAGE,
+    LastVersion,
+    NpmRegistry,
+    Packument,
+    registry_for,
+    tarball_filename,
+)
 from playbook.spec import PackageSpec
 from playbook.steps import register
 from playbook.steps.base import Action, Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.store.sqlite import StepRecord, StepStatus
 
 POLICY_HOURS = 72.0
 MAX_CANDIDATE_SCANS = 5
@@ -140,6 +150,9 @@ class UnpublishOutput(StepOutputs):
     registry_reason: str | None = None
     sequence: tuple[str, ...] = ()
     whole_package: bool = False
+    # npm's rule: the only version is not unpublished without the whole-package flag.
+    withheld: bool = False
+    withheld_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -569,14 +582,17 @@ class Unpublish(StepType):
     mutates = True
     destructive = True
     description = "Unpublish the leaked version (npm's exact sequence); whole package only on flag."
-    params = frozenset({"lookup", "retag"})
+    params = frozenset({"lookup", "retag", "whole_package"})
 
     async def plan(self, ctx: StepContext) -> Plan:
         look = lookup_of(ctx)
         policy = evaluate_policy(look)
         reg = registry(ctx)
-        doc = await reg.packument(ctx.target.name)
-        everything = ctx.settings.unpublish_all
+        doc = await reg.packument(ctx.target.name, write=True)
+        everything = whole_package(ctx)
+        if doc is not None and not everything and list(doc.versions) == [ctx.target.version]:
+            out = withheld(UnpublishOutput(policy=policy), ctx)
+            return Plan(outputs=out, summary=str(out.withheld_reason))
         actions = await self._actions(ctx, reg, doc, look, everything)
         done = not actions
         out = UnpublishOutput(unpublished=done, policy=policy, whole_package=everything)
@@ -595,7 +611,7 @@ class Unpublish(StepType):
         name, version = ctx.target.name, ctx.target.version
         if doc is None:
             return ()
-        if everything or (version in doc.versions and len(doc.versions) == 1):
+        if everything:
             url = f"{reg.url}{_path(name, '-rev', str(doc.rev))}"
             return (Action("DELETE", url, f"unpublish every version of {name}"),)
         tarball = look.tarball or f"{reg.url}{name}/-/{tarball_filename(name, version)}"
@@ -614,12 +630,18 @@ class Unpublish(StepType):
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         out = plan.outputs_as(UnpublishOutput)
         if not plan.actions:
-            return Outcome(outputs=out, summary=plan.summary)
+            if out.withheld:
+                ctx.event("npm.unpublish.withheld", {"reason": out.withheld_reason})
+            return Outcome(outputs=out, skipped=out.withheld, summary=plan.summary)
         # Even when our reading of the policy says no, ask: the registry decides, and private
         # registries have no such policy. A refusal is then recorded in the registry's words.
         reg = registry(ctx)
         try:
             result = await self._unpublish(ctx, reg)
+        except LastVersion:  # the other versions went since the plan: npm's rule now applies
+            out = withheld(out, ctx)
+            ctx.event("npm.unpublish.withheld", {"reason": out.withheld_reason})
+            return Outcome(outputs=out, skipped=True, summary=str(out.withheld_reason))
         except PolicyRefused as exc:
             ctx.event("npm.unpublish.refused", {"status": exc.status, "reason": exc.message})
             refused = replace(
@@ -638,7 +660,7 @@ class Unpublish(StepType):
         return Outcome(outputs=out, changed=result.changed, summary=summary)
 
     async def _unpublish(self, ctx: StepContext, reg: NpmRegistry) -> Any:
-        if ctx.settings.unpublish_all:
+        if whole_package(ctx):
             return await reg.unpublish_package(
                 ctx.target.name, confirmed=True, progress=ctx.progress
             )
@@ -653,12 +675,32 @@ class Unpublish(StepType):
         )
 
 
+def whole_package(ctx: StepContext) -> bool:
+    """The whole-package flag: `--unpublish-all`, or `with: {whole_package: true}`."""
+    return ctx.settings.unpublish_all or ctx.params.get("whole_package") is True
+
+
+def withheld(out: UnpublishOutput, ctx: StepContext) -> UnpublishOutput:
+    """The only version stays (deprecated, off its tags); the support request says why."""
+    reason = f"{ctx.target} is the only version: {LAST_VERSION_MESSAGE} {LAST_VERSION_HINT}"
+    return replace(
+        out,
+        unpublished=False,
+        withheld=True,
+        withheld_reason=reason,
+        support_request_needed=True,
+        sequence=(),
+    )
+
+
 # -- npm.verify -----------------------------------------------------------------------------------
 
 
 async def verify(reg: NpmRegistry, spec: PackageSpec, tarball: str | None) -> VerifyOutput:
-    """What is true on the registry now: tags, deprecation, presence, tarball reachability."""
-    doc = await reg.packument(spec.name)
+    """What is true on the registry now: tags, deprecation, presence, tarball reachability.
+    The document is read with `?write=true`, as npm reads before a write: the public registry
+    then answers from its database, not from a CDN copy up to minutes old."""
+    doc = await reg.packument(spec.name, write=True)
     info = doc.versions.get(spec.version) if doc else None
     url = (info.dist.tarball if info else None) or tarball
     url = url or f"{reg.url}{spec.name}/-/{tarball_filename(spec.name, spec.version)}"
@@ -677,6 +719,17 @@ async def verify(reg: NpmRegistry, spec: PackageSpec, tarball: str | None) -> Ve
         tags_on_version=tuple(on_version),
         checked_at=utcnow(),
     )
+
+
+def not_contained(steps: Iterable[StepRecord]) -> list[str]:
+    """The verification's words for each npm.verify that found the leaked version still served."""
+    return [
+        step.summary
+        for step in steps
+        if step.uses == "npm.verify"
+        and step.status is StepStatus.SUCCEEDED
+        and (step.outputs or {}).get("contained") is False
+    ]
 
 
 @register

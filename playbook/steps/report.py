@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from playbook.clock import utcnow
-from playbook.config.org import load_org
 from playbook.notices.render import Renderer
 from playbook.notices.report import Format, render_documents
 from playbook.notices.view import step_view
@@ -36,7 +35,7 @@ class WriteReport(StepType):
     description = "Write the incident report (Markdown, HTML with a timeline, JSON)."
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        org = load_org(ctx.settings.cwd, ctx.settings.home, ctx.settings.env)
+        org = ctx.org
         view = step_view(ctx)
         renderer, now = Renderer(org.templates_dir), utcnow()
         for key, name in FILES.items():

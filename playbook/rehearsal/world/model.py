@@ -80,6 +80,8 @@ class Limits:
     search_window: float = 60.0
     core: int = 5000
     core_window: float = 3600.0
+    graphql: int = 5000  # points
+    graphql_window: float = 3600.0
     # 1-based numbers of GitHub requests answered with a secondary rate limit instead.
     secondary_at: frozenset[int] = frozenset()
     secondary_status: int = 403

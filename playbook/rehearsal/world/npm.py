@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import re
@@ -85,9 +86,17 @@ def _dist(tarball: str, files: Mapping[str, bytes]) -> dict[str, str]:
 
 
 def package_tarball(files: Mapping[str, bytes]) -> bytes:
-    """A .tgz with `files` under `package/`, as npm packs it (fixed mtime: same bytes each time)."""
+    """A .tgz with `files` under `package/`, as npm packs it: the same bytes each time.
+
+    Both mtimes are fixed, the tar entries' and the gzip header's: `tarfile`'s "w:gz" stamps the
+    current second into the gzip header, so a packument's integrity and the tarball served a
+    second later disagreed whenever the clock ticked between them.
+    """
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
         for path, data in sorted(files.items()):
             info = tarfile.TarInfo(f"package/{path}")
             info.size = len(data)

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from playbook.rehearsal.world.cdn import Cdn
 from playbook.rehearsal.world.forges import Forges
 from playbook.rehearsal.world.github import GitHub
+from playbook.rehearsal.world.graphql import GraphQL
 from playbook.rehearsal.world.model import Clock, World
 from playbook.rehearsal.world.npm import Npm
 from playbook.rehearsal.world.swh import SoftwareHeritage
@@ -35,6 +36,7 @@ class FakeWorld:
         self._lock = threading.Lock()
         shared = (world, clock, self.stats, self._lock)
         self.github = GitHub(*shared)
+        self.graphql = GraphQL(*shared)
         cdn, forges = Cdn(*shared), Forges(*shared)
         self._routes: dict[str, Callable[[str, dict[str, str], str, Mapping[str, str]], Reply]] = {
             "github": self.github,
@@ -113,13 +115,26 @@ class FakeWorld:
 
     # dispatch ------------------------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], host: str) -> Reply:
+    def _graphql(self, body: bytes, headers: Mapping[str, str], base: str) -> Reply:
+        """GitHub's GraphQL endpoint: counted and limited as a GitHub request (secondary too)."""
+        with self._lock:
+            self.stats.github += 1
+            number = self.stats.github
+        if number in self.world.limits.secondary_at:
+            return self.github._secondary()
+        return self.graphql(body, headers, base)
+
+    def handle(
+        self, method: str, raw_path: str, headers: Mapping[str, str], host: str, body: bytes = b""
+    ) -> Reply:
         parts = urlsplit(raw_path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         prefix, _, rest = parts.path.lstrip("/").partition("/")
         base = f"http://{host}/{prefix}"
         route = self._routes.get(prefix)
-        if route is None:
+        if prefix == "github" and rest == "graphql" and method == "POST":
+            reply = self._graphql(body, headers, base)
+        elif route is None:
             reply = json_reply(404, {"message": "Not Found"}, "other")
         else:
             reply = route("/" + rest, query, base, headers)
@@ -142,10 +157,9 @@ def _make_handler(world: FakeWorld) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
-            if length:
-                self.rfile.read(length)
+            body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            reply = world.handle(self.command, self.path, headers, headers.get("host", ""))
+            reply = world.handle(self.command, self.path, headers, headers.get("host", ""), body)
             self.send_response(reply.status)
             for key, value in reply.headers.items():
                 self.send_header(key, value)
