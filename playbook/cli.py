@@ -190,6 +190,8 @@ def _finish_run(session: Session, result: RunResult, json_out: bool) -> NoReturn
     code = {
         "done": ExitCode.OK,
         "planned": ExitCode.OK,
+        "done_with_gaps": ExitCode.DONE_WITH_GAPS,
+        "planned_with_gaps": ExitCode.DONE_WITH_GAPS,
         "awaiting_approval": ExitCode.AWAITING_APPROVAL,
     }.get(result.status, ExitCode.FAILED)
     if code == ExitCode.OK and not session.settings.dry_run:

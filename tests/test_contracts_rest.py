@@ -182,3 +182,18 @@ def test_the_check_can_fail(description: dict[str, Any], components: dict[str, A
     # And the world's old commit answer (two fields) was far from GitHub's.
     old = {"sha": "a" * 40, "commit": {"tree": {"sha": "b" * 40}, "message": "import"}}
     assert len(problems(schema_for(description, components, "repos/get-commit", 200), old)) >= 8
+
+
+def test_rate_limit_answers_are_githubs_forbidden_body(
+    description: dict[str, Any], components: dict[str, Any]
+) -> None:
+    world = World(PKG, VER, limits=Limits(secondary_at=frozenset({1}), code_search=1))
+    world.add(FakeRepo("some/repo", {"a.ts": b"export const someIdentifier42 = 1;\n"}))
+    with FakeWorld(world) as fake:
+        secondary = get(fake, "/search/code", q="someIdentifier42")
+        first = get(fake, "/search/code", q="someIdentifier42")
+        primary = get(fake, "/search/code", q="someIdentifier42 again")
+    assert (secondary.status_code, first.status_code, primary.status_code) == (403, 200, 403)
+    schema = schema_for(description, components, "search/code", 403)
+    for answer in (secondary, primary):
+        assert problems(schema, answer.json()) == [], answer.text

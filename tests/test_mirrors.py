@@ -16,6 +16,7 @@ from playbook.clock import utcnow
 from playbook.codec import to_json
 from playbook.config.settings import Mode, Settings
 from playbook.engine.runner import StoreRecords
+from playbook.errors import DryRunViolation
 from playbook.mirrors.fingerprints import manifest_dict
 from playbook.mirrors.model import Verdict
 from playbook.net.http import ClientOptions
@@ -29,7 +30,14 @@ from playbook.rehearsal.world import (
 from playbook.services.hub import MemoryCache, Services
 from playbook.spec import PackageSpec
 from playbook.steps.base import Records, StepContext, StepOutputs
-from playbook.steps.mirrors import CheckCdns, HuntMirrors, VerifyMirrors, list_mirrors, recheck
+from playbook.steps.mirrors import (
+    CheckCdns,
+    HuntMirrors,
+    PurgeCdnTags,
+    VerifyMirrors,
+    list_mirrors,
+    recheck,
+)
 from playbook.steps.npm import LookupOutput, ScanOutput
 from playbook.store.sqlite import Incident, StepStatus, Store, StoreCache
 
@@ -120,6 +128,10 @@ class StepRecordsMemory:
         changed = self.data.get((kind, key)) != text
         self.data[(kind, key)] = text
         return changed
+
+    def update(self, kind: str, key: str, change: Any) -> bool:
+        data = change(self.get(kind, key))
+        return False if data is None else self.put(kind, key, data)
 
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
         text = self.data.get((kind, key))
@@ -267,7 +279,7 @@ def test_without_a_token_code_search_is_skipped_with_a_hint(tmp_path: Path) -> N
     )
 
 
-def test_cdn_check_records_copies_and_purges_tags_only(tmp_path: Path) -> None:
+def test_cdn_check_records_copies_and_the_purge_step_purges_tags_only(tmp_path: Path) -> None:
     files = sample_files(seed=7)
     world = World.seeded(files, PKG, VER, seed=7, official_forks=0)
     write_manifest(tmp_path, files)
@@ -277,30 +289,43 @@ def test_cdn_check_records_copies_and_purges_tags_only(tmp_path: Path) -> None:
             if dry:
                 settings = dataclasses.replace(settings, mode=Mode.DRY_RUN)
             services = Services(settings, ClientOptions(dry_run=dry), cache=MemoryCache())
-            needs = {
-                "lookup": lookup_output(world),
-                "scan": SCAN,
-            }
+            needs: dict[str, StepOutputs] = {"lookup": lookup_output(world), "scan": SCAN}
             records = StepRecordsMemory()
-            ctx = context(settings, services, tmp_path, needs, records, "cdn")
 
-            async def go(ctx: StepContext = ctx, services: Services = services) -> Any:
+            async def go(
+                services: Services = services,
+                needs: dict[str, StepOutputs] = needs,
+                records: StepRecordsMemory = records,
+                settings: Settings = settings,
+            ) -> tuple[Any, Any, Any]:
                 try:
-                    return to_json(
-                        (await CheckCdns().apply(ctx, await CheckCdns().plan(ctx))).outputs
-                    )
+                    ctx = context(settings, services, tmp_path, needs, records, "cdn")
+                    cdn = (await CheckCdns().apply(ctx, await CheckCdns().plan(ctx))).outputs
+                    assert cdn is not None
+                    ctx = context(settings, services, tmp_path, {**needs, "cdn": cdn}, records)
+                    plan = await PurgeCdnTags().plan(ctx)
+                    try:
+                        done = to_json((await PurgeCdnTags().apply(ctx, plan)).outputs)
+                    except DryRunViolation as exc:
+                        done = exc
+                    return to_json(cdn), plan, done
                 finally:
                     await services.aclose()
 
-            out = asyncio.run(go())
+            out, plan, done = asyncio.run(go())
             assert {c["cdn"] for c in out["copies"]} == {"jsdelivr", "unpkg"}
             assert out["requests_needed"] == ["jsdelivr", "unpkg"]
-            assert all("@latest/" in p["url"] for p in out["purge_requested"])
-            assert not any(f"@{VER}/" in p["url"] for p in out["purge_requested"])
             assert {m["kind"] for m in records.mirrors().values()} == {"cdn"}
+            urls = [a.url for a in plan.actions]
+            assert urls and all("@latest/" in u for u in urls), urls
+            assert not any(f"@{VER}/" in u for u in urls)
+            assert {a.method for a in plan.actions} == {"GET"}
             if dry:
-                assert {p["status"] for p in out["purge_requested"]} == {"planned"}
+                # The purge is a GET: only its WRITES mark stops it, at the transport.
+                assert isinstance(done, DryRunViolation), done
                 assert fake.stats.purges == []
+            else:
+                assert {p["ok"] for p in done["purged"]} == {True}
         assert fake.stats.purges and all("@latest/" in p for p in fake.stats.purges)
 
 

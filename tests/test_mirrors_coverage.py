@@ -16,7 +16,7 @@ from playbook.mirrors.fingerprints import manifest_dict, manifest_from_json
 from playbook.mirrors.model import Candidate, Collection, Mirror, Verdict
 from playbook.mirrors.queries import plan_queries
 from playbook.mirrors.verify import Verifier, verification_coverage
-from playbook.net.http import ClientOptions
+from playbook.net.http import ClientOptions, RetryPolicy
 from playbook.rehearsal.world import (
     FakeClock,
     FakeRepo,
@@ -45,9 +45,12 @@ def run(
     with FakeWorld(world, clock=clock) as fake:
         settings = world_settings(fake, tmp)
         if env:
-            settings = type(settings).resolve(env={**settings.npm_env, **env}, cwd=tmp)
+            settings = type(settings).resolve(
+                env={**settings.npm_env, **env}, cwd=tmp, registry=settings.registry
+            )
         clocked = Clock(clock, clock.sleep)
-        services = Services(settings, ClientOptions(dry_run=False), MemoryCache(), clock=clocked)
+        options = ClientOptions(dry_run=False, retry=RetryPolicy(attempts=1))
+        services = Services(settings, options, MemoryCache(), clock=clocked)
 
         async def go() -> T:
             try:
@@ -168,7 +171,7 @@ def test_a_complete_hunt_says_so_and_still_names_the_standing_limits() -> None:
     coverage = Coverage(gaps=(limit,))
     assert coverage.complete and coverage.limits == (limit,)
     assert coverage.statement().startswith("Complete as far as the searched sources index")
-    assert Coverage().statement().startswith("No hunt ran")
+    assert "how complete the list of copies is, is unknown" in Coverage().statement()
 
 
 def test_the_report_says_how_complete_the_list_of_copies_is(tmp_path: Path) -> None:
@@ -281,3 +284,31 @@ def test_the_scanners_own_manifest_proves_a_prettier_copy(tmp_path: Path) -> Non
     (mirror,), _ = run(world, tmp_path, work)
     assert mirror.verdict is Verdict.COPY and mirror.matched_by_blob == 0
     assert "reformatted (token fingerprint similarity" in mirror.evidence
+
+
+def test_a_host_that_does_not_answer_is_an_unreachable_gap(tmp_path: Path) -> None:
+    world = World(PKG, VER)
+    world.add(FakeRepo("leaker/copy", dict(FIRST)))
+    # GitLab's endpoint points at a closed loopback port: nothing answers there.
+    found, _ = run(world, tmp_path, hunt, RESPOND_GITLAB_API="http://127.0.0.1:9/api/v4")
+    gaps = [g for g in found.coverage.run_gaps if g.source == "gitlab"]
+    assert [g.kind for g in gaps] == [GapKind.UNREACHABLE]
+    assert "could not be reached" in gaps[0].detail
+    assert f"{GH}leaker/copy" in found.candidates  # the other sources went on
+    assert "INCOMPLETE" in found.coverage.statement()
+
+
+def test_a_query_past_githubs_cap_says_so() -> None:
+    from playbook.mirrors.collect import Collector
+    from playbook.services.github import Search
+
+    collector = Collector.__new__(Collector)
+    collector.gaps = []
+    capped = Search(tuple(range(200)), total=4_321, pages=2, more=True)
+    read_all = Search(tuple(range(80)), total=80, pages=1)
+    assert capped.capped and capped.unread == 4_121 and not read_all.unread
+    collector._results("code-search", "someToken fork:true", capped, 2)
+    collector._results("code-search", "other fork:true", read_all, 2)
+    assert [g.detail for g in collector.gaps] == [
+        "'someToken fork:true': 200 of 4,321 results read (GitHub returns at most 1,000 results)"
+    ]

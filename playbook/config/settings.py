@@ -108,6 +108,11 @@ class Settings:
     safe_version: str | None = None
     unpublish_all: bool = False
     timeout: float = 30.0
+    # Seconds a request to a hunt service (GitHub, forges, archive, CDNs) may take; the
+    # registry keeps `timeout`. RESPOND_SERVICE_TIMEOUT; None: the same as `timeout`.
+    service_timeout: float | None = None
+    # First retry's wait ceiling in seconds (doubling, full jitter): RESPOND_RETRY_BACKOFF.
+    retry_backoff: float = 0.5
     operator: str = "unknown"
     loopback_only: bool = False  # RESPOND_LOOPBACK_ONLY=1: refuse every host but this machine
     limits: RateLimits = field(default_factory=RateLimits)
@@ -141,6 +146,12 @@ class Settings:
             "otp": _secret(env, "NPM_OTP"),
             "operator": _operator(env),
             "timeout": _timeout(env),
+            "retry_backoff": _timeout(env, "RESPOND_RETRY_BACKOFF")
+            if env.get("RESPOND_RETRY_BACKOFF")
+            else 0.5,
+            "service_timeout": _timeout(env, "RESPOND_SERVICE_TIMEOUT")
+            if env.get("RESPOND_SERVICE_TIMEOUT")
+            else None,
             "loopback_only": env.get("RESPOND_LOOPBACK_ONLY") == "1",
             "limits": _limits(env),
             "step_modules": tuple(
@@ -165,16 +176,15 @@ def _operator(env: Mapping[str, str]) -> str:
         return env.get("USER", "unknown")
 
 
-def _timeout(env: Mapping[str, str]) -> float:
+def _timeout(env: Mapping[str, str], name: str = "RESPOND_HTTP_TIMEOUT") -> float:
     """Seconds an HTTP request may take (RESPOND_HTTP_TIMEOUT), 30 by default."""
-    raw = env.get("RESPOND_HTTP_TIMEOUT", "30")
+    raw = env.get(name, "30")
     try:
         value = float(raw)
     except ValueError:
         value = 0.0
     if not 0 < value <= 3600:
         raise UsageError(
-            f"RESPOND_HTTP_TIMEOUT={raw!r} is not a number of seconds; "
-            "accepted: 0 < seconds <= 3600"
+            f"{name}={raw!r} is not a number of seconds; accepted: 0 < seconds <= 3600"
         )
     return value

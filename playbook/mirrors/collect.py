@@ -21,8 +21,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from playbook.config.org import Official
 from playbook.errors import RemoteError, RespondError
+from playbook.gaps import is_outside_failure, reason
 from playbook.mirrors.coverage import UNINDEXED_FORKS, Coverage, Gap, GapKind, Searched
 from playbook.mirrors.fingerprints import Manifest
 from playbook.mirrors.forks import list_networks
@@ -132,12 +135,16 @@ class Collector:
         return merged
 
     async def guard(self, source: str, work: Awaitable[None]) -> None:
+        """Run one source; its failure (down, slow, garbage) is recorded and the hunt goes on."""
         try:
             await work
-        except RespondError as exc:
-            self.skipped.append({"source": source, "reason": exc.message})
-            self.gaps.append(Gap(str(source), _gap_kind(exc), exc.message))
-            self.progress(f"{source} stopped: {exc.message}")
+        except Exception as exc:
+            if not is_outside_failure(exc):
+                raise
+            why = reason(exc)
+            self.skipped.append({"source": source, "reason": why})
+            self.gaps.append(Gap(str(source), _outside_gap_kind(exc), why))
+            self.progress(f"{source} stopped: {why}")
 
     async def run(self) -> Collection:
         await asyncio.gather(
@@ -374,6 +381,14 @@ class Collector:
         self.searched[Source.NPM] = f"packages matching {self.plan.words!r}: {len(cands):,}"
         for cand in cands:
             self.add(cand)
+
+
+def _outside_gap_kind(exc: BaseException) -> str:
+    """A failed source's gap kind: a RespondError says which; a transport error is a host that
+    did not answer; anything else (an answer not in the API's shape) a failure."""
+    if isinstance(exc, RespondError):
+        return _gap_kind(exc)
+    return GapKind.UNREACHABLE if isinstance(exc, httpx.HTTPError) else GapKind.FAILED
 
 
 def _gap_kind(exc: RespondError) -> str:

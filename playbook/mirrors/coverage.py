@@ -81,7 +81,10 @@ class Coverage:
     def statement(self) -> str:
         """One sentence for the report: how complete the list of copies is."""
         if not self.searched and not self.gaps:
-            return "No hunt ran: nothing is known about public copies."
+            return (
+                "No coverage was recorded for this hunt (it ran before respond recorded one): "
+                "how complete the list of copies is, is unknown."
+            )
         if self.complete:
             return (
                 "Complete as far as the searched sources index: every search was read to its "

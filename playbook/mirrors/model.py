@@ -106,7 +106,9 @@ class Candidate:
             pushed_at=self.pushed_at or other.pushed_at,
             commit_sha=self.commit_sha or other.commit_sha,
             tree_sha=self.tree_sha or other.tree_sha,
-            found_by=tuple(dict.fromkeys(self.found_by + other.found_by)),
+            # Sorted: the sources search concurrently, and the same hunt must write the same files
+            # whichever of them answered first (a resumed run is compared with a clean one).
+            found_by=tuple(sorted(set(self.found_by + other.found_by))),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -51,6 +51,8 @@ leaked file it matches), the tree's SHA, the count of files outside vendored fol
 GitHub repository that matched anything, the commit its branch pointed at (one more request,
 only for those), so every file a notice names is a permalink at the commit that was checked.
 Should the branch have moved between the two requests, the tree at that commit is checked again.
+A GitLab or Codeberg candidate costs two requests, matched or not: its branch's commit, then the
+tree at that commit (playbook.services.forge), so its evidence and its permalinks agree.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from datetime import UTC, datetime
 
 from playbook.clock import utcnow
 from playbook.config.org import Official
-from playbook.errors import RespondError
+from playbook.gaps import is_outside_failure, reason
 from playbook.mirrors.coverage import Coverage, Gap, GapKind, Searched
 from playbook.mirrors.fingerprints import Fingerprints, Manifest
 from playbook.mirrors.model import Candidate, Mirror, Verdict, is_vendored
@@ -212,9 +214,12 @@ class Verifier:
                 self.budget_note = exc.message
                 out += [self._mirror(c, Verdict.UNVERIFIED, exc.message) for c in cands[n:]]
                 break
-            except RespondError as exc:
-                failed = self._mirror(cand, Verdict.UNREACHABLE, exc.message)
-                out.append(replace(failed, error=exc.message))
+            except Exception as exc:
+                if not is_outside_failure(exc):
+                    raise
+                why = reason(exc)
+                failed = self._mirror(cand, Verdict.UNREACHABLE, why)
+                out.append(replace(failed, error=why))
         return out
 
     async def verify_one(self, cand: Candidate) -> Mirror:
@@ -247,6 +252,8 @@ class Verifier:
         if tree.state is not TreeState.OK:
             return self._gone(cand, tree)
         match = match_tree(tree.entries, self.fp, tree.sha)
+        if tree.commit:  # a forge's tree, listed at the commit its branch pointed at
+            match = replace(match, commit=Commit(tree.commit, tree.sha))
         if is_official(cand, self.official):
             self._public_shas |= {sha for _, sha in tree.entries}
         elif cand.host == GITHUB:

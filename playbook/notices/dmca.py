@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from playbook.config.org import Official
 from playbook.mirrors.model import Mirror, Verdict
+from playbook.mirrors.official import is_official as on_allowlist
 from playbook.notices.claims import Claim, ClaimKind, claims
 
 # GitHub's guide ("Your Complaint Must ...", item 1) asks for this sentence word for word.
@@ -91,25 +92,11 @@ class StatementDecision:
 def is_official(mirror: Mirror, official: Official) -> bool:
     """The organization's own: never named in a notice, whatever its overlap with the leak.
 
-    The same allowlist rules as mirrors.verify (playbook/mirrors/official.py): on GitHub an
-    organization or `owner/repo` listed; on another forge its `host/owner/repo`; on npm a scope
-    listed (with or without its @).
+    Verified official, or on the [official] allowlist by the hunt's own rule
+    (mirrors.official.is_official: GitHub orgs and `owner/repo`, other forges' `host/owner/repo`,
+    npm scopes).
     """
-    if mirror.verdict is Verdict.OFFICIAL:
-        return True
-    if mirror.host == "npm":
-        scope = mirror.name.split("/", 1)[0] if mirror.name.startswith("@") else None
-        return scope is not None and scope.lstrip("@").lower() in _lower(official.npm_scopes)
-    if mirror.host != "github.com":
-        return mirror.url.split("://", 1)[-1].lower() in _lower(official.repositories)
-    owner = mirror.name.split("/", 1)[0].lower()
-    return owner in _lower(official.github_orgs) or mirror.name.lower() in _lower(
-        official.repositories
-    )
-
-
-def _lower(values: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(v.lower().lstrip("@") for v in values)
+    return mirror.verdict is Verdict.OFFICIAL or on_allowlist(mirror, official)
 
 
 def _is_github_repo(mirror: Mirror) -> bool:

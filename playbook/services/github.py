@@ -89,6 +89,7 @@ class Tree:
     reason: str = ""
     sha: str = ""  # the tree's own SHA: identical trees hold identical files
     subtrees: int = 0  # sub-tree requests made because the recursive listing was truncated
+    commit: str = ""  # the commit listed, when the client asked for the tree at a commit
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,8 @@ from playbook.services.npm import (
     NpmRegistry,
     Packument,
     registry_for,
-    tarball_filename,
 )
-from playbook.spec import PackageSpec
+from playbook.spec import PackageSpec, default_tarball_url, escape_name, tarball_filename
 from playbook.steps import register
 from playbook.steps.base import Action, Outcome, Plan, StepContext, StepOutputs, StepType
 
@@ -177,7 +176,7 @@ def lookup_of(ctx: StepContext) -> LookupOutput:
 
 
 def _path(name: str, *parts: str) -> str:
-    return "/".join([name.replace("/", "%2f"), *parts])
+    return "/".join([escape_name(name), *parts])
 
 
 def _parse_time(iso: str | None) -> datetime | None:
@@ -262,7 +261,7 @@ def _base(reg: NpmRegistry, spec: PackageSpec, doc: Packument | None) -> LookupO
 
 async def _leftover_tarball(reg: NpmRegistry, spec: PackageSpec) -> str | None:
     """The tarball of a removed version if it is still served (an unpublish cut short)."""
-    url = f"{reg.url}{spec.name}/-/{tarball_filename(spec.name, spec.version)}"
+    url = default_tarball_url(reg.url, spec.name, spec.version)
     return url if await reg.tarball_reachable(url) else None
 
 
@@ -612,7 +611,7 @@ class Unpublish(StepType):
         if everything:
             url = f"{reg.url}{_path(name, '-rev', str(doc.rev))}"
             return (Action("DELETE", url, f"unpublish every version of {name}"),)
-        tarball = look.tarball or f"{reg.url}{name}/-/{tarball_filename(name, version)}"
+        tarball = look.tarball or default_tarball_url(reg.url, name, version)
         delete = Action(
             "DELETE", f"{tarball}/-rev/<new rev>", f"delete the tarball of {ctx.target}"
         )
@@ -701,7 +700,7 @@ async def verify(reg: NpmRegistry, spec: PackageSpec, tarball: str | None) -> Ve
     doc = await reg.packument(spec.name, write=True)
     info = doc.versions.get(spec.version) if doc else None
     url = (info.dist.tarball if info else None) or tarball
-    url = url or f"{reg.url}{spec.name}/-/{tarball_filename(spec.name, spec.version)}"
+    url = url or default_tarball_url(reg.url, spec.name, spec.version)
     reachable = await reg.tarball_reachable(url)
     tags = dict(doc.dist_tags) if doc else {}
     on_version = [t for t, v in tags.items() if v == spec.version]

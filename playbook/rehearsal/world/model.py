@@ -13,11 +13,6 @@ HOST_DOMAINS = {"github": "github.com", "gitlab": "gitlab.com", "codeberg": "cod
 REFERENCE_TIME = "2026-03-31T04:00:00Z"  # the seeder writes its dates relative to this
 
 
-def bare_name(package: str) -> str:
-    """`@scope/name` -> `name`."""
-    return package.rsplit("/", 1)[-1]
-
-
 class FakeClock:
     """A clock shared by the server and the client's governor: sleeping advances it at once."""
 

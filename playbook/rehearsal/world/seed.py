@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from playbook.rehearsal.world.model import REFERENCE_TIME, FakePackage, FakeRepo, World, bare_name
+from playbook.rehearsal.world.model import REFERENCE_TIME, FakePackage, FakeRepo, World
 from playbook.scan.fingerprint import is_first_party
+from playbook.spec import bare_name
 
 
 def plant(
