@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from playbook.clock import utcnow
+from playbook.errors import ExitCode
 from playbook.mirrors import track
 from playbook.mirrors.model import Mirror, MirrorStatus, Verdict
 from playbook.notices.lifecycle import mark_sent
@@ -144,7 +145,7 @@ def test_a_failing_change_rolls_back_and_writes_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.registry
 @pytest.mark.slow
-def test_recheck_and_notice_sent_during_a_live_run_lose_nothing(
+def test_recheck_and_notice_sent_during_a_live_run_wait_for_it_and_lose_nothing(
     tmp_path: Path, local_registry: Any, registry_token: str
 ) -> None:
     import json
@@ -204,15 +205,25 @@ def test_recheck_and_notice_sent_during_a_live_run_lose_nothing(
             dmca = next(n for n in notices if n["kind"] == "dmca-github")
             for url in dmca["mirrors"]:
                 fake.disable(urlsplit(url).path.strip("/"))
-            sent = respond(env, "notice", "sent", dmca["id"], "--ref", "DMCA-7", cwd=cwd, check=0)
-            rechecked = cli("mirrors", "recheck", incident)
+            # During the run both commands are refused (exit 4, the driver's PID) and change
+            # nothing; the store's transactions make them safe too (tests above), the lock makes
+            # them wait for the run.
+            refused_sent = respond(env, "notice", "sent", dmca["id"], "--ref", "DMCA-7", cwd=cwd)
+            refused_recheck = respond(env, "mirrors", "recheck", incident, cwd=cwd)
             still_live = live.poll() is None
+            during = {n["id"]: n for n in cli("notices", incident)}[dmca["id"]]
             release.touch()
             out, err = live.communicate(timeout=120)
+            respond(env, "notice", "sent", dmca["id"], "--ref", "DMCA-7", cwd=cwd, check=0)
+            rechecked = cli("mirrors", "recheck", incident)
         finally:
             if live.poll() is None:
                 live.kill()
-    assert sent.returncode == 0 and still_live, "the commands did not run during the live run"
+    assert still_live, "the commands did not run during the live run"
+    for refused in (refused_sent, refused_recheck):
+        assert refused.returncode == ExitCode.LOCKED, refused.stderr
+        assert f"PID {live.pid}" in refused.stderr, refused.stderr
+    assert during["status"] != "sent", "a refused command changed the notice"
     assert live.returncode == 0, err
     assert json.loads(out)["status"] == "done"
     changed = {(c["url"], c["new"]) for c in rechecked["changes"] if c["field"] == "verdict"}

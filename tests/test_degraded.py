@@ -47,8 +47,10 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def world() -> Iterator[FakeWorld]:
+    # One world per test: a shared one spends GitHub's search quota (it enforces the limits)
+    # after a few runs, and the governor then rightly waits ~45 s for the reset.
     with FakeWorld(World(package="x", version="0.0.0")) as fake:
         yield fake
 
