@@ -5,12 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REGISTRY_STAMP := registry/node_modules/.installed
 ORACLE_STAMP := oracle/npm/node_modules/.installed
+
 GRAPHQL_STAMP := contracts/graphql/node_modules/.installed
+SARIF_STAMP := tests/sarif/node_modules/.installed
+CONTRACTS_REST_STAMP := contracts/rest/node_modules/.installed
 SECRETLINT_STAMP := bench/tools/secretlint/node_modules/.installed
 
-.PHONY: setup oracle contracts-graphql secretlint chromium rehearse test lint typecheck pytest bench clean
+.PHONY: setup oracle contracts-graphql contracts-rest chromium rehearse test lint typecheck pytest bench clean
 
-setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql secretlint
+setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql contracts-rest $(SARIF_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +42,21 @@ $(GRAPHQL_STAMP): contracts/graphql/package.json contracts/graphql/package-lock.
 	cd contracts/graphql && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# secretlint, the peer guard bench/bench_guard.py runs on the same files: pinned by its lockfile.
-secretlint: $(SECRETLINT_STAMP)
+# GitHub's official REST description (@octokit/openapi), pinned by contracts/rest/package-lock.json:
+# tests/test_contracts_rest.py validates the local world's GitHub answers against it.
+contracts-rest: $(CONTRACTS_REST_STAMP)
 
+$(CONTRACTS_REST_STAMP): contracts/rest/package.json contracts/rest/package-lock.json
+	cd contracts/rest && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The SARIF 2.1.0 schema `respond scan --format sarif` is validated against (pinned by its lock).
+$(SARIF_STAMP): tests/sarif/package.json tests/sarif/package-lock.json
+	cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# secretlint, the peer guard bench/bench_guard.py runs on the same files: pinned by its lockfile.
+# Only `make bench` needs it.
 $(SECRETLINT_STAMP): bench/tools/secretlint/package.json bench/tools/secretlint/package-lock.json
 	cd bench/tools/secretlint && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -67,10 +82,10 @@ typecheck:
 pytest:
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: setup $(SECRETLINT_STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) registry/node_modules oracle/npm/node_modules contracts/graphql/node_modules \
-	  bench/tools/secretlint/node_modules \
-	  .mypy_cache .pytest_cache .ruff_cache
+	  contracts/rest/node_modules tests/sarif/node_modules \
+	  bench/tools/secretlint/node_modules .mypy_cache .pytest_cache .ruff_cache

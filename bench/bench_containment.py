@@ -129,7 +129,7 @@ def npm_cli_versus_respond() -> bool:
                 if done.returncode != 0:
                     print(f"npm {label} failed: {done.stderr[-300:]}")
                     return False
-        settings = Settings(home=Path(tmp) / "respond", env=env, cwd=Path(tmp) / "work")
+        settings = Settings(home=Path(tmp) / "respond", npm_env=env, cwd=Path(tmp) / "work")
         names = {(i, label): fresh() for i in range(ROUNDS) for label, _, _ in OPS}
 
         async def respond_writes() -> None:

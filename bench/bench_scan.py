@@ -1,23 +1,33 @@
-"""Benchmark `npm.scan` on a package shaped like the real leak, against a floor from the same run.
+"""Benchmark `respond scan` against a floor from the same run: many-file packages, a 60 MB map,
+a hostile tarball of 200,000 entries.
 
-Usage: .venv/bin/python bench/bench_scan.py [--runs 5] [--detect-secrets-timeout 300]
+Usage: .venv/bin/python bench/bench_scan.py [--runs 5] [--root TREE] [--detect-secrets]
 
-1. Generates the real-shaped case (playbook.rehearsal.synth.make_real_case) into a temp dir.
-2. Floor, in this process, best of N: gzip-decompress the whole tarball (zlib, streamed in 1 MiB
-   chunks) + decode the map with the scanner's own msgspec decoder.
-3. Scan, each run in a fresh subprocess: `scan_tarball` + `write_outputs` into a temp incident
-   folder, timed inside the child (imports excluded); peak RSS is the child's VmHWM (not
-   ru_maxrss, which Linux carries over from the forking parent).
-4. detect-secrets (if installed) on the same files extracted to disk: the map and the bundle.
-Prints a Markdown section for BENCHMARKS.md.
+Floor (issue 14): a fresh interpreter that opens the `.tgz` with `tarfile` in stream mode
+(`r|gz`) and reads every member, timed from outside as a whole process. The scan is timed the
+same way: a fresh interpreter that imports `playbook.scan`, runs `scan_path` and writes
+findings.json and manifest.json (peak RSS is the child's VmHWM; the map's helper process reports
+its own). `respond scan --no-baseline` (the CLI, which also imports the command line and the
+engine) is timed beside it, for information. Children run with RESPOND_LOOPBACK_ONLY=1 and npm's
+registry set to a dead loopback port: no registry is asked for anything. `--root` points at
+another checkout (e.g. `git archive main`) to measure it on the same cases in the same run.
+
+Cases:
+- lodash as `make setup` installs it (a real package, 1,051 files), when present;
+- synthetic packages of 3,000 and 9,000 files shaped like a library build (scripts, typings, and
+  maps, a third of which carry their sources, as rxjs's do);
+- the 2.1.88-shaped case (a 60 MB map with 4,700 sources in a 24 MB tarball);
+- 200,000 tiny entries (must end within 10 s with a partial result that says so).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -25,66 +35,196 @@ import tarfile
 import tempfile
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from playbook.rehearsal.synth import make_real_case  # noqa: E402
+from playbook.rehearsal.synth import NPM_MTIME, make_real_case  # noqa: E402
 from playbook.scan.detect import checksummed_token  # noqa: E402
-from playbook.scan.sourcemap import _DECODER  # noqa: E402
 
 # Planted, must be found once: npm's token format, checksum included; not a real token.
+OFFLINE = {"RESPOND_LOOPBACK_ONLY": "1", "NPM_CONFIG_REGISTRY": "http://127.0.0.1:9/"}
 CANARY = checksummed_token("npm_", "Bench0Canary1Token2Not3Real4Va")
 
-CHILD = """
-import json, re, sys, time, tempfile
+FLOOR = """
+import sys, tarfile
+with tarfile.open(sys.argv[1], mode="r|gz") as tar:
+    for member in tar:
+        if member.isreg():
+            tar.extractfile(member).read()
+"""
+
+SCAN = """
+import json, re, sys, tempfile
 from pathlib import Path
-from playbook.scan import scan_tarball, write_outputs
+from playbook.scan import scan_path, write_outputs
 out = Path(tempfile.mkdtemp())
 def write(name, data):
     path = out / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
-t0 = time.perf_counter()
-result = scan_tarball(Path(sys.argv[1]), package="@acme/cli", version="2.1.88")
+result = scan_path(Path(sys.argv[1]))
 write_outputs(result, write)
-wall = time.perf_counter() - t0
 hwm = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
-print(json.dumps({"wall": wall, "rss_kib": hwm, "helper_kib": result.helper_peak_rss_kib,
-                  "sources": result.summary()["sources"],
+print(json.dumps({"rss_kib": hwm, "helper_kib": result.helper_peak_rss_kib,
+                  "files": result.files, "partial": result.partial, "notes": list(result.notes),
                   "secrets": len(result.secrets), "manifest": len(result.manifest)}))
 """
 
 
-def floor(tarball: Path) -> tuple[float, float]:
-    """(decompress seconds, decode seconds) for the cheapest possible read of the same bytes."""
-    t0 = time.perf_counter()
-    inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    parts = []
-    with tarball.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            parts.append(inflate.decompress(chunk))
-    raw = b"".join(parts)
-    t1 = time.perf_counter()
-    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-        member = tar.extractfile("package/dist/index.js.map")
-        assert member is not None
-        body = member.read()
-    t2 = time.perf_counter()
-    _DECODER.decode(body)
-    t3 = time.perf_counter()
-    return t1 - t0, t3 - t2
+@dataclass(frozen=True)
+class Case:
+    name: str
+    tarball: Path
+    files: int
 
 
-def scan_once(tarball: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tarball)],
-        capture_output=True, text=True, env=env, check=True,
-    )  # fmt: skip
-    return dict(json.loads(out.stdout))
+def _tgz(path: Path, entries: list[tuple[str, bytes]]) -> Path:
+    raw = io.BytesIO()
+    gz = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
+    with gz, tarfile.open(fileobj=gz, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo("package/" + name)
+            info.size, info.mtime, info.mode = len(data), NPM_MTIME, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(raw.getvalue())
+    return path
+
+
+_WORDS = [
+    "value",
+    "options",
+    "state",
+    "result",
+    "handler",
+    "index",
+    "source",
+    "target",
+    "module",
+    "config",
+]
+
+
+def _code(rng: random.Random, size: int) -> str:
+    lines, total = [], 0
+    while total < size:
+        a, b, c = rng.choices(_WORDS, k=3)
+        line = f"  const {a}{rng.randrange(999)} = {b}.{c}({rng.randrange(1 << 20)});"
+        lines.append(line)
+        total += len(line) + 1
+    return "\n".join(lines) + "\n"
+
+
+def library(path: Path, n: int, seed: int = 0) -> Case:
+    """A library build of `n` files: 45% scripts, 35% typings, 20% maps (a third with sources)."""
+    rng = random.Random(seed)
+    manifest = {"name": f"lib{n}", "version": "1.0.0", "license": "MIT", "main": "dist/index.js"}
+    entries = [("package.json", json.dumps(manifest).encode())]
+    for i in range(n - 1):
+        folder = f"dist/m{i % 40}"
+        kind = i % 20
+        if kind < 9:
+            size = min(int(rng.lognormvariate(8.0, 1.0)), 200_000)
+            entries.append((f"{folder}/f{i}.js", _code(rng, size).encode()))
+        elif kind < 16:
+            entries.append((f"{folder}/f{i}.d.ts", _code(rng, 600).encode()))
+        else:
+            body = _code(rng, min(int(rng.lognormvariate(8.0, 1.0)), 100_000))
+            doc: dict[str, object] = {"version": 3, "sources": [f"../../src/f{i}.ts"]}
+            doc["mappings"] = "AAAA,SAAS;" * (len(body) // 40)
+            if kind == 16:
+                doc["sourcesContent"] = [body]
+            entries.append((f"{folder}/f{i}.js.map", json.dumps(doc).encode()))
+    return Case(f"synthetic library, {n:,} files", _tgz(path, entries), n)
+
+
+def installed_lodash(path: Path) -> Case | None:
+    """lodash as `make setup` installed it (a real package's files), packed as npm would."""
+    src = ROOT / "registry" / "node_modules" / "lodash"
+    if not src.is_dir():
+        return None
+    names = sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    entries = [(str(p.relative_to(src)), p.read_bytes()) for p in names]
+    return Case(
+        f"lodash as installed (real), {len(entries):,} files", _tgz(path, entries), len(entries)
+    )
+
+
+def many_entries(path: Path, n: int) -> Case:
+    """`n` one-byte files in a tarball of a few hundred KB (each header + block is 1 KiB)."""
+    gz = zlib.compressobj(6, zlib.DEFLATED, 31)
+    with path.open("wb") as out:
+        for start in range(0, n, 10_000):
+            blocks = []
+            for i in range(start, min(n, start + 10_000)):
+                info = tarfile.TarInfo(f"package/d{i // 1000}/f{i}.js")
+                info.size, info.mtime = 1, NPM_MTIME
+                blocks.append(info.tobuf(tarfile.USTAR_FORMAT) + b"1" + bytes(511))
+            out.write(gz.compress(b"".join(blocks)))
+        out.write(gz.compress(bytes(1024)) + gz.flush())
+    return Case(f"hostile: {n:,} tiny entries", path, n)
+
+
+def _timed(argv: list[str], root: Path) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process and the children it waited for, stdout)."""
+    # No registry is ever asked: loopback only, npm's registry a dead loopback port.
+    env = {**os.environ, "PYTHONPATH": str(root), **OFFLINE}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        # cwd=root: `python -c` puts the working directory first on sys.path.
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=root)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text, problem = out.read().decode(), err.read().decode()
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{argv[:3]} failed ({proc.returncode}): {problem[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, text
+
+
+def measure(case: Case, runs: int, root: Path, cli: Path | None) -> dict[str, object]:
+    """Best (and median ratio) of `runs`; the hostile case has no floor (its target is 10 s)."""
+    floors, scans, docs, clis = [], [], [], []
+    floor_cpu, scan_cpu = [], []
+    hostile = case.name.startswith("hostile")
+    for _ in range(runs):  # interleaved, so load changes hit both sides alike
+        if not hostile:
+            wall, cpu, _ = _timed([sys.executable, "-c", FLOOR, str(case.tarball)], root)
+            floors.append(wall)
+            floor_cpu.append(cpu)
+        wall, cpu, out = _timed([sys.executable, "-c", SCAN, str(case.tarball)], root)
+        scans.append(wall)
+        scan_cpu.append(cpu)
+        docs.append(json.loads(out))
+        if cli is not None:
+            argv = [str(cli), "scan", str(case.tarball), "--no-baseline"]
+            clis.append(_timed(argv, root)[0])
+    if case.name.startswith("2.1.88"):
+        assert all(d["secrets"] == 1 for d in docs), "the planted canary was not found once"
+    floor, scan = (min(floors) if floors else 0.0), min(scans)
+    return {
+        "case": case.name,
+        "floor": floor,
+        "scan": scan,
+        "ratio": scan / floor if floor else 0.0,
+        "median_ratio": sorted(s / f for s, f in zip(scans, floors, strict=True))[runs // 2]
+        if floors
+        else 0.0,
+        "cli": min(clis) if clis else None,
+        "floor_cpu": min(floor_cpu) if floor_cpu else 0.0,
+        "scan_cpu": min(scan_cpu),
+        "rss_mb": max(int(d["rss_kib"]) for d in docs) / 1024,
+        "helper_mb": max(int(d["helper_kib"]) for d in docs) / 1024,
+        "partial": docs[0]["partial"],
+        "notes": docs[0]["notes"],
+        "files": docs[0]["files"],
+        "secrets": docs[0]["secrets"],
+    }
 
 
 def detect_secrets(tarball: Path, work: Path, timeout: float) -> str:
@@ -96,7 +236,6 @@ def detect_secrets(tarball: Path, work: Path, timeout: float) -> str:
     with tarfile.open(tarball) as tar:
         tar.extractall(target, filter="data")
     t0 = time.perf_counter()
-    # Its own session, so a timeout stops the whole process group it may have started.
     proc = subprocess.Popen(
         [str(exe), "scan", "--all-files", str(target)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=target, start_new_session=True,
@@ -125,56 +264,56 @@ def wait_quiet(limit: float, patience: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--detect-secrets-timeout", type=float, default=300.0)
-    parser.add_argument("--quiet-load", type=float, default=0.3, help="wait for this 1-min load")
-    parser.add_argument("--quiet-wait", type=float, default=120.0, help="seconds to wait at most")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to measure")
+    parser.add_argument("--detect-secrets", action="store_true", help="also time detect-secrets")
+    parser.add_argument("--only", default="", help="run the cases whose name holds this")
+    parser.add_argument("--quiet-load", type=float, default=0.5, help="wait for this 1-min load")
+    parser.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait at most")
     args = parser.parse_args()
+    cli = Path(sys.executable).with_name("respond") if args.root == ROOT else None
     with tempfile.TemporaryDirectory(prefix="respond-bench-") as tmp:
         work = Path(tmp)
-        t0 = time.perf_counter()
-        case = make_real_case(work, secret=CANARY)
-        generated = time.perf_counter() - t0
+        real = make_real_case(work, secret=CANARY)
+        cases = [
+            installed_lodash(work / "lodash.tgz"),
+            library(work / "lib3000.tgz", 3000),
+            library(work / "lib9000.tgz", 9000),
+            Case("2.1.88-shaped: 60 MB map, 4,700 sources", real.tarball, 4),
+            many_entries(work / "many.tgz", 200_000),
+        ]
         load_before = wait_quiet(args.quiet_load, args.quiet_wait)
-        floors = [floor(case.tarball) for _ in range(args.runs)]
-        inflate = min(f[0] for f in floors)
-        decode = min(f[1] for f in floors)
-        runs = [scan_once(case.tarball) for _ in range(args.runs)]
-        assert all(r["secrets"] == 1 for r in runs), "the planted canary was not found"
+        rows = [
+            measure(c, args.runs if "hostile" not in c.name else 1, args.root, cli)
+            for c in cases
+            if c is not None and args.only in c.name
+        ]
         load_after = load()
-        best = min(r["wall"] for r in runs)
-        median = sorted(r["wall"] for r in runs)[len(runs) // 2]
-        rss = max(r["rss_kib"] for r in runs) / 1024
-        helper = max(r["helper_kib"] for r in runs) / 1024
-        both = max(r["rss_kib"] + r["helper_kib"] for r in runs) / 1024
-        ds = detect_secrets(case.tarball, work, args.detect_secrets_timeout)
-    floor_s = inflate + decode
+        ds = detect_secrets(real.tarball, work, 300) if args.detect_secrets else "not run"
+    print(f"Command: `.venv/bin/python bench/bench_scan.py --runs {args.runs}`")
     print(
-        f"""## npm.scan
-
-Command: `.venv/bin/python bench/bench_scan.py --runs {args.runs}` ({os.cpu_count()} cores;
-1-minute load average {load_before:.2f} before the runs, {load_after:.2f} after: the machine is
-shared with other sessions, so the median is noisier than the best run)
-
-Case (generated in {generated:.1f} s): tarball {case.tarball_bytes / 1e6:.1f} MB, map \
-{case.map_bytes / 1e6:.1f} MB with {case.sources:,} sources ({case.first_party:,} first-party), \
-bundle {case.bundle_bytes / 1e6:.1f} MB.
-
-| measure | value |
-|---|---|
-| floor: gzip-decompress {inflate:.3f} s + msgspec decode of the map {decode:.3f} s | \
-{floor_s:.3f} s |
-| scan end to end (scan_tarball + write_outputs), best of {args.runs} | {best:.3f} s |
-| scan, median of {args.runs} | {median:.3f} s |
-| scan / floor (best) | {best / floor_s:.2f}x |
-| peak RSS of the scan process (VmHWM, max of runs) | {rss:.0f} MB |
-| peak RSS of its helper process (second half of the map) | {helper:.0f} MB |
-| both together (upper bound: the two peaks need not coincide) | {both:.0f} MB |
-| detect-secrets on the same extracted files | {ds} |
-
-Targets (issue 3): under 1.0 s, within 2x the floor, peak RSS under 400 MB.
-Result: {runs[0]["sources"]:,} sources, {runs[0]["manifest"]:,} files fingerprinted, the planted
-npm token found at its source file and line."""
+        f"({os.cpu_count()} cores; 1-minute load {load_before:.2f} before, {load_after:.2f} after)"
     )
+    print()
+    print(
+        "| case | floor (s) | scan (s) | scan / floor (best; median) | CPU s floor, scan (ratio) "
+        "| `respond scan` (s) | peak RSS scan + helper (MB) | result |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        result = f"{r['files']:,} files read" + (
+            ", PARTIAL: " + "; ".join(r["notes"]) if r["partial"] else ""
+        )  # type: ignore[arg-type]
+        cli_s = f"{r['cli']:.2f}" if r["cli"] is not None else "-"
+        floor_s = f"{r['floor']:.2f}" if r["floor"] else "-"
+        ratio_s = f"{r['ratio']:.2f}x; {r['median_ratio']:.2f}x" if r["floor"] else "-"
+        fc, sc = r["floor_cpu"], r["scan_cpu"]
+        cpu_s = f"{fc:.2f}, {sc:.2f} ({sc / fc:.2f}x)" if fc else f"-, {sc:.2f}"  # type: ignore[operator]
+        print(
+            f"| {r['case']} | {floor_s} | {r['scan']:.2f} | {ratio_s} | {cpu_s} | {cli_s} | "
+            f"{r['rss_mb']:.0f} + {r['helper_mb']:.0f} | {result} |"
+        )
+    if args.detect_secrets:
+        print(f"\ndetect-secrets on the 2.1.88-shaped case's extracted files: {ds}")
 
 
 if __name__ == "__main__":

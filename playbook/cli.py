@@ -190,12 +190,14 @@ def _finish_run(session: Session, result: RunResult, json_out: bool) -> NoReturn
     code = {
         "done": ExitCode.OK,
         "planned": ExitCode.OK,
+        "done_with_gaps": ExitCode.DONE_WITH_GAPS,
+        "planned_with_gaps": ExitCode.DONE_WITH_GAPS,
         "awaiting_approval": ExitCode.AWAITING_APPROVAL,
     }.get(result.status, ExitCode.FAILED)
     if code == ExitCode.OK and not session.settings.dry_run:
-        from playbook.steps.npm import not_contained
+        from playbook.core import not_contained
 
-        for words in not_contained(result.steps):  # a live run that ends uncontained says so
+        for words in not_contained(result):  # a live run that ends uncontained says so
             typer.echo(f"error: {words}", err=True)
             code = ExitCode.NOT_CONTAINED
     raise typer.Exit(int(code))
@@ -616,6 +618,16 @@ def init(
     typer.echo(f"wrote {path}: fill in [organization] and [official]", err=True)
 
 
+ScanFormat = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="text (default), json, or sarif (SARIF 2.1.0 for GitHub code scanning) on stdout.",
+    ),
+]
+_SCAN_FORMATS = ("text", "json", "sarif")
+
+
 @app.command()
 def scan(
     target: Annotated[str, typer.Argument(help="A package folder, a .tgz, or name@version.")],
@@ -630,22 +642,35 @@ def scan(
         bool, typer.Option("--no-baseline", help="Judge the release on its own (absolute view).")
     ] = False,
     json_out: JsonOut = False,
+    output_format: ScanFormat = "text",
     registry: Registry = None,
     verbose: Verbose = False,
 ) -> None:
     """The pre-publish guard: exit 1 when a release adds a leak (compared with the one before)."""
     try:
-        from playbook import core
+        from playbook import __version__, core
         from playbook.display import inert
+        from playbook.errors import UsageError
         from playbook.scan import findings_doc, summary_lines
+        from playbook.scan.output import sarif_base, sarif_doc
 
+        if output_format not in _SCAN_FORMATS:
+            raise UsageError(
+                f"--format {output_format!r} is not a format respond scan writes; "
+                f"accepted: {', '.join(_SCAN_FORMATS)}"
+            )
         guarded = core.guard(
             _settings(registry=registry), target, baseline=baseline, no_baseline=no_baseline
         )
     except Exception as exc:
         _fail(exc, verbose)
     result, verdict = guarded.result, guarded.verdict
-    if json_out:
+    if output_format == "sarif":
+        path = Path(target).expanduser()
+        base, artifact = sarif_base(path, Path.cwd()) if path.exists() else ("", "package.json")
+        doc = sarif_doc(result, verdict, base=base, artifact=artifact, version=__version__)
+        typer.echo(json.dumps(doc, indent=2))
+    elif json_out or output_format == "json":
         doc = {**findings_doc(result), "verdict": verdict.as_json()}
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:

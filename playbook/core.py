@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,11 +16,11 @@ from playbook.engine import runbook as runbooks
 from playbook.engine.runbook import Runbook
 from playbook.engine.runner import Approver, Engine, Reporter, RunResult, create_incident
 from playbook.errors import RunbookError, UsageError
-from playbook.net.http import ClientOptions, WaitHook
+from playbook.net.http import ClientOptions, RetryPolicy, WaitHook
 from playbook.resources import runbooks_dir
 from playbook.services.hub import Services
 from playbook.spec import PackageSpec, parse_spec
-from playbook.store.sqlite import Incident, StepRecord, Store, StoreCache
+from playbook.store.sqlite import Incident, StepRecord, StepStatus, Store, StoreCache
 
 if TYPE_CHECKING:
     from playbook.mirrors.model import Change
@@ -75,6 +76,7 @@ class Session:
         options = ClientOptions(
             dry_run=self.settings.dry_run,
             timeout=self.settings.timeout,
+            retry=RetryPolicy(backoff=self.settings.retry_backoff),
             on_wait=self.on_wait,
             loopback_only=self.settings.loopback_only,
         )
@@ -157,6 +159,18 @@ def approve(store: Store, incident_id: str, step: str, who: str, note: str) -> l
     return keys
 
 
+def not_contained(result: RunResult) -> list[str]:
+    """The verification's words for each npm.verify that found the leaked version still served:
+    a live run ending so exits NOT_CONTAINED (8), not 0."""
+    return [
+        step.summary
+        for step in result.steps
+        if step.uses == "npm.verify"
+        and step.status is StepStatus.SUCCEEDED
+        and (step.outputs or {}).get("contained") is False
+    ]
+
+
 def result_json(result: RunResult) -> dict[str, Any]:
     return {
         "incident": result.incident_id,
@@ -182,6 +196,16 @@ def step_json(step: StepRecord) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def driving(store: Store, incident_id: str) -> Iterator[None]:
+    """Hold the incident's driver lock, as a run does, while a command writes its records."""
+    store.lock(incident_id)
+    try:
+        yield
+    finally:
+        store.unlock(incident_id)
+
+
 def track_notice(
     settings: Settings,
     notice_id: str,
@@ -196,9 +220,10 @@ def track_notice(
     store = open_store(settings)
     try:
         owner = incident_of_notice(store, notice_id, incident_id)
-        if sent:
-            return mark_sent(store, owner, notice_id, ref, settings.operator)
-        return mark_resolved(store, owner, notice_id, settings.operator)
+        with driving(store, owner):
+            if sent:
+                return mark_sent(store, owner, notice_id, ref, settings.operator)
+            return mark_resolved(store, owner, notice_id, settings.operator)
     finally:
         store.close()
 
@@ -222,8 +247,43 @@ def incident_of_notice(store: Store, notice_id: str, incident_id: str | None) ->
 
 
 def scan_target(settings: Settings, target: str) -> ScanResult:
-    """The scan alone (no baseline, no verdict): a package folder, a tarball, or name@version."""
-    return guard(settings, target, no_baseline=True).result
+    """The pre-publish guard's scan: a package folder, a tarball, or a published name@version."""
+    from playbook.scan import scan_path
+
+    path = Path(target).expanduser()
+    if path.exists():
+        return scan_path(path, npm=settings.npm)
+    if "@" not in target.lstrip("@"):
+        raise UsageError(
+            f"{target!r} is neither a file nor a folder here, nor a package spec; "
+            "accepted: a package folder, a .tgz, or name@1.2.3"
+        )
+    return asyncio.run(_scan_published(settings, parse_spec(target)))
+
+
+async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
+    store = open_store(settings)
+    services = Session(settings, store).services()
+    try:
+        return await _download_and_scan(services, spec)
+    finally:
+        await services.aclose()
+        store.close()
+
+
+async def _download_and_scan(services: Services, spec: PackageSpec) -> ScanResult:
+    """Scan a published version: its tarball, checked against the packument, in a temp folder."""
+    import tempfile
+
+    from playbook.scan import scan_tarball
+    from playbook.services.npm import download_version, registry_for
+
+    registry = registry_for(services, spec.name)
+    with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
+        path = await download_version(registry, spec.name, spec.version, Path(tmp))
+        if path is None:
+            raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
+        return await asyncio.to_thread(scan_tarball, path, package=spec.name, version=spec.version)
 
 
 @dataclass(frozen=True)
@@ -244,14 +304,15 @@ def guard(
     for the absolute view. The allowlist comes from respond.toml (`[[scan.allow]]`).
     """
     from playbook.scan import scan_path
+    from playbook.scan.allowlist import load_allowlist
     from playbook.scan.verdict import judge
 
     if baseline is not None and no_baseline:
         raise UsageError("--baseline and --no-baseline contradict each other; give one of them.")
-    allow = settings.org.scan_allow
+    allow = load_allowlist(settings.org)
     path = Path(target).expanduser()
     if path.exists():
-        result = scan_path(path)
+        result = scan_path(path, npm=settings.npm)
         base = asyncio.run(_local_baseline(settings, result, baseline, no_baseline))
     else:
         if "@" not in target.lstrip("@"):
@@ -296,7 +357,7 @@ async def _baseline(
     if given is not None:
         path, spec = _chosen_baseline(given, name)
         if path is not None:
-            found = exposure(await asyncio.to_thread(scan_path, path))
+            found = exposure(await asyncio.to_thread(scan_path, path, npm=settings.npm))
             return bl.Baseline(found, f"{found.label} ({path.name}), chosen by --baseline")
         assert spec is not None
         reg = registry_for(services, spec.name)
@@ -326,26 +387,16 @@ async def _local_baseline(
 async def _guard_published(
     settings: Settings, spec: PackageSpec, given: str | None, no_baseline: bool
 ) -> tuple[ScanResult, Baseline]:
-    import tempfile
-
-    from playbook.scan import scan_tarball
     from playbook.scan.baseline import Baseline
-    from playbook.services.npm import download_version, registry_for
+    from playbook.services.npm import registry_for
 
     store = open_store(settings)
     services = Session(settings, store).services()
     try:
-        registry = registry_for(services, spec.name)
-        with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
-            path = await download_version(registry, spec.name, spec.version, Path(tmp))
-            if path is None:
-                raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
-            result = await asyncio.to_thread(
-                scan_tarball, path, package=spec.name, version=spec.version
-            )
+        result = await _download_and_scan(services, spec)
         if no_baseline:
             return result, Baseline(None, "--no-baseline: absolute view")
-        doc = await registry.packument(spec.name)
+        doc = await registry_for(services, spec.name).packument(spec.name)
         base = await _baseline(settings, services, spec.name, spec.version, given, doc)
         return result, base
     finally:
@@ -366,6 +417,7 @@ def recheck_mirrors(session: Session, incident_id: str) -> list[Change]:
             await services.aclose()
 
     session.store.get_incident(incident_id)
-    changes = asyncio.run(go())
-    auto_resolve(session.store, incident_id, who=session.settings.operator)
+    with driving(session.store, incident_id):
+        changes = asyncio.run(go())
+        auto_resolve(session.store, incident_id, who=session.settings.operator)
     return changes

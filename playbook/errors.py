@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     STORE_TOO_NEW = 6
     TOOL_MISSING = 7
     NOT_CONTAINED = 8  # a live run ended, and npm.verify found the leaked version still served
+    DONE_WITH_GAPS = 9  # finished, but an outside service could not be checked (see the report)
 
 
 class RespondError(Exception):
@@ -77,6 +78,10 @@ class RemoteError(RespondError):
     def __init__(self, message: str, hint: str | None = None, *, status: int | None = None) -> None:
         super().__init__(message, hint)
         self.status = status
+
+
+class NetworkFatal(RemoteError):
+    """A failure no retry can heal (DNS name not found, TLS verification failed): not retried."""
 
 
 class PolicyRefused(RemoteError):

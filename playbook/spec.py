@@ -1,4 +1,5 @@
-"""Package specs as a person types them: `name@version` or `@scope/name@version`."""
+"""Package specs as a person types them (`name@version` or `@scope/name@version`), and npm's
+naming rules for where a registry keeps a package: the one place each is written."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class PackageSpec:
     @property
     def escaped_name(self) -> str:
         """The name as it goes in a registry path: `@scope%2fname`."""
-        return self.name.replace("/", "%2f")
+        return escape_name(self.name)
 
     @property
     def slug(self) -> str:
@@ -39,6 +40,30 @@ class PackageSpec:
 
     def __str__(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+def escape_name(name: str) -> str:
+    """`@scope/name` -> `@scope%2fname`, as npm writes a name in a registry path."""
+    return name.replace("/", "%2f")
+
+
+def unescape_name(path_part: str) -> str:
+    """`@scope%2fname` -> `@scope/name` (a registry accepts either in a path)."""
+    return path_part.replace("%2f", "/").replace("%2F", "/")
+
+
+def bare_name(name: str) -> str:
+    """`@scope/name` -> `name`: what npm names a package's tarball after."""
+    return name.rsplit("/", 1)[-1]
+
+
+def tarball_filename(name: str, version: str) -> str:
+    return f"{bare_name(name)}-{version}.tgz"
+
+
+def default_tarball_url(registry: str, name: str, version: str) -> str:
+    """Where a registry serves a version's tarball when no packument says otherwise."""
+    return f"{registry.rstrip('/')}/{name}/-/{tarball_filename(name, version)}"
 
 
 def is_valid_version(version: str) -> bool:

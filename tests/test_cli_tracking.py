@@ -107,7 +107,7 @@ def test_scan_guard_exit_codes(incident: tuple[Cli, FakeWorld, str, str], tmp_pa
     assert json.loads(leaky.stdout)["leaky"] is True
     cli("scan", str(tmp_path / "clean.tgz"), code=0)
     published = cli("scan", f"{name}@1.0.0", code=0)
-    assert "clean" in published.stdout.lower()
+    assert published.stdout.startswith(f"pass {name}@1.0.0: no source exposure"), published.stdout
 
 
 def test_init_writes_once(tmp_path: Path) -> None:

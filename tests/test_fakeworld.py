@@ -127,6 +127,19 @@ def test_cdns_archive_forges_and_npm_search(fake: FakeWorld) -> None:
     assert {p["path_with_namespace"] for p in gl} >= {"glcopy/widget-cli-leak"}
     cb = httpx.get(f"{fake.endpoint('codeberg')}/api/v1/repos/search?q=widget").json()
     assert cb["ok"] is True and cb["data"]
+    # Each forge's branch endpoint answers the commit (`commit.id`) its tree can be listed at.
+    glid = next(p["id"] for p in gl if p["path_with_namespace"] == "glcopy/widget-cli-leak")
+    project = f"{fake.endpoint('gitlab')}/api/v4/projects/{glid}/repository"
+    branch = httpx.get(f"{project}/branches/main").json()
+    assert branch["name"] == "main" and re.fullmatch(r"[0-9a-f]{40}", branch["commit"]["id"])
+    tree = httpx.get(f"{project}/tree", params={"ref": branch["commit"]["id"], "recursive": "1"})
+    assert tree.status_code == 200 and tree.json()[0]["type"] in ("blob", "tree")
+    assert httpx.get(f"{project}/tree", params={"ref": "f" * 40}).status_code == 404
+    repo = f"{fake.endpoint('codeberg')}/api/v1/repos/cbcopy/widget-cli"
+    commit = httpx.get(f"{repo}/branches/main").json()["commit"]["id"]
+    listed = httpx.get(f"{repo}/git/trees/{commit}", params={"recursive": "true"}).json()
+    assert re.fullmatch(r"[0-9a-f]{40}", listed["sha"]) and listed["tree"]
+    assert httpx.get(f"{repo}/branches/nope").status_code == 404
     npm = httpx.get(f"{fake.registry}-/v1/search?text=widget").json()
     assert {o["package"]["name"] for o in npm["objects"]} >= {"widget-cli-leaked"}
 

@@ -221,3 +221,35 @@ def test_pace_counts_on_the_governors_clock(clock: FakeClock) -> None:
         return clock.now - start
 
     assert asyncio.run(run()) >= 20  # 5 requests at 2 per 10 s: two waits of 10 s
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        Limits(secondary_at=frozenset({2}), secondary_retry_after=None, secondary_status=429),
+        Limits(secondary_at=frozenset({2}), secondary_retry_after=None, secondary_status=403),
+    ],
+    indirect=True,
+)
+def test_with_the_transports_own_retries_on_only_the_governor_retries_a_limit(
+    server: FakeWorld, clock: FakeClock, tmp_path: Path
+) -> None:
+    """The client's default RetryPolicy retries 429s of other hosts; never a governed GitHub one."""
+    settings = world_settings(server, tmp_path)
+    clocked = Clock(clock, clock.sleep)
+    services = Services(settings, ClientOptions(dry_run=False), MemoryCache(), clock=clocked)
+    gh = github_api(services)
+
+    async def run() -> list[TreeState]:
+        try:
+            return [(await gh.tree("someone/repo", "main")).state for _ in range(3)]
+        finally:
+            await services.aclose()
+
+    assert asyncio.run(run()) == [TreeState.OK] * 3
+    log = [(t, s) for t, _r, _p, s in server.stats.log]
+    assert [s for _t, s in log].count(server.world.limits.secondary_status) == 1
+    refused = next(i for i, (_t, s) in enumerate(log) if s in (403, 429))
+    # No retry-after: the governor waited a minute before asking again, and nothing asked sooner.
+    assert log[refused + 1][0] - log[refused][0] >= 60
+    assert len(log) == 4

@@ -402,3 +402,20 @@ def test_a_rate_limited_answer_waits_for_the_reset_then_goes_on(tmp_path: Path) 
         assert total == len(world.forks_of(ROOT))
         assert gql.governor.limited == 1 and fake.stats.limited == 1
         assert 300 <= clock.now - start <= 302
+
+
+def test_without_graphql_points_the_rest_listing_takes_over(tmp_path: Path) -> None:
+    # No points at all: the first query is refused until a reset further off than the hunt may
+    # wait, so GraphQL stops and the REST fork listing lists the network; every fork is judged.
+    result = hunt(tmp_path, 40, Limits(graphql=0))
+    assert result.routes["github.graphql"] >= 1 and result.routes["github.forks"] >= 1
+    for name in result.net.forks:
+        want = Verdict.UNRELATED if name in result.net.cleaned else Verdict.COPY
+        assert result.mirrors[f"https://github.com/{name}"].verdict is want
+
+
+def test_graphql_endpoint_beside_the_rest_base() -> None:
+    from playbook.services.github_graphql import graphql_url
+
+    assert graphql_url("http://127.0.0.1:9/github") == "http://127.0.0.1:9/github/graphql"
+    assert graphql_url("https://ghe.example/api/v3/") == "https://ghe.example/api/graphql"

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
-from playbook.errors import DryRunViolation, LoopbackViolation
+from playbook.errors import DryRunViolation, LoopbackViolation, NetworkFatal
 from playbook.net.http import (
+    GOVERNED,
     READ_ONLY,
     WRITES,
     ClientOptions,
+    LoopbackGuard,
     RetryPolicy,
     build_client,
+    is_loopback,
     parse_retry_after,
 )
 
@@ -155,3 +162,211 @@ def test_a_write_marked_get_is_refused_in_a_dry_run() -> None:
 
 def test_a_write_marked_get_goes_through_in_a_live_run() -> None:
     assert marked("GET", WRITES, dry_run=False) == ["GET"]
+
+
+# -- loopback by address -------------------------------------------------------------------------
+
+
+def fake_resolver(table: dict[str, list[str]]) -> Callable[[str], list[str]]:
+    def resolver(host: str) -> list[str]:
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return table[host]
+
+    return resolver
+
+
+LOOPBACK = ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "::ffff:127.0.0.1", "[::ffff:127.0.0.1]"]
+HOSTILE = [
+    "127.evil.example",  # starts with "127." and is a name that resolves elsewhere
+    "127.0.0.1.evil.com",
+    "localhost.attacker",
+    "0x7f.1",  # the C resolver reads this as 127.0.0.1; ipaddress does not: refused
+    "0x7f000001",
+    "2130706433",
+    "127.1",
+    "[::ffff:10.0.0.1]",
+    "::ffff:8.8.8.8",
+    "10.0.0.1",
+    "0.0.0.0",
+    "mixed.example",  # resolves to loopback AND elsewhere
+    "unknown.example",  # does not resolve
+    "",
+]
+RESOLVES = {
+    "localhost": ["127.0.0.1", "::1"],
+    "registry.test": ["127.0.0.1"],
+    "127.evil.example": ["203.0.113.7"],
+    "127.0.0.1.evil.com": ["203.0.113.7"],
+    "localhost.attacker": ["203.0.113.8"],
+    "mixed.example": ["127.0.0.1", "203.0.113.9"],
+    "0x7f.1": ["127.0.0.1"],
+    "127.1": ["127.0.0.1"],
+}
+
+
+@pytest.mark.parametrize("host", [*LOOPBACK, "localhost", "registry.test"])
+def test_loopback_addresses_and_names_resolving_only_to_loopback_pass(host: str) -> None:
+    assert is_loopback(host, fake_resolver(RESOLVES))
+
+
+@pytest.mark.parametrize("host", HOSTILE)
+def test_hostile_host_names_are_not_loopback(host: str) -> None:
+    assert not is_loopback(host, fake_resolver(RESOLVES))
+
+
+def test_localhost_resolves_to_loopback_through_the_system_resolver() -> None:
+    assert is_loopback("localhost")
+
+
+@pytest.mark.parametrize("host", ["127.evil.example", "127.0.0.1.evil.com", "localhost.attacker"])
+def test_the_loopback_guard_refuses_a_hostile_name_before_sending(host: str) -> None:
+    transport, seen = scripted(200)
+    guarded = LoopbackGuard(transport, fake_resolver(RESOLVES))
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=guarded) as client:
+            await client.get(f"http://{host}:9/x")
+
+    with pytest.raises(LoopbackViolation, match="loopback addresses only"):
+        asyncio.run(go())
+    assert seen == []
+
+
+def test_the_rehearsal_start_guard_refuses_a_hostile_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playbook.config.settings import DEFAULT_ENDPOINTS, Settings
+    from playbook.errors import UsageError
+    from playbook.net import http
+    from playbook.rehearsal.run import assert_loopback
+
+    monkeypatch.setattr(http, "resolve", fake_resolver(RESOLVES))
+    env = {f"RESPOND_{n.upper()}_API": "http://127.0.0.1:1" for n in DEFAULT_ENDPOINTS}
+    env |= {"RESPOND_HOME": str(tmp_path), "RESPOND_UNPKG_API": "http://127.0.0.1.evil.com:1"}
+    settings = Settings.resolve(env=env)
+    with pytest.raises(UsageError, match="unpkg would reach"):
+        assert_loopback(settings, "http://127.0.0.1:4873/")
+
+
+# -- fail fast where a retry cannot help ---------------------------------------------------------
+
+
+def test_a_name_that_does_not_exist_fails_at_once_with_a_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real transport and the real connect path; only the system resolver's answer is
+    # scripted (a test never sends a DNS query).
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name == "registry.nowhere.test":  # anyio passes the name IDNA-encoded, as bytes
+            asked.append(name)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    waits: list[float] = []
+    options = ClientOptions(dry_run=False, retry=NO_JITTER, on_wait=lambda why, s: waits.append(s))
+
+    async def go() -> None:
+        async with build_client(options) as client:
+            await client.get("http://registry.nowhere.test/pkg")
+
+    with pytest.raises(NetworkFatal) as caught:
+        asyncio.run(go())
+    assert asked == ["registry.nowhere.test"], "retried although the name does not exist"
+    assert waits == []
+    assert "no such host name" in caught.value.message and "\n" not in caught.value.message
+    assert caught.value.hint and "RESPOND_<NAME>_API" in caught.value.hint
+
+
+def test_a_resolver_timeout_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # EAI_AGAIN (the resolver did not answer in time) may heal: it keeps its retries.
+    asked: list[str] = []
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        asked.append(str(host))
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    options = ClientOptions(dry_run=False, retry=NO_JITTER)
+
+    async def go() -> None:
+        async with build_client(options) as client:
+            await client.get("http://registry.slow-dns.test/pkg")
+
+    with pytest.raises(httpx.ConnectError):
+        asyncio.run(go())
+    assert len(asked) == NO_JITTER.attempts
+
+
+@pytest.fixture(scope="module")
+def self_signed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real TLS server on loopback whose certificate no trust store holds."""
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    hits: list[int] = []
+    real_get_request = server.get_request
+
+    def counting() -> tuple[object, object]:
+        hits.append(1)
+        return real_get_request()
+
+    server.get_request = counting  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_certificate_that_does_not_verify_fails_at_once_with_a_hint(
+    self_signed_server: str,
+) -> None:
+    waits: list[float] = []
+    options = ClientOptions(dry_run=False, retry=NO_JITTER, on_wait=lambda why, s: waits.append(s))
+
+    async def go() -> None:
+        async with build_client(options) as client:
+            await client.get(self_signed_server + "pkg")
+
+    with pytest.raises(NetworkFatal) as caught:
+        asyncio.run(go())
+    assert waits == [], "retried although the certificate cannot verify on a second try"
+    assert "TLS certificate does not verify" in caught.value.message
+    assert "self-signed" in caught.value.message or "verify" in caught.value.message
+    assert caught.value.hint and "SSL_CERT_FILE" in caught.value.hint
+
+
+def test_a_governed_429_is_handed_back_at_once_and_5xx_still_retried() -> None:
+    async def go(*answers: int) -> tuple[int, list[str]]:
+        transport, seen = scripted(*answers)
+        options = ClientOptions(dry_run=False, retry=NO_JITTER, transport=transport)
+        async with build_client(options, base_url="http://127.0.0.1:9") as client:
+            got = await client.get("/thing", extensions={GOVERNED: True})
+        return got.status_code, seen
+
+    assert asyncio.run(go(429, 200)) == (429, ["GET"])  # the governor decides when to ask again
+    assert asyncio.run(go(503, 200)) == (200, ["GET", "GET"])

@@ -16,6 +16,7 @@ from playbook.clock import utcnow
 from playbook.codec import to_json
 from playbook.config.settings import Mode, Settings
 from playbook.engine.runner import StoreRecords
+from playbook.errors import DryRunViolation
 from playbook.mirrors.fingerprints import manifest_dict
 from playbook.mirrors.model import Verdict
 from playbook.net.http import ClientOptions
@@ -29,7 +30,14 @@ from playbook.rehearsal.world import (
 from playbook.services.hub import MemoryCache, Services
 from playbook.spec import PackageSpec
 from playbook.steps.base import Records, StepContext, StepOutputs
-from playbook.steps.mirrors import CheckCdns, HuntMirrors, VerifyMirrors, list_mirrors, recheck
+from playbook.steps.mirrors import (
+    CheckCdns,
+    HuntMirrors,
+    PurgeCdnTags,
+    VerifyMirrors,
+    list_mirrors,
+    recheck,
+)
 from playbook.steps.npm import LookupOutput, ScanOutput
 from playbook.store.sqlite import Incident, StepStatus, Store, StoreCache
 
@@ -121,6 +129,10 @@ class StepRecordsMemory:
         self.data[(kind, key)] = text
         return changed
 
+    def update(self, kind: str, key: str, change: Any) -> bool:
+        data = change(self.get(kind, key))
+        return False if data is None else self.put(kind, key, data)
+
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
         text = self.data.get((kind, key))
         return None if text is None else dict(json.loads(text))
@@ -159,9 +171,22 @@ def test_every_kind_of_planted_copy_is_proven(run: Run) -> None:
     for name in ("leaker0/widget-cli-source", "renamer/widget-cli-src", "prettier/widget-cli-leak",
                  "f4x1/widget-cli-source", "dev999/widget-cli"):  # fmt: skip
         assert run.mirrors[GH + name]["verdict"] == "copy", name
+    crlf = run.mirrors[GH + "crlf/widget-cli-leak"]
+    assert crlf["verdict"] == "copy" and crlf["matched_by_content"] > 0
+    assert "identical but for whitespace" in crlf["evidence"]
+    # Reformatted throughout (quotes, semicolons, indent, wrapped calls, trailing commas) or
+    # only re-indented: not one blob matches, the token fingerprints of a sample prove them.
+    for name in ("prettier/widget-cli-leak", "reindent/widget-cli-leak"):
+        copy = run.mirrors[GH + name]
+        assert copy["verdict"] == "copy" and copy["matched_by_blob"] == 0, name
+        assert copy["matched_by_content"] == copy["matched"] >= copy["total"] / 2
+        assert "all 6 files sampled from them are" in copy["evidence"]
+        assert 1 <= len(copy["matched_paths"]) <= 6  # a claim names the proven files only
     prettier = run.mirrors[GH + "prettier/widget-cli-leak"]
-    assert prettier["matched_by_content"] > 0  # reformatted files proven by normalized hash
-    assert "identical but for whitespace" in prettier["evidence"]
+    assert "reformatted (token fingerprint similarity" in prettier["evidence"]
+    # The same paths with other code: a sample is downloaded, nothing is proven.
+    rewrite = run.mirrors[GH + "rewrite/widget-cli-clone"]
+    assert rewrite["verdict"] == "unrelated" and rewrite["matched"] == 0
     assert run.mirrors["https://gitlab.com/glcopy/widget-cli-leak"]["verdict"] == "copy"
     assert run.mirrors["https://codeberg.org/cbcopy/widget-cli"]["verdict"] == "copy"
     assert run.mirrors["npm:widget-cli-leaked@1.0.0"]["verdict"] == "copy"
@@ -254,7 +279,7 @@ def test_without_a_token_code_search_is_skipped_with_a_hint(tmp_path: Path) -> N
     )
 
 
-def test_cdn_check_records_copies_and_purges_tags_only(tmp_path: Path) -> None:
+def test_cdn_check_records_copies_and_the_purge_step_purges_tags_only(tmp_path: Path) -> None:
     files = sample_files(seed=7)
     world = World.seeded(files, PKG, VER, seed=7, official_forks=0)
     write_manifest(tmp_path, files)
@@ -264,30 +289,43 @@ def test_cdn_check_records_copies_and_purges_tags_only(tmp_path: Path) -> None:
             if dry:
                 settings = dataclasses.replace(settings, mode=Mode.DRY_RUN)
             services = Services(settings, ClientOptions(dry_run=dry), cache=MemoryCache())
-            needs = {
-                "lookup": lookup_output(world),
-                "scan": SCAN,
-            }
+            needs: dict[str, StepOutputs] = {"lookup": lookup_output(world), "scan": SCAN}
             records = StepRecordsMemory()
-            ctx = context(settings, services, tmp_path, needs, records, "cdn")
 
-            async def go(ctx: StepContext = ctx, services: Services = services) -> Any:
+            async def go(
+                services: Services = services,
+                needs: dict[str, StepOutputs] = needs,
+                records: StepRecordsMemory = records,
+                settings: Settings = settings,
+            ) -> tuple[Any, Any, Any]:
                 try:
-                    return to_json(
-                        (await CheckCdns().apply(ctx, await CheckCdns().plan(ctx))).outputs
-                    )
+                    ctx = context(settings, services, tmp_path, needs, records, "cdn")
+                    cdn = (await CheckCdns().apply(ctx, await CheckCdns().plan(ctx))).outputs
+                    assert cdn is not None
+                    ctx = context(settings, services, tmp_path, {**needs, "cdn": cdn}, records)
+                    plan = await PurgeCdnTags().plan(ctx)
+                    try:
+                        done = to_json((await PurgeCdnTags().apply(ctx, plan)).outputs)
+                    except DryRunViolation as exc:
+                        done = exc
+                    return to_json(cdn), plan, done
                 finally:
                     await services.aclose()
 
-            out = asyncio.run(go())
+            out, plan, done = asyncio.run(go())
             assert {c["cdn"] for c in out["copies"]} == {"jsdelivr", "unpkg"}
             assert out["requests_needed"] == ["jsdelivr", "unpkg"]
-            assert all("@latest/" in p["url"] for p in out["purge_requested"])
-            assert not any(f"@{VER}/" in p["url"] for p in out["purge_requested"])
             assert {m["kind"] for m in records.mirrors().values()} == {"cdn"}
+            urls = [a.url for a in plan.actions]
+            assert urls and all("@latest/" in u for u in urls), urls
+            assert not any(f"@{VER}/" in u for u in urls)
+            assert {a.method for a in plan.actions} == {"GET"}
             if dry:
-                assert {p["status"] for p in out["purge_requested"]} == {"planned"}
+                # The purge is a GET: only its WRITES mark stops it, at the transport.
+                assert isinstance(done, DryRunViolation), done
                 assert fake.stats.purges == []
+            else:
+                assert {p["ok"] for p in done["purged"]} == {True}
         assert fake.stats.purges and all("@latest/" in p for p in fake.stats.purges)
 
 
@@ -355,3 +393,13 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
     # Every tree fetched before but the three that changed (two taken down now, one already)
     # answered 304.
     assert revalidated >= trees - 3 - same_tree
+
+
+def test_coverage_names_every_source_searched_and_only_standing_limits(run: Run) -> None:
+    coverage = run.verify["coverage"]
+    searched = {s["source"] for s in coverage["searched"]}
+    assert searched >= {"code-search", "repo-search", "forks-graphql", "npm", "gitlab", "verify"}
+    # Every search read to its end on the seeded world: the one gap left is code search's own
+    # limit (forks indexed only when starrier than their parent), which hid quiet2/base.
+    assert [g["kind"] for g in coverage["gaps"]] == ["unindexed-forks"], coverage["gaps"]
+    assert run.hunt["coverage"]["gaps"] == coverage["gaps"]

@@ -48,7 +48,8 @@ def test_greedy_pick_covers_the_most_distinct_files() -> None:
     ]
     manifest = manifest_from_json(data)
     picked = pick_identifiers(manifest, 2)
-    assert [q.query for q in picked] == ["alphaToken1", "gammaToken3"]
+    # Forks are asked for: without fork:true GitHub leaves every fork out of code search.
+    assert [q.query for q in picked] == ["alphaToken1 fork:true", "gammaToken3 fork:true"]
     assert [q.covers for q in picked] == [3, 2]
     assert len(pick_identifiers(manifest, 9)) == 2  # betaToken22 adds no new file
 
@@ -170,3 +171,20 @@ def test_tarball_hashing_includes_map_sources(tmp_path: Path) -> None:
     assert entries["cli.js.map:../src/a.ts"] == blob_sha1(body(4))
     assert entries["b.js"] == blob_sha1(b"x")
     assert "evil" not in entries
+
+
+def test_token_fingerprints_ignore_formatting_but_not_code() -> None:
+    from playbook.rehearsal.world.seed import prettier_style, sample_files
+    from playbook.scan.winnow import SIMILAR, similarity, tokens, winnow
+
+    files = sample_files(seed=3)
+    leaked = files["src/tools/Module0.ts"]
+    prints = winnow(leaked)
+    assert len(prints) >= 8
+    assert similarity(prints, prettier_style(leaked)) == 1.0
+    assert similarity(prints, leaked.replace(b"  ", b"\t").replace(b"\n", b"\r\n")) == 1.0
+    # Comments dropped, quotes and escapes made equal: 'it\'s' and "it's" are one token.
+    assert tokens(b"x = 'it\\'s'; // note\n") == tokens(b'x = "it\'s"\n/* other */')
+    # A file that shares the imports and the shape, not the code, is far below the bar.
+    assert similarity(prints, files["src/tools/Module5.ts"]) < SIMILAR / 2
+    assert similarity((), leaked) == 0.0  # no fingerprints: nothing proven

@@ -11,7 +11,7 @@ import pytest
 from playbook.config.org import OrgConfig, load_org
 from playbook.errors import UsageError
 from playbook.notices import dmca
-from playbook.notices.drafts import Draft
+from playbook.notices.drafts import Draft, draft_notices
 from playbook.notices.lifecycle import auto_resolve, list_notices, mark_resolved, mark_sent
 from playbook.notices.report import render_documents
 from playbook.notices.view import load_view
@@ -64,13 +64,46 @@ def test_the_fixture_incident_gets_every_kind_of_notice(world: Any) -> None:
     ]
 
 
-def test_one_github_dmca_notice_per_incident_with_a_section_per_network(world: Any) -> None:
+def answer(text: str) -> list[str]:
+    """Every answer a draft gives to the form's "Based on the above, I confirm that"."""
+    return re.findall(r"Based on the above, I confirm that: (.+)\.", text)
+
+
+def test_one_github_dmca_notice_per_incident_and_claim_kind(world: Any) -> None:
     dmcas = sorted(i for i in world[1] if i.startswith("dmca-github"))
-    assert dmcas == ["dmca-github"]
-    text = world[1]["dmca-github"].text
-    assert text.count("\n### Fork network of ") == 2
-    assert "### Fork network of https://github.com/leaker/acme-cli-src" in text
-    assert "### Fork network of https://github.com/acme/cli" in text
+    assert dmcas == ["dmca-github", "dmca-github-files"]  # the form takes one answer each
+    entire, files = world[1]["dmca-github"].text, world[1]["dmca-github-files"].text
+    assert answer(entire) == ["The entire repository is infringing"]
+    assert answer(files) == ["Specific files within the repository are infringing"]
+    # A section per network, in one notice per kind rather than one notice per network.
+    assert entire.count("\n### Fork network of ") == 2
+    assert "### Fork network of https://github.com/leaker/acme-cli-src" in entire
+    assert "### Fork network of https://github.com/acme/cli" in entire
+    assert files.count("\n### Fork network of ") == 1
+    listed = {d: sorted(world[1][d].record["mirrors"]) for d in dmcas}
+    assert listed == {
+        "dmca-github": [
+            "https://github.com/fork1/acme-cli-src",
+            ROOT,
+            "https://github.com/someone/cli",
+        ],
+        "dmca-github-files": ["https://github.com/fork2/acme-cli-src"],
+    }
+    # Each says where the other kind is, in its body and its checklist.
+    assert "separate notice (dmca-github-files)" in entire
+    assert "separate notice (dmca-github)" in files
+    assert (
+        "2 further repositories are claimed\nas entire repositories in notice dmca-github" in files
+    )
+
+
+def test_a_notice_never_mixes_entire_and_files_claims_in_any_variant(tmp_path: Path) -> None:
+    store = build_incident(tmp_path / "home", with_notices=False)
+    org = full_org(tmp_path)
+    for split in (False, True):
+        for draft in store_drafts(store, org, per_network=split):
+            if draft.record["kind"] == "dmca-github":
+                assert len(answer(draft.text)) == 1, (split, draft.record["id"])
 
 
 @pytest.mark.parametrize("how", ["respond.toml", "runbook"])
@@ -83,8 +116,23 @@ def test_the_user_may_ask_for_one_dmca_notice_per_network(tmp_path: Path, how: s
     split = {"per_network": True} if how == "runbook" else {}
     drafts = {d.record["id"]: d for d in store_drafts(store, org, **split)}
     dmcas = sorted(i for i in drafts if i.startswith("dmca-github"))
-    assert dmcas == ["dmca-github-acme-cli", "dmca-github-leaker-acme-cli-src"]
+    assert dmcas == [
+        "dmca-github-acme-cli",
+        "dmca-github-files-leaker-acme-cli-src",
+        "dmca-github-leaker-acme-cli-src",
+    ]
     assert drafts["dmca-github-acme-cli"].record["mirrors"] == ["https://github.com/someone/cli"]
+
+
+def test_networks_whose_names_slug_alike_get_notices_of_their_own(tmp_path: Path) -> None:
+    alike = [
+        mirror("a/b-c", "copy", root="https://github.com/a/b-c"),
+        mirror("a-b/c", "copy", root="https://github.com/a-b/c"),
+    ]
+    store = build_incident(tmp_path / "home", with_notices=False, mirror_list=alike)
+    drafts = store_drafts(store, full_org(tmp_path), per_network=True)
+    files = sorted(d.file for d in drafts if d.record["kind"] == "dmca-github")
+    assert files == ["notices/dmca-github-a-b-c-n2.md", "notices/dmca-github-a-b-c.md"]
 
 
 def test_a_bad_split_setting_is_a_usage_error(tmp_path: Path) -> None:
@@ -172,13 +220,15 @@ def test_network_statement_refused_when_a_copy_is_claimed_by_files(tmp_path: Pat
         mirror("fork1/acme-cli-src", "copy", parent=ROOT, matched=1000, own_files=900),
     ]
     store = build_incident(tmp_path / "home", with_notices=False, mirror_list=mixed)
-    (asked,) = [
+    asked = [
         d
         for d in store_drafts(store, full_org(tmp_path), network_statement=True)
         if d.record["kind"] == "dmca-github"
     ]
-    assert dmca.NETWORK_STATEMENT not in asked.text
-    assert "claimed by their files" in asked.statements["leaker/acme-cli-src"].reason
+    assert [d.record["id"] for d in asked] == ["dmca-github", "dmca-github-files"]
+    for draft in asked:
+        assert dmca.NETWORK_STATEMENT not in draft.text
+        assert "claimed by their files" in draft.statements["leaker/acme-cli-src"].reason
 
 
 # Credentials: a separate private-information request ------------------------------------------
@@ -287,23 +337,33 @@ def test_auto_resolve_closes_a_notice_only_when_all_its_copies_are_down(tmp_path
     store = build_incident(tmp_path / "home", with_notices=False)
     store_drafts(store, full_org(tmp_path))
     mark_sent(store, INCIDENT, "dmca-github", "T-1", who="jane")
+    mark_sent(store, INCIDENT, "dmca-github-files", "T-2", who="jane")
     urls = [
         ROOT,
         "https://github.com/fork1/acme-cli-src",
         "https://github.com/someone/cli",
         "https://github.com/fork2/acme-cli-src",
     ]
-    for url in urls[:3]:
+
+    def down(url: str) -> None:
         record = store.record(INCIDENT, "mirror", url)
         assert record is not None
         store.put_record(INCIDENT, "mirror", url, {**record, "verdict": "disabled"})
+
+    for url in urls[:2]:
+        down(url)
     assert auto_resolve(store, INCIDENT) == []
+    down(urls[2])  # the last repository the entire-repository notice names
+    assert [n.id for n in auto_resolve(store, INCIDENT)] == ["dmca-github"]
     last = store.record(INCIDENT, "mirror", urls[3])
     assert last is not None
     store.put_record(INCIDENT, "mirror", urls[3], {**last, "verdict": "gone"})
     resolved = auto_resolve(store, INCIDENT)
     # The private-information request names the same four repositories: resolved with them.
-    assert sorted(n.id for n in resolved) == ["dmca-github", "private-info-github-acme-cli-2.1.88"]
+    assert sorted(n.id for n in resolved) == [
+        "dmca-github-files",
+        "private-info-github-acme-cli-2.1.88",
+    ]
     assert resolved[0].resolved_at is not None
     assert auto_resolve(store, INCIDENT) == []  # idempotent
 
@@ -370,7 +430,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Draft]:
 def test_hostile_repository_names_are_listed_but_inert_in_markdown(
     hostile: dict[str, Draft],
 ) -> None:
-    text = hostile["dmca-github"].text
+    text = hostile["dmca-github-files"].text  # 4 files beside 400 of its own: a files claim
     assert "GitHub account evil " in text  # still listed: a person decides
     assert "<img" not in text and "<script" not in text
     assert "%3Cscript%3E" in text  # the URL is percent-encoded, not dropped
@@ -384,7 +444,7 @@ def test_hostile_repository_names_are_listed_but_inert_in_markdown(
 def test_hostile_paths_are_named_but_inert_in_every_draft_and_the_report(
     hostile: dict[str, Draft], tmp_path: Path
 ) -> None:
-    text = hostile["dmca-github"].text
+    text = hostile["dmca-github-files"].text
     # A path from the copy's tree is claimed like any other: percent-encoded in its permalink.
     assert "/src/%3Cscript%3Ealert%281%29%3C/script%3E/%2A%2Ax%2A%2A/%5Ba%5D" in text
     for draft in hostile.values():
@@ -404,3 +464,94 @@ def test_hostile_strings_carry_no_terminal_escapes_or_control_bytes(
     for draft in hostile.values():
         assert not any(ord(c) < 32 and c not in "\n" for c in draft.text), draft.record["id"]
         assert "\x9b" not in draft.text
+
+
+# The organization's own copies ------------------------------------------------------------------
+
+
+def test_the_owners_own_fork_is_never_claimed_however_much_it_overlaps(tmp_path: Path) -> None:
+    # acme-bot's fork is verdict `copy` at 100% (a verifier without the allowlist would say so):
+    # the [official] organizations, repositories and scopes keep every such copy out.
+    own = [
+        mirror("leaker/acme-cli-src", "copy"),
+        mirror("acme/acme-cli-src", "copy", parent=ROOT),  # the vendor's own fork of the leak
+        mirror("acme-bot/cli-mirror", "copy", root="https://github.com/acme-bot/cli-mirror"),
+        mirror(
+            "@acme/cli-src",
+            "copy",
+            root="",
+            host="npm",
+            kind="package",
+            url="https://npm.example.test/package/@acme/cli-src",
+        ),
+        mirror("acme/cli", "copy", root="", host="gitlab.com", url="https://gitlab.com/acme/cli"),
+    ]
+    (tmp_path / "respond.toml").write_text(
+        FULL_TOML.replace('npm_scopes = ["@acme"]', 'npm_scopes = ["acme"]').replace(
+            'repositories = ["acme/cli"]',
+            'repositories = ["acme/cli", "acme-bot/cli-mirror", "gitlab.com/acme/cli"]',
+        )
+    )
+    org = load_org(tmp_path, tmp_path / "nohome")
+    store = build_incident(tmp_path / "home", with_notices=False, mirror_list=own)
+    drafts = {d.record["id"]: d for d in store_drafts(store, org, network_statement=True)}
+    named = {u for d in drafts.values() for u in d.record["mirrors"]}
+    assert named == {ROOT}
+    for draft in drafts.values():
+        claimed = draft.text.split("\n## URL of the original work")[-1].split("\n## Tech")[0]
+        claimed = claimed.split("\n## Infringing")[-1]  # past the list of our own repositories
+        for url in [m["url"] for m in own[1:]]:
+            assert f"- {url}" not in claimed, (draft.record["id"], url)
+    ours = drafts["dmca-github"].text.split("\n## URL of the original work")[1].split("\n## ")[0]
+    assert "- https://gitlab.com/acme/cli\n" in ours and "github.com/gitlab.com" not in ours
+    # Its presence in the network is what refuses the network-wide statement, and the forks
+    # answer counts it among the repositories judged not to infringe.
+    entire = drafts["dmca-github"]
+    assert dmca.NETWORK_STATEMENT not in entire.text
+    assert "acme/acme-cli-src (copy)" in entire.statements["leaker/acme-cli-src"].reason
+    assert "1 other repository was\nexamined and judged not to infringe" in entire.text
+    assert not {"dmca-npm", "forge-copyright-gitlab"} & set(drafts)
+
+
+# Other forges -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "link"),
+    [
+        ("gitlab.com", "https://gitlab.com/o/leak/-/blob/{commit}/src/main.tsx"),
+        ("codeberg.org", "https://codeberg.org/o/leak/src/commit/{commit}/src/main.tsx"),
+    ],
+)
+def test_a_forge_notice_names_each_file_at_the_commit_checked(
+    tmp_path: Path, host: str, link: str
+) -> None:
+    url = f"https://{host}/o/leak"
+    copy = mirror("o/leak", "copy", root="", host=host, url=url, matched=30, own_files=300)
+    unpinned = {**mirror("p/leak", "copy", root="", host=host, url=f"https://{host}/p/leak",
+                         matched=30, own_files=300), "commit_sha": None}  # fmt: skip
+    store = build_incident(tmp_path / "home", with_notices=False, mirror_list=[copy, unpinned])
+    (draft,) = [
+        d for d in store_drafts(store, full_org(tmp_path)) if d.record["kind"] == "forge-copyright"
+    ]
+    text = draft.text
+    assert link.format(commit=copy["commit_sha"]) in text
+    assert len(re.findall(rf"^  - {re.escape(url)}/\S+/{copy['commit_sha']}/", text, re.M)) == 30
+    # Without a recorded commit: one visible blank for the repository, its files by path.
+    block = text.split(f"- https://{host}/p/leak")[1].split("\n- https://")[0]
+    assert block.count("[MISSING: commit_sha]") == 1 and "  - src/main.tsx" in block
+    assert draft.record["missing"] == ["commit_sha"]
+    assert "No commit recorded" in text.split("## Reviewer's checklist")[1].split("\n\n")[1]
+
+
+def test_a_copy_a_sent_notice_named_is_never_claimed_again_by_another_kind(tmp_path: Path) -> None:
+    # A notice drafted before the split named all four repositories, entire and by files alike.
+    store = build_incident(tmp_path / "home", with_notices=False)
+    org = full_org(tmp_path)
+    drafts = {d.record["id"]: d.record for d in draft_notices(load_view(store, INCIDENT), org)}
+    both = drafts["dmca-github"]["mirrors"] + drafts["dmca-github-files"]["mirrors"]
+    store.put_record(INCIDENT, "notice", "dmca-github", {**drafts["dmca-github"], "mirrors": both})
+    mark_sent(store, INCIDENT, "dmca-github", "T-1", who="jane")
+    again = {d.record["id"] for d in store_drafts(store, org)}
+    assert not {i for i in again if i.startswith("dmca-github")}
+    assert "dmca-npm" in again

@@ -57,16 +57,27 @@ def contradictions(text: str) -> list[str]:
     return found + _claimed_twice(text)
 
 
+ANSWER = re.compile(r"Based on the above, I confirm that: (.+?)\.")
+
+
 def _claimed_twice(text: str) -> list[str]:
-    """A repository listed both as entire and by files in one notice."""
-    entire, files = set(), set()
-    for block in text.split("The entire repository is infringing:")[1:]:
-        head = block.split("Specific files within the repository are infringing:")[0]
-        entire |= set(re.findall(r"^- (https://\S+)", head.split("\n## ")[0], re.M))
-    for block in text.split("Specific files within the repository are infringing:")[1:]:
-        head = block.split("The entire repository is infringing:")[0]
-        files |= set(re.findall(r"^- (https://\S+?)(?::| |$)", head.split("\n## ")[0], re.M))
-    return [f"{url} is claimed both entire and by files" for url in sorted(entire & files)]
+    """Both answers to the form's one question in one notice (GitHub's form takes one)."""
+    answers = sorted(set(ANSWER.findall(" ".join(text.split()))))
+    return [f"one notice answers both {answers}"] if len(answers) > 1 else []
+
+
+def claimed_both_ways(drafts: dict[str, str]) -> list[str]:
+    """A repository named in an entire-repository notice and in a specific-files notice."""
+    named: dict[str, set[str]] = {}
+    for text in drafts.values():
+        for answer in set(ANSWER.findall(" ".join(text.split()))):
+            body = text.split("\n## Infringing material")[-1].split("\n## ")[0]
+            named.setdefault(answer, set()).update(
+                re.findall(r"^- (https://\S+?)(?::| |$)", body, re.M)
+            )
+    sets = list(named.values())
+    both = set.intersection(*sets) if len(sets) > 1 else set()
+    return [f"{url} is claimed both entire and by files" for url in sorted(both)]
 
 
 def test_the_checker_finds_each_contradiction_it_knows() -> None:
@@ -76,11 +87,17 @@ def test_the_checker_finds_each_contradiction_it_knows() -> None:
         assert contradictions(f"x {wrapped} y\n{b}\n"), (a, b)
     for phrase, _ in FALSE_ALONE:
         assert contradictions(f"see {phrase} here")
-    both = (
-        "The entire repository is infringing:\n\n- https://github.com/a/b\n\n"
-        "Specific files within the repository are infringing:\n\n- https://github.com/a/b: 3 files\n"
-    )
-    assert contradictions(both) == ["https://github.com/a/b is claimed both entire and by files"]
+    entire = "Based on the above, I confirm that: The entire repository is infringing.\n"
+    files = "Based on the above, I confirm that: Specific files within the repository are\n  infringing.\n"
+    assert contradictions(entire + files) == [
+        "one notice answers both ['Specific files within the repository are infringing', "
+        "'The entire repository is infringing']"
+    ]
+    listed = "\n## Infringing material\n\n- https://github.com/a/b: 3 files\n\n## Next\n"
+    assert claimed_both_ways({"a": entire + listed, "b": files + listed}) == [
+        "https://github.com/a/b is claimed both entire and by files"
+    ]
+    assert claimed_both_ways({"a": entire + listed, "b": entire + listed}) == []
 
 
 def drafts_of(store: Store, incident: str) -> dict[str, str]:
@@ -105,6 +122,7 @@ def test_no_draft_of_any_rehearsal_scenario_contradicts_itself(
     assert scenario_drafts, "the rehearsal drafted nothing: this test would prove nothing"
     found = {name: contradictions(text) for name, text in scenario_drafts.items()}
     assert {n: c for n, c in found.items() if c} == {}
+    assert claimed_both_ways(scenario_drafts) == []
 
 
 FIXTURE_VARIANTS = {
@@ -123,11 +141,12 @@ def test_no_draft_of_the_fixture_incident_contradicts_itself(tmp_path: Path, var
     assert {k for k in shipped if not any(k == kind for kind in kinds)} == set()
     for draft in drafts:
         assert contradictions(draft.text) == [], draft.record["id"]
+    assert claimed_both_ways({d.record["id"]: d.text for d in drafts}) == []
 
 
 def test_an_all_copies_network_with_the_statement_does_not_also_refuse_it(tmp_path: Path) -> None:
     clean = [mirror("leaker/acme-cli-src", "copy"), mirror("f/acme-cli-src", "copy", parent="x")]
     store = build_incident(tmp_path / "home", with_notices=False, mirror_list=clean)
     drafts = store_drafts(store, full_org(tmp_path), network_statement=True)
-    (notice,) = [d for d in drafts if d.record["kind"] == "dmca-github"]
+    (notice,) = [d for d in drafts if d.record["kind"] == "dmca-github"]  # no files claims
     assert dmca.NETWORK_STATEMENT in notice.text and contradictions(notice.text) == []

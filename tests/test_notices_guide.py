@@ -23,18 +23,31 @@ from pathlib import Path
 import pytest
 
 from playbook.notices import dmca
-from playbook.notices.drafts import Draft
 from tests.test_notices_fixture import ROOT, build_incident, full_org, store_drafts
 
 FORK2 = "https://github.com/fork2/acme-cli-src"
+# The fixture's claims: three repositories that are the leak, one with 420 leaked files beside
+# 1,500 of its own. GitHub's form takes one answer to "Based on the above, I confirm that", so
+# each kind of claim is a notice of its own and every element is checked in both.
+ENTIRE = ("leaker/acme-cli-src", "fork1/acme-cli-src", "someone/cli")
+FILES = ("fork2/acme-cli-src",)
+KINDS = {"dmca-github": ENTIRE, "dmca-github-files": FILES}
 
 
 @pytest.fixture(scope="module")
-def notice(tmp_path_factory: pytest.TempPathFactory) -> str:
+def drafts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("guide")
     store = build_incident(tmp / "home", with_notices=False)
-    drafts: dict[str, Draft] = {d.record["id"]: d for d in store_drafts(store, full_org(tmp))}
-    return drafts["dmca-github"].text
+    return {d.record["id"]: d.text for d in store_drafts(store, full_org(tmp))}
+
+
+@pytest.fixture(params=sorted(KINDS))
+def notice(request: pytest.FixtureRequest, drafts: dict[str, str]) -> str:
+    return drafts[request.param]
+
+
+def kind_of(text: str) -> str:
+    return "dmca-github-files" if "Notice id: dmca-github-files." in text else "dmca-github"
 
 
 def section(text: str, title: str) -> str:
@@ -66,16 +79,18 @@ def identifies_work(text: str) -> bool:
 
 def lists_every_url(text: str) -> bool:
     body = section(text, "Infringing material: entire repository or specific files")
-    urls = ["leaker/acme-cli-src", "fork1/acme-cli-src", "fork2/acme-cli-src", "someone/cli"]
-    return all(f"- https://github.com/{u}" in body for u in urls)
+    listed = set(re.findall(r"^- https://github.com/(\S+?)(?::| |$)", body, re.M))
+    return listed == set(KINDS[kind_of(text)])
 
 
 def entire_or_files(text: str) -> bool:
     body = section(text, "Infringing material: entire repository or specific files")
-    files = body.split("Specific files within the repository are infringing:")[-1]
-    named = re.findall(rf"{FORK2}/blob/([0-9a-f]{{40}})/\S+", files)
+    answers = re.findall(r"Based on the above, I confirm that: (.+)\.", body)
+    named = re.findall(rf"{FORK2}/blob/([0-9a-f]{{40}})/\S+", body)
+    if kind_of(text) == "dmca-github":
+        return answers == ["The entire repository is infringing"] and "/blob/" not in body
     return (
-        "The entire repository is infringing:" in body
+        answers == ["Specific files within the repository are infringing"]
         and len(named) == 420  # every matched file of the partial copy, not a sample
         and len(set(named)) == 1  # all at the one commit that was checked
     )
@@ -83,22 +98,31 @@ def entire_or_files(text: str) -> bool:
 
 def each_fork_individually(text: str) -> bool:
     body = section(text, "Infringing material: entire repository or specific files")
-    return body.count(f"(fork of {ROOT})") == 2 and body.count("(fork of ") == 3
+    forks = 2 if kind_of(text) == "dmca-github" else 1  # fork1 and someone/cli; fork2
+    return body.count(f"(fork of {ROOT})") == 1 and body.count("(fork of ") == forks
 
 
 def forks_confirmation(text: str) -> bool:
     body = section(text, "Forks")
-    return dmca.FORKS_CONFIRMATION in body and "judged not to infringe" in body
+    said = {
+        # acme/cli, the owner's own, sits in someone/cli's network and is not part of it.
+        "dmca-github": "judged not to infringe",
+        "dmca-github-files": "claimed\nas entire repositories in notice dmca-github",
+    }
+    return dmca.FORKS_CONFIRMATION in body and said[kind_of(text)] in body
 
 
 def remedy(text: str) -> bool:
     body = section(text, "Requested remedy")
-    return "disable the\n  repository" in body and "removes every file listed for it" in body
+    if kind_of(text) == "dmca-github":
+        return "Disable each repository listed above" in body and "removes" not in body
+    return "removes every file listed for it" in body and "isable" not in body
 
 
 def infringer_contact(text: str) -> bool:
     body = section(text, "Alleged infringer")
-    return all(f"GitHub account {o} " in body for o in ("leaker", "fork1", "fork2", "someone"))
+    owners = {n.split("/")[0] for n in KINDS[kind_of(text)]}
+    return set(re.findall(r"GitHub account (\S+) ", body)) == owners
 
 
 def good_faith(text: str) -> bool:
@@ -203,7 +227,8 @@ def test_a_missing_telephone_is_a_visible_blank(tmp_path: Path) -> None:
 
     store = build_incident(tmp_path / "home", with_notices=False)
     drafts = {d.record["id"]: d for d in store_drafts(store, load_org(tmp_path, tmp_path))}
-    dmca_draft = drafts["dmca-github"]
-    assert "Telephone: [MISSING: telephone]" in section(dmca_draft.text, "Contact")
-    assert dmca_draft.record["missing"] == ["telephone"]
-    assert dmca_draft.record["status"] == "needs_details"
+    for notice_id in KINDS:
+        dmca_draft = drafts[notice_id]
+        assert "Telephone: [MISSING: telephone]" in section(dmca_draft.text, "Contact")
+        assert dmca_draft.record["missing"] == ["telephone"]
+        assert dmca_draft.record["status"] == "needs_details"

@@ -81,9 +81,8 @@ def claim_block(text: str, name: str) -> str:
 def test_half_the_leak_beside_its_own_code_names_its_60_files(seeded: Seeded) -> None:
     record = seeded.mirrors[GH + HALF]
     assert record["verdict"] == "copy"  # the verdict says the leak is there...
-    text = seeded.drafts["dmca-github"].text
-    claims = text.split("Specific files within the repository are infringing:")
-    assert any(f"- {GH}{HALF}" in part for part in claims[1:])  # ...the claim is files
+    text = seeded.drafts["dmca-github-files"].text  # ...the claim is files
+    assert f"- {GH}{HALF}" not in seeded.drafts["dmca-github"].text
     block = claim_block(text, HALF)
     links = re.findall(rf"{GH}{HALF}/blob/([0-9a-f]{{40}})/(\S+)", block)
     assert len(links) == 60
@@ -96,22 +95,30 @@ def test_the_partial_copy_names_every_matched_file(seeded: Seeded) -> None:
     record = seeded.mirrors[partial]
     matched = {p for p, _ in record["matched_paths"]}
     name = partial.removeprefix(GH)
-    links = re.findall(rf"{GH}{name}/blob/[0-9a-f]{{40}}/(\S+)", seeded.drafts["dmca-github"].text)
+    text = seeded.drafts["dmca-github-files"].text
+    links = re.findall(rf"{GH}{name}/blob/[0-9a-f]{{40}}/(\S+)", text)
     assert record["verdict"] == "partial" and len(matched) == record["matched"] >= 10
     assert set(links) == matched and len(links) == len(matched)
 
 
 def test_every_entire_claim_is_a_repository_that_is_the_leak(seeded: Seeded) -> None:
     text = seeded.drafts["dmca-github"].text
-    for part in text.split("The entire repository is infringing:")[1:]:
-        entire = part.split("Specific files within the repository are infringing:")[0]
-        for share in re.findall(r"\((\d+\.\d)%, at least 90%\)", entire):
-            assert float(share) >= 90.0
-        assert f"- {GH}{HALF}" not in entire
+    assert "Based on the above, I confirm that: The entire repository is infringing." in text
+    entire = text.split("\n## Infringing material")[1].split("\n## ")[0]
+    shares = re.findall(r"\((\d+\.\d)%, at least 90%\)", entire)
+    listed = re.findall(r"^- (https://github.com/\S+)", entire, re.M)
+    assert shares and len(shares) + entire.count("is identical to that of") == len(listed)
+    assert all(float(share) >= 90.0 for share in shares)
+    assert f"- {GH}{HALF}" not in entire
 
 
 def test_the_seeded_drafts_carry_no_contradiction_and_a_telephone(seeded: Seeded) -> None:
     found = [(i, c) for i, d in seeded.drafts.items() for c in contradictions(d.text)]
     assert found == []
-    assert "Telephone: +1 555 0100" in seeded.drafts["dmca-github"].text
-    assert len([i for i in seeded.drafts if i.startswith("dmca-github")]) == 1
+    for notice_id in ("dmca-github", "dmca-github-files", "dmca-npm"):
+        assert "Telephone: +1 555 0100" in seeded.drafts[notice_id].text
+    # One GitHub notice per kind of claim (the form takes one answer each), not per network.
+    assert sorted(i for i in seeded.drafts if i.startswith("dmca-github")) == [
+        "dmca-github",
+        "dmca-github-files",
+    ]

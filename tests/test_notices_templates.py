@@ -222,7 +222,11 @@ def test_the_notices_step_splits_the_dmca_notice_when_the_runbook_asks(tmp_path:
     )
     outcome = asyncio.run(DraftNotices().apply(ctx, Plan()))
     ids = sorted(n["id"] for n in to_json(outcome.outputs)["notices"] if n["kind"] == "dmca-github")
-    assert ids == ["dmca-github-acme-cli", "dmca-github-leaker-acme-cli-src"]
+    assert ids == [
+        "dmca-github-acme-cli",
+        "dmca-github-files-leaker-acme-cli-src",
+        "dmca-github-leaker-acme-cli-src",
+    ]
 
 
 def test_the_report_step_reads_the_incident_history_the_engine_gives(tmp_path: Path) -> None:

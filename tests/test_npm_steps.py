@@ -226,20 +226,22 @@ def test_safe_version_flag_overrides_the_choice(
     assert out(results, "retag")["moved"]["latest"]["to"] == "1.1.0"
 
 
+@pytest.mark.parametrize("status", [405, 400, 403, 422])
 def test_policy_refusal_skips_and_asks_for_a_support_request(
     harness: Harness,
     proxy: RegistryProxy,
     local_registry: LocalRegistry,
     publish: Any,
     unique_name: Any,
+    status: int,
 ) -> None:
     spec = publish_history(publish, unique_name())
     local_registry.backdate(spec.name, spec.version, datetime.now(UTC) - timedelta(days=30))
-    proxy.refuse_unpublish()
+    proxy.refuse_unpublish(status=status)
     results = harness.run(spec)
     _plan, unpublish = results["unpublish"]
     assert unpublish is not None and unpublish.skipped
-    assert POLICY_MESSAGE in unpublish.summary
+    assert POLICY_MESSAGE in unpublish.summary and f"HTTP {status}" in unpublish.summary
     outputs = out(results, "unpublish")
     assert outputs["support_request_needed"] is True
     assert POLICY_MESSAGE in outputs["registry_reason"]

@@ -49,7 +49,10 @@ def test_sourcemap_leak_contains_finds_copies_and_reports(tmp_path: Path) -> Non
     assert steps["retag"].outputs["moved"]["latest"] == {"from": "2.1.88", "to": "2.1.87"}
     approval = store.approval(card.incident, "unpublish")
     assert approval is not None and approval.who == "rehearsal"
+    # The GitLab and Codeberg copies were verified at a commit: their notices cite it, no blank.
+    forge = [n for n in store.records(card.incident, "notice") if n["kind"] == "forge-copyright"]
     store.close()
+    assert len(forge) == 2 and not [n for n in forge if "commit_sha" in n["missing"]]
 
 
 def test_secret_in_release_drafts_the_private_information_request(tmp_path: Path) -> None:

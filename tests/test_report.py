@@ -157,7 +157,7 @@ def test_hostile_strings_from_mirrors_are_inert_in_markdown(tmp_path: Path) -> N
 def test_json_report_holds_the_whole_view_without_raw_secrets(reports: dict[str, str]) -> None:
     data = json.loads(reports["json"])
     assert data["incident"]["id"] == INCIDENT and data["draft"] is False
-    assert len(data["mirrors"]) == 8 and len(data["notices"]) == 9
+    assert len(data["mirrors"]) == 8 and len(data["notices"]) == 10
     assert RAW_SECRET not in reports["json"]
     scan = next(s for s in data["steps"] if s["uses"] == "npm.scan")
     assert scan["outputs"]["summary"]["secrets"][0]["redacted"] == "AKIA************WXYZ"

@@ -240,8 +240,11 @@ def test_outputs_follow_the_contract(tmp_path: Path) -> None:
     assert set(manifest) == {"package", "version", "files", "identifiers", "paths"}
     assert set(manifest["files"][0]) == {
         "path", "source", "map", "size", "lines", "blob_sha1", "sha256", "norm_sha256",
-        "first_party",
+        "first_party", "winnow",
     }  # fmt: skip
+    # Token fingerprints for first-party files only (the hunt proves reformatted copies by them).
+    printed = [f for f in manifest["files"] if f["winnow"]]
+    assert printed and all(f["first_party"] for f in printed)
     summary = json.loads(written[FINDINGS_FILE])["summary"]
     assert set(summary) == {
         "files", "bytes", "sourcemaps", "sources", "sources_with_content", "first_party",

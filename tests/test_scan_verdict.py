@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from playbook.config.allowlist import AllowRule
 from playbook.config.org import load_org
 from playbook.errors import UsageError
 from playbook.scan import scan_tarball
+from playbook.scan.allowlist import load_allowlist
 from playbook.scan.baseline import previous_version
 from playbook.scan.license import is_open_source
-from playbook.scan.verdict import Verdict, exposure, judge
+from playbook.scan.verdict import AllowRule, Verdict, exposure, judge
 from tests.support.keys import fake_pem, github_token
 
 
@@ -139,7 +139,7 @@ def test_the_allowlist_is_read_from_respond_toml_and_every_entry_needs_a_reason(
     (tmp_path / "respond.toml").write_text(
         '[[scan.allow]]\nrule = "secret"\npath = "test/*"\nreason = "test keys"\n'
     )
-    assert load_org(tmp_path, tmp_path / "home").scan_allow == (
+    assert load_allowlist(load_org(tmp_path, tmp_path / "home")) == (
         AllowRule(reason="test keys", rule="secret", path="test/*"),
     )
     for bad, says in [
@@ -151,7 +151,7 @@ def test_the_allowlist_is_read_from_respond_toml_and_every_entry_needs_a_reason(
     ]:
         (tmp_path / "respond.toml").write_text(bad)
         with pytest.raises(UsageError, match=r"respond\.toml") as err:
-            load_org(tmp_path, tmp_path / "home")
+            load_allowlist(load_org(tmp_path, tmp_path / "home"))
         assert says in str(err.value)
 
 
@@ -200,8 +200,8 @@ def test_the_version_before(version: str, previous: str | None) -> None:
 def test_the_init_templates_commented_allowlist_entry_is_valid_once_uncommented() -> None:
     import tomllib
 
-    from playbook.config.allowlist import parse_allowlist
     from playbook.config.org import init_text
+    from playbook.scan.allowlist import parse_allowlist
 
     block = init_text().split("[[scan.allow]]", 1)[1]
     lines = [line[2:] for line in block.splitlines() if line.startswith("# ") and "=" in line]

@@ -1,12 +1,11 @@
-"""The npm registry URL and token, resolved through npm's own configuration chain.
+"""The npm registry URL and credentials, resolved through npm's own configuration chain.
 
 Layers, highest first, as the npm CLI reads them: the `--registry` flag, `npm_config_*` environment
 variables (prefix case-insensitive), the project `.npmrc` (in the nearest folder from the working
 directory that holds a package.json or node_modules), the user `.npmrc` (`NPM_CONFIG_USERCONFIG`
 or ~/.npmrc). A package's `@scope:registry` wins over `registry`, as in npm, except over the
 explicit `--registry` flag: an operator who names a registry (a rehearsal's loopback one) must never
-have a write land on another. The token is the `//host/path/:_authToken` whose nerf dart is the
-longest prefix of the registry URL, else `NPM_TOKEN`. When nothing names a registry, npm itself
+have a write land on another. When nothing names a registry, npm itself
 is asked (`npm config get registry`), so global config and npm's built-in default apply unchanged.
 
 Credentials are chosen per request URL as npm-registry-fetch's `lib/auth.js` does: walk up

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from playbook.config.allowlist import AllowRule, parse_allowlist
 from playbook.errors import UsageError
 
 FILE_NAME = "respond.toml"
@@ -52,7 +50,9 @@ class OrgConfig:
     templates_dir: Path | None = None
     source: Path | None = None
     notices: NoticeOptions = field(default_factory=NoticeOptions)
-    scan_allow: tuple[AllowRule, ...] = ()  # [[scan.allow]]: what the guard lets pass, and why
+    # The [scan] table as written: the guard's allowlist (playbook/scan/allowlist.py) parses it,
+    # so that this layer reads the file once and knows nothing of the guard's rules.
+    scan: Mapping[str, Any] = field(default_factory=dict)
 
     def detail(self, name: str) -> str | None:
         return self.details.get(name)
@@ -76,7 +76,7 @@ def load_org(cwd: Path, home: Path, templates: Path | None = None) -> OrgConfig:
     path = find_config(cwd, home)
     config = OrgConfig() if path is None else _parse(path)
     if templates is not None:
-        config = dataclasses.replace(config, templates_dir=templates)
+        config = replace(config, templates_dir=templates)
     return config
 
 
@@ -100,8 +100,8 @@ def _parse(path: Path) -> OrgConfig:
     if templates is not None and not isinstance(templates, str):
         raise UsageError(f"{path}: templates_dir must be a string (a folder path).")
     folder = (path.parent / templates).expanduser() if templates else None
-    allow = parse_allowlist(path, data)
-    return OrgConfig(details, Official(**lists), folder, path, NoticeOptions(split), allow)
+    scan = data.get("scan", {})
+    return OrgConfig(details, Official(**lists), folder, path, NoticeOptions(split), scan)
 
 
 def _table(path: Path, data: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -107,11 +108,19 @@ class Settings:
     safe_version: str | None = None
     unpublish_all: bool = False
     timeout: float = 30.0
+    # Seconds a request to a hunt service (GitHub, forges, archive, CDNs) may take; the
+    # registry keeps `timeout`. RESPOND_SERVICE_TIMEOUT; None: the same as `timeout`.
+    service_timeout: float | None = None
+    # First retry's wait ceiling in seconds (doubling, full jitter): RESPOND_RETRY_BACKOFF.
+    retry_backoff: float = 0.5
     operator: str = "unknown"
     loopback_only: bool = False  # RESPOND_LOOPBACK_ONLY=1: refuse every host but this machine
     limits: RateLimits = field(default_factory=RateLimits)
     step_modules: tuple[str, ...] = ()  # RESPOND_STEP_MODULES: a team's own step types
     templates: Path | None = None  # RESPOND_TEMPLATES: wins over respond.toml's templates_dir
+    # npm's executable, found on PATH (None: not installed); `respond scan DIR` asks it for the
+    # file list (`npm pack --dry-run`).
+    npm: str | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -137,6 +146,12 @@ class Settings:
             "otp": _secret(env, "NPM_OTP"),
             "operator": _operator(env),
             "timeout": _timeout(env),
+            "retry_backoff": _timeout(env, "RESPOND_RETRY_BACKOFF")
+            if env.get("RESPOND_RETRY_BACKOFF")
+            else 0.5,
+            "service_timeout": _timeout(env, "RESPOND_SERVICE_TIMEOUT")
+            if env.get("RESPOND_SERVICE_TIMEOUT")
+            else None,
             "loopback_only": env.get("RESPOND_LOOPBACK_ONLY") == "1",
             "limits": _limits(env),
             "step_modules": tuple(
@@ -145,6 +160,7 @@ class Settings:
             "templates": Path(env["RESPOND_TEMPLATES"]).expanduser()
             if env.get("RESPOND_TEMPLATES")
             else None,
+            "npm": shutil.which("npm", path=env.get("PATH")),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -160,16 +176,15 @@ def _operator(env: Mapping[str, str]) -> str:
         return env.get("USER", "unknown")
 
 
-def _timeout(env: Mapping[str, str]) -> float:
+def _timeout(env: Mapping[str, str], name: str = "RESPOND_HTTP_TIMEOUT") -> float:
     """Seconds an HTTP request may take (RESPOND_HTTP_TIMEOUT), 30 by default."""
-    raw = env.get("RESPOND_HTTP_TIMEOUT", "30")
+    raw = env.get(name, "30")
     try:
         value = float(raw)
     except ValueError:
         value = 0.0
     if not 0 < value <= 3600:
         raise UsageError(
-            f"RESPOND_HTTP_TIMEOUT={raw!r} is not a number of seconds; "
-            "accepted: 0 < seconds <= 3600"
+            f"{name}={raw!r} is not a number of seconds; accepted: 0 < seconds <= 3600"
         )
     return value

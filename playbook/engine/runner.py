@@ -17,20 +17,23 @@ from playbook.engine.runbook import Runbook, StepSpec, evaluate_condition, rende
 from playbook.errors import (
     DryRunViolation,
     LoopbackViolation,
+    NetworkFatal,
     OtpRequired,
     PolicyRefused,
     RespondError,
     UsageError,
 )
+from playbook.gaps import gaps_of
 from playbook.services.hub import Services
 from playbook.spec import PackageSpec, parse_spec
-from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.steps.base import Change, Outcome, Plan, StepContext, StepOutputs, StepType
 from playbook.store.sqlite import Incident, StepRecord, StepStatus, Store
 
 # Errors that a retry cannot fix: the same request would be refused the same way.
 NOT_RETRYABLE: tuple[type[BaseException], ...] = (
     DryRunViolation,
     LoopbackViolation,
+    NetworkFatal,
     PolicyRefused,
     OtpRequired,
     UsageError,
@@ -471,6 +474,9 @@ class StoreRecords:
     def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool:
         return self.store.put_record(self.incident_id, kind, key, data)
 
+    def update(self, kind: str, key: str, change: Change) -> bool:
+        return self.store.update_record(self.incident_id, kind, key, change)
+
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
         return self.store.record(self.incident_id, kind, key)
 
@@ -538,7 +544,10 @@ def _incident_status(run: _Run, mode: Mode) -> str:
         return "awaiting_approval"
     if statuses & {StepStatus.PENDING, StepStatus.ABANDONED, StepStatus.RUNNING}:
         return "incomplete"
-    return "planned" if mode is Mode.DRY_RUN else "done"
+    done = "planned" if mode is Mode.DRY_RUN else "done"
+    if any(gaps_of(outputs) for outputs in run.outputs.values()):
+        return f"{done}_with_gaps"  # an outside service failed: the report says what was missed
+    return done
 
 
 def _actions(plan: Plan) -> str:

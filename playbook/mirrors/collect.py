@@ -6,6 +6,11 @@ any fork whose parent is unknown (one GET /repos each), then the forks of every 
 pages, recursively, but only into forks whose fork count is not zero (the listing carries it, so
 leaf forks cost nothing). With a token the networks are listed through GraphQL (mirrors/forks.py:
 many listings a query, each fork with its tree oid); REST lists whatever GraphQL could not.
+
+Code search asks for forks too (`fork:true`: without it GitHub leaves forks out, and it indexes
+a fork only when the fork has more stars than its parent). What each source searched and every
+gap (limits, caps, unfinished searches, hosts that did not answer, forks not listed) is kept as
+the hunt's coverage (playbook.mirrors.coverage).
 """
 
 from __future__ import annotations
@@ -13,21 +18,29 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from playbook.config.org import Official
 from playbook.errors import RemoteError, RespondError
+from playbook.gaps import is_outside_failure, reason
+from playbook.mirrors.coverage import UNINDEXED_FORKS, Coverage, Gap, GapKind, Searched
 from playbook.mirrors.fingerprints import Manifest
 from playbook.mirrors.forks import list_networks
 from playbook.mirrors.model import Candidate, Collection, Source
 from playbook.mirrors.queries import QueryPlan, plan_queries
+from playbook.net.governor import BudgetSpent, QuotaExhausted
 from playbook.services.archive import SWH, software_heritage
 from playbook.services.forge import Forge, ForgeRepo, codeberg, gitlab
-from playbook.services.github import GITHUB, RepoInfo, TreeState, github_api
+from playbook.services.github import GITHUB, SEARCH_CAP, RepoInfo, Search, TreeState, github_api
 from playbook.services.github_graphql import ForkNode, github_graphql
 from playbook.services.hub import Services
 
 Progress = Callable[[str], None]
+CODE_PAGES = 2  # 200 results a code query: the rest is said (a gap), not read (9 requests/minute)
+REPO_PAGES = 3
 NO_TOKEN = (
     "no GitHub token: code search needs one (set GITHUB_TOKEN); repository search, forks and "
     "the other hosts still ran"
@@ -108,6 +121,9 @@ class Collector:
         self.found: dict[str, Candidate] = {}
         self.by_source: collections.Counter[str] = collections.Counter()
         self.skipped: list[dict[str, str]] = []
+        self.gaps: list[Gap] = []
+        self.searched: dict[str, str] = {}
+        self.unlistable: set[str] = set()
 
     def add(self, candidate: Candidate) -> Candidate:
         known = self.found.get(candidate.url)
@@ -119,11 +135,16 @@ class Collector:
         return merged
 
     async def guard(self, source: str, work: Awaitable[None]) -> None:
+        """Run one source; its failure (down, slow, garbage) is recorded and the hunt goes on."""
         try:
             await work
-        except RespondError as exc:
-            self.skipped.append({"source": source, "reason": exc.message})
-            self.progress(f"{source} stopped: {exc.message}")
+        except Exception as exc:
+            if not is_outside_failure(exc):
+                raise
+            why = reason(exc)
+            self.skipped.append({"source": source, "reason": why})
+            self.gaps.append(Gap(str(source), _outside_gap_kind(exc), why))
+            self.progress(f"{source} stopped: {why}")
 
     async def run(self) -> Collection:
         await asyncio.gather(
@@ -134,12 +155,60 @@ class Collector:
             self.guard(Source.NPM, self.npm()),
         )
         await self.guard(Source.FORKS, self.networks())
+        self._forks_left()
         queries = {
             "code": tuple(q.query for q in self.plan.code),
             "repos": self.plan.repos,
             "words": (self.plan.words,),
         }
-        return Collection(dict(self.found), dict(self.by_source), tuple(self.skipped), queries)
+        coverage = Coverage(
+            tuple(Searched(k, v) for k, v in self.searched.items()), tuple(self.gaps)
+        )
+        return Collection(
+            dict(self.found), dict(self.by_source), tuple(self.skipped), queries, coverage
+        )
+
+    def _forks_left(self) -> None:
+        """Candidates whose forks were never listed (the pass stopped early): a gap."""
+        left = [
+            c.name
+            for c in self.found.values()
+            if self._wants_forks(c) and c.url not in self.unlistable
+        ]
+        if left:
+            self.gaps.append(
+                Gap(
+                    Source.FORKS,
+                    GapKind.FORKS_UNLISTED,
+                    f"the forks of {len(left):,} repositories were not listed "
+                    f"(first: {', '.join(sorted(left)[:3])})",
+                )
+            )
+
+    def _results(self, source: str, query: str, found: Search[Any], max_pages: int) -> None:
+        """Gaps of one search: results GitHub could not finish, capped or left unread."""
+        if found.incomplete:
+            self.gaps.append(
+                Gap(
+                    source,
+                    GapKind.INCOMPLETE,
+                    f"{query!r}: GitHub answered incomplete_results (the search timed out); "
+                    f"{len(found):,} results read",
+                )
+            )
+        if found.unread:
+            why = (
+                f"GitHub returns at most {SEARCH_CAP:,} results"
+                if found.capped
+                else f"{max_pages} pages read"
+            )
+            self.gaps.append(
+                Gap(
+                    source,
+                    GapKind.RESULT_CAP,
+                    f"{query!r}: {len(found):,} of {found.total:,} results read ({why})",
+                )
+            )
 
     # GitHub ------------------------------------------------------------------------------------
 
@@ -152,17 +221,34 @@ class Collector:
             await self.guard(Source.CODE_SEARCH, self.code_search())
         else:
             self.skipped.append({"source": Source.CODE_SEARCH, "reason": NO_TOKEN})
-        for query in self.plan.repos:
+            self.gaps.append(Gap(Source.CODE_SEARCH, GapKind.NO_TOKEN, NO_TOKEN))
+        self.gaps.append(Gap(Source.CODE_SEARCH, GapKind.UNINDEXED_FORKS, UNINDEXED_FORKS))
+        read = total = 0
+        for n, query in enumerate(self.plan.repos, 1):
             self.progress(f"GitHub repository search: {query}")
-            for info in await gh.search_repos(query):
+            found = await gh.search_repos(query, max_pages=REPO_PAGES)
+            read, total = read + len(found), total + found.total
+            self._results(Source.REPO_SEARCH, query, found, REPO_PAGES)
+            for info in found:
                 self.add(github_candidate(info, Source.REPO_SEARCH))
+            self.searched[Source.REPO_SEARCH] = (
+                f"{n} of {len(self.plan.repos)} queries, {read:,} of {total:,} results read"
+            )
 
     async def code_search(self) -> None:
         gh = github_api(self.services)
-        for query in self.plan.code:
+        read = total = 0
+        for n, query in enumerate(self.plan.code, 1):
             self.progress(f"GitHub code search: {query.query}")
-            for hit in await gh.search_code(query.query, max_pages=2):
+            found = await gh.search_code(query.query, max_pages=CODE_PAGES)
+            read, total = read + len(found), total + found.total
+            self._results(Source.CODE_SEARCH, query.query, found, CODE_PAGES)
+            for hit in found:
                 self.add(github_candidate(hit.repo, Source.CODE_SEARCH))
+            self.searched[Source.CODE_SEARCH] = (
+                f"{n} of {len(self.plan.code)} queries (forks included), "
+                f"{read:,} of {total:,} results read"
+            )
 
     async def networks(self) -> None:
         """Parents of forks found by search, then every candidate's forks, recursively."""
@@ -173,16 +259,30 @@ class Collector:
         if self.services.settings.github_token:  # GitHub's GraphQL API needs a token
             await self.graph_networks()
         queue = collections.deque(c.url for c in self.found.values() if self._wants_forks(c))
+        listed = forks_found = 0
         while queue:
             cand = self.found[queue.popleft()]
-            if not self._wants_forks(cand):
+            if not self._wants_forks(cand) or cand.url in self.unlistable:
                 continue
             try:
                 forks = await gh.forks(cand.name)
             except RemoteError as exc:
                 if exc.status not in (403, 404, 451):
                     raise
-                continue  # disabled or gone: verification says which
+                # Disabled or gone (verification says which): its forks stay unlisted.
+                self.unlistable.add(cand.url)
+                self.gaps.append(
+                    Gap(
+                        Source.FORKS,
+                        GapKind.FORKS_UNLISTED,
+                        f"{cand.name}: the fork listing answered HTTP {exc.status}",
+                    )
+                )
+                continue
+            listed, forks_found = listed + 1, forks_found + len(forks)
+            self.searched[Source.FORKS] = (
+                f"{listed:,} fork listings read to the last page, {forks_found:,} forks"
+            )
             self.found[cand.url] = Candidate.merge(
                 cand,
                 Candidate(
@@ -226,8 +326,15 @@ class Collector:
                 )
                 self.found[url] = Candidate.merge(listed, cand)
         self.progress(f"GitHub GraphQL: {len(listing.forks):,} forks in {listing.requests} queries")
+        self.searched["forks-graphql"] = (
+            f"{len(listing.listed):,} networks listed through GraphQL, {len(listing.forks):,} "
+            f"forks in {listing.requests:,} queries"
+            + (f"; stopped ({listing.stopped}), REST listed the rest" if listing.stopped else "")
+        )
         if listing.stopped:
             self.progress(f"GraphQL fork listing stopped: {listing.stopped}; REST goes on")
+            reason = f"{listing.stopped} (the REST listing took over what was left)"
+            self.skipped.append({"source": f"{Source.FORKS} (GraphQL)", "reason": reason})
 
     def _wants_forks(self, cand: Candidate) -> bool:
         return cand.host == GITHUB and not cand.forks_listed and cand.forks_count != 0
@@ -245,7 +352,9 @@ class Collector:
 
     async def archives(self) -> None:
         swh = software_heritage(self.services)
-        for origin in await swh.search_origins(self.plan.words.replace(" ", "-")):
+        origins = await swh.search_origins(self.plan.words.replace(" ", "-"))
+        self.searched[Source.SWH] = f"origins matching {self.plan.words!r}: {len(origins):,}"
+        for origin in origins:
             parts = urlsplit(origin.url)
             if parts.netloc == GITHUB and parts.path.count("/") == 2:
                 self.add(named_github(parts.path.strip("/"), Source.SWH))
@@ -260,14 +369,36 @@ class Collector:
             )
 
     async def forge(self, forge: Forge, source: str) -> None:
-        for repo in await forge.search(self.plan.words):
+        repos = await forge.search(self.plan.words)
+        self.searched[source] = f"projects matching {self.plan.words!r}: {len(repos):,}"
+        for repo in repos:
             self.add(forge_candidate(repo, source))
 
     async def npm(self) -> None:
         from playbook.mirrors.npmcopies import search_copies
 
-        for cand in await search_copies(self.services, self.manifest.package, self.plan.words):
+        cands = await search_copies(self.services, self.manifest.package, self.plan.words)
+        self.searched[Source.NPM] = f"packages matching {self.plan.words!r}: {len(cands):,}"
+        for cand in cands:
             self.add(cand)
+
+
+def _outside_gap_kind(exc: BaseException) -> str:
+    """A failed source's gap kind: a RespondError says which; a transport error is a host that
+    did not answer; anything else (an answer not in the API's shape) a failure."""
+    if isinstance(exc, RespondError):
+        return _gap_kind(exc)
+    return GapKind.UNREACHABLE if isinstance(exc, httpx.HTTPError) else GapKind.FAILED
+
+
+def _gap_kind(exc: RespondError) -> str:
+    if isinstance(exc, BudgetSpent):
+        return GapKind.BUDGET
+    if isinstance(exc, QuotaExhausted) or (isinstance(exc, RemoteError) and exc.status == 429):
+        return GapKind.RATE_LIMIT
+    if isinstance(exc, RemoteError) and exc.status is None:
+        return GapKind.UNREACHABLE
+    return GapKind.FAILED
 
 
 async def collect(

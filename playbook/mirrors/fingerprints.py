@@ -18,6 +18,7 @@ from playbook.errors import RespondError
 # The scanner writes these hashes into the manifest; verification must compute them the same way.
 from playbook.scan.fingerprint import blob_sha1, is_first_party, norm_sha256
 from playbook.scan.model import Identifier, ManifestFile
+from playbook.scan.winnow import winnow
 
 # Files smaller than this are not evidence: an empty `index.ts` or a one-line re-export has the
 # same git blob SHA-1 in thousands of unrelated repositories.
@@ -31,6 +32,8 @@ class Manifest:
     files: tuple[ManifestFile, ...]
     identifiers: tuple[Identifier, ...] = ()
     paths: tuple[str, ...] = ()
+    # path -> winnowed token fingerprints (playbook.scan.winnow), when the manifest has them
+    winnow: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def first_party(self) -> tuple[ManifestFile, ...]:
@@ -60,8 +63,18 @@ def manifest_from_json(data: Mapping[str, Any]) -> Manifest:
     idents = tuple(
         Identifier(str(i["token"]), tuple(i.get("files", []))) for i in data.get("identifiers", [])
     )
+    winnowed = {
+        str(f["path"]): tuple(int(h) for h in f["winnow"])
+        for f in data.get("files", [])
+        if f.get("winnow")
+    }
     return Manifest(
-        str(data["package"]), str(data["version"]), files, idents, tuple(data.get("paths", []))
+        str(data["package"]),
+        str(data["version"]),
+        files,
+        idents,
+        tuple(data.get("paths", [])),
+        winnowed,
     )
 
 
@@ -87,6 +100,7 @@ def file_entry(path: str, data: bytes, map_name: str | None = "cli.js.map") -> d
         "sha256": hashlib.sha256(data).hexdigest(),
         "norm_sha256": norm_sha256(data),
         "first_party": is_first_party(path),
+        "winnow": list(winnow(data)) if is_first_party(path) else [],
     }
 
 
@@ -119,6 +133,7 @@ class Fingerprints:
     total: int
     not_counted: int
     excluded: frozenset[str] = field(default_factory=frozenset)
+    winnow: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, manifest: Manifest, public_shas: Iterable[str] = ()) -> Fingerprints:
@@ -145,7 +160,17 @@ class Fingerprints:
             len(by_path),
             dropped,
             public,
+            {p: w for p, w in manifest.winnow.items() if p in by_path},
         )
+
+    def same_path(self, tree_path: str) -> str | None:
+        """The leaked path a tree entry sits at (itself, or under a folder), if any."""
+        if tree_path in self.by_path:
+            return tree_path
+        for leaked in self.by_base.get(posixpath.basename(tree_path), ()):
+            if tree_path.endswith("/" + leaked):
+                return leaked
+        return None
 
     def paths_for_tree_path(self, tree_path: str) -> list[str]:
         """Manifest paths a tree entry may be a reformatted copy of (by suffix, else file name)."""

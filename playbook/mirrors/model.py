@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from playbook.codec import from_json, to_json
+from playbook.mirrors.coverage import Coverage
 
 # Folders of other people's code a repository carries along: not the repository's own files.
 VENDORED = frozenset({"node_modules", "vendor", "third_party", "bower_components"})
@@ -105,7 +106,9 @@ class Candidate:
             pushed_at=self.pushed_at or other.pushed_at,
             commit_sha=self.commit_sha or other.commit_sha,
             tree_sha=self.tree_sha or other.tree_sha,
-            found_by=tuple(dict.fromkeys(self.found_by + other.found_by)),
+            # Sorted: the sources search concurrently, and the same hunt must write the same files
+            # whichever of them answered first (a resumed run is compared with a clean one).
+            found_by=tuple(sorted(set(self.found_by + other.found_by))),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -218,3 +221,4 @@ class Collection:
     by_source: Mapping[str, int]
     skipped: tuple[Mapping[str, str], ...] = ()
     queries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    coverage: Coverage = field(default_factory=Coverage)

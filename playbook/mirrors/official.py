@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from playbook.config.org import Official
 from playbook.config.settings import Settings
-from playbook.mirrors.model import Candidate
+
+
+class Listed(Protocol):
+    """A candidate or a mirror record: where it is and what it is called."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 def read_official(settings: Settings) -> Official:
@@ -12,8 +26,10 @@ def read_official(settings: Settings) -> Official:
     return settings.org.official
 
 
-def is_official(candidate: Candidate, official: Official) -> bool:
+def is_official(candidate: Listed, official: Official) -> bool:
     """On the allowlist: a GitHub org or `owner/repo` listed, or an npm scope listed.
+
+    The one rule for candidates (the hunt) and mirror records (the notices).
 
     Only the listed names count: a fork of an official repository is someone else's repository
     and is judged by its content like any other.

@@ -14,6 +14,8 @@ punctuation, so every query must count):
 3. Up to PATH_QUERIES queries search distinctive paths as `filename:<name> path:<dir>`: they
    catch copies whose content was reformatted (identifiers survive that too) or whose files the
    identifier picks missed.
+Every code query carries `fork:true`: without it GitHub leaves forks out of code search results
+(and it indexes only forks with more stars than their parent; forks are listed separately).
 Repository search adds the package name with "leak", "source" and the version, restricted to
 repositories created after the publish time. Other hosts are searched by the package name.
 """
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 from playbook.mirrors.fingerprints import Manifest
 
+FORKS = " fork:true"
 IDENT = re.compile(r"^[A-Za-z0-9_]{8,64}$")
 DEFAULT_CODE_QUERIES = 9
 PATH_QUERIES = 2
@@ -78,7 +81,7 @@ def pick_identifiers(manifest: Manifest, limit: int) -> list[CodeQuery]:
         if gain == 0:
             break
         covered |= files
-        picked.append(CodeQuery(token, gain))
+        picked.append(CodeQuery(token + FORKS, gain))
     return picked
 
 
@@ -94,7 +97,7 @@ def path_queries(manifest: Manifest, limit: int) -> list[CodeQuery]:
     out = []
     for path in paths[:limit]:
         folder, name = posixpath.split(path)
-        out.append(CodeQuery(f"filename:{name} path:{folder}", 1))
+        out.append(CodeQuery(f"filename:{name} path:{folder}{FORKS}", 1))
     return out
 
 
@@ -105,7 +108,7 @@ def plan_queries(
     idents = pick_identifiers(manifest, max_code - len(paths))
     covered: set[str] = set()
     for q in idents:
-        covered |= _files_of(manifest, q.query)
+        covered |= _files_of(manifest, q.query.removesuffix(FORKS))
     words = package_words(manifest.package)
     since = f" created:>={published_at[:10]}" if published_at else ""
     repos = (

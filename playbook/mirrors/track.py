@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from playbook.clock import utcnow
 from playbook.errors import UsageError
@@ -87,19 +88,32 @@ async def recheck(store: Store, incident_id: str, services: Services) -> list[Ch
                 "rechecked without it.",
                 "Resume the incident so the scan step writes it again.",
             )
-        old = {m.url: m for m in group}
         published = _published_at(store, incident_id, group[0].target)
         for new in await recheck_mirrors(group, path, services, published):
-            settled = settle(old[new.url], new)
-            found = diff(old[new.url], settled, at)
-            changes += found
-            store.put_record(incident_id, "mirror", settled.url, settled.to_record())
+            changes += _settle_stored(store, incident_id, new, at)
     store.log(
         incident_id,
         "mirrors.rechecked",
         {"mirrors": len(mirrors), "changes": [c.__dict__ for c in changes]},
     )
     return changes
+
+
+def _settle_stored(store: Store, incident_id: str, new: Mirror, at: str) -> list[Change]:
+    """Settle the new verdict against the record as it is now, in one transaction: a live run
+    or a `notice sent` that moved the record while the recheck was out on the network stands."""
+    found: list[Change] = []
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
+        if current is None:
+            return None
+        now = Mirror.from_record(current)
+        settled = settle(now, new)
+        found[:] = diff(now, settled, at)
+        return settled.to_record()
+
+    store.update_record(incident_id, "mirror", new.url, change)
+    return found
 
 
 def _published_at(store: Store, incident_id: str, target: str) -> str | None:

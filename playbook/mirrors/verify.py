@@ -17,14 +17,19 @@ SHAs mean identical files. Only distinct trees are fetched; one whose SHA is the
 is pinned to the listed commit (no commit request either). A fork that removed the leak has
 another tree, is fetched, and is judged for what it holds.
 
-Reformatted files: only when blob matching is partial (some files match, not enough for `copy`),
-tree entries whose path or file name matches a leaked file that did not match are downloaded
-(`git/blobs/<sha>`) and compared by `norm_sha256` (whitespace removed), stopping as soon as the
-`copy` threshold is reached; only when that many downloads could reach it (a candidate that
-would need more than the limits allow is left `partial` without a download); at most
-DOWNLOADS_PER_CANDIDATE per candidate and at most
-max(DOWNLOAD_FLOOR, DOWNLOAD_SHARE x candidates) in a whole pass, so verifying N candidates costs
-at most N + max(24, N / 10) GitHub requests.
+Reformatted files (prettier, a re-indent: other blobs at the same paths): when blob matches
+alone do not make a copy but enough tree entries sit at leaked paths (or carry a leaked file's
+name) with other content to reach the `copy` threshold, an evenly spread sample of them is
+downloaded (`git/blobs/<sha>`): SAMPLE_BLOBS files, half that when some files already match by
+blob. Each is compared with its leaked file: identical but for whitespace (`norm_sha256`), else by
+token fingerprints (playbook.scan.winnow: winnowing over identifier and literal tokens, so
+quotes, semicolons, trailing commas and line wrapping do not count), similar at SIMILAR (0.8) or
+more. Each proven file is evidence with its similarity. When every sampled file proves to be its
+leaked file reformatted, the other entries at leaked paths are counted as reformatted too; the
+first sampled file that is not ends the sample and keeps them out. Takedown claims name the
+proven files only. At most max(DOWNLOAD_FLOOR, DOWNLOAD_SHARE x candidates) downloads in a whole
+pass (a candidate the allowance cannot sample whole is named in the coverage), so verifying N
+candidates costs at most N + max(24, N / 10) GitHub requests besides the commit requests.
 
 Verdicts:
 - `official`: on respond.toml's [official] allowlist, whatever it holds.
@@ -46,6 +51,8 @@ leaked file it matches), the tree's SHA, the count of files outside vendored fol
 GitHub repository that matched anything, the commit its branch pointed at (one more request,
 only for those), so every file a notice names is a permalink at the commit that was checked.
 Should the branch have moved between the two requests, the tree at that commit is checked again.
+A GitLab or Codeberg candidate costs two requests, matched or not: its branch's commit, then the
+tree at that commit (playbook.services.forge), so its evidence and its permalinks agree.
 """
 
 from __future__ import annotations
@@ -58,20 +65,22 @@ from datetime import UTC, datetime
 
 from playbook.clock import utcnow
 from playbook.config.org import Official
-from playbook.errors import RespondError
+from playbook.gaps import is_outside_failure, reason
+from playbook.mirrors.coverage import Coverage, Gap, GapKind, Searched
 from playbook.mirrors.fingerprints import Fingerprints, Manifest
 from playbook.mirrors.model import Candidate, Mirror, Verdict, is_vendored
 from playbook.mirrors.network import annotate
 from playbook.mirrors.official import is_official
 from playbook.net.governor import BudgetSpent
 from playbook.scan.fingerprint import norm_sha256
+from playbook.scan.winnow import SIMILAR, similarity
 from playbook.services.archive import SWH
 from playbook.services.forge import ForgeRepo, codeberg, gitlab
 from playbook.services.github import GITHUB, Commit, Tree, TreeState, github_api
 from playbook.services.hub import Services
 
 COPY_RATIO = 0.5
-DOWNLOADS_PER_CANDIDATE = 24
+SAMPLE_BLOBS = 6
 DOWNLOAD_SHARE = 0.1
 DOWNLOAD_FLOOR = 24
 SAMPLE_PATHS = 10
@@ -88,10 +97,14 @@ class Match:
     unvendored: int = 0  # files in the tree outside VENDORED folders
     tree_sha: str = ""
     commit: Commit | None = None
+    similar: frozenset[str] = frozenset()  # proven by token fingerprints (sampled)
+    by_path: frozenset[str] = frozenset()  # at leaked paths, counted by the proven sample
+    sampled: int = 0  # files downloaded and compared
+    least: float = 1.0  # the lowest similarity among the files proven by fingerprints
 
     @property
     def matched(self) -> int:
-        return len(self.blob | self.content)
+        return len(self.blob | self.content | self.similar | self.by_path)
 
 
 def match_tree(entries: Iterable[tuple[str, str]], fp: Fingerprints, tree_sha: str = "") -> Match:
@@ -131,6 +144,16 @@ def evidence_line(match: Match, fp: Fingerprints) -> str:
     )
     if match.content:
         text += f", {len(match.content):,} identical but for whitespace"
+    if match.similar:
+        text += (
+            f", {len(match.similar):,} reformatted (token fingerprint similarity "
+            f"{match.least:.2f} or more)"
+        )
+    if match.by_path:
+        text += (
+            f", {len(match.by_path):,} at leaked paths with other content, counted as "
+            f"reformatted because all {match.sampled:,} files sampled from them are"
+        )
     text += f"; {pct:.1f}%) in a tree of {match.tree_files:,} files"
     if fp.not_counted:
         text += f"; {fp.not_counted:,} tiny or officially published files not counted"
@@ -161,6 +184,8 @@ class Verifier:
         self.fp = Fingerprints.build(manifest)
         self.downloads_left = DOWNLOAD_FLOOR
         self.budget_note = ""
+        self.truncated: list[str] = []  # trees that could not be listed whole
+        self.unsampled: list[str] = []  # could be reformatted copies; the allowance was spent
         self._public_shas: set[str] = set()
         # Trees verified in this pass, by tree SHA: a fork listed with the same tree oid holds
         # the same files (git addresses content) and is judged from it without a request.
@@ -189,9 +214,12 @@ class Verifier:
                 self.budget_note = exc.message
                 out += [self._mirror(c, Verdict.UNVERIFIED, exc.message) for c in cands[n:]]
                 break
-            except RespondError as exc:
-                failed = self._mirror(cand, Verdict.UNREACHABLE, exc.message)
-                out.append(replace(failed, error=exc.message))
+            except Exception as exc:
+                if not is_outside_failure(exc):
+                    raise
+                why = reason(exc)
+                failed = self._mirror(cand, Verdict.UNREACHABLE, why)
+                out.append(replace(failed, error=why))
         return out
 
     async def verify_one(self, cand: Candidate) -> Mirror:
@@ -224,6 +252,8 @@ class Verifier:
         if tree.state is not TreeState.OK:
             return self._gone(cand, tree)
         match = match_tree(tree.entries, self.fp, tree.sha)
+        if tree.commit:  # a forge's tree, listed at the commit its branch pointed at
+            match = replace(match, commit=Commit(tree.commit, tree.sha))
         if is_official(cand, self.official):
             self._public_shas |= {sha for _, sha in tree.entries}
         elif cand.host == GITHUB:
@@ -233,8 +263,16 @@ class Verifier:
             if tree.sha and not tree.truncated:
                 self._trees.setdefault(tree.sha, (cand, tree, match))
         mirror = self._judge(cand, match)
+        if cand.name in self.unsampled and mirror.verdict is Verdict.UNRELATED:
+            mirror = replace(
+                mirror,
+                verdict=Verdict.UNVERIFIED,
+                evidence="files at leaked paths with other content were not compared (the "
+                "pass's download allowance was spent): absence is not proven; " + mirror.evidence,
+            )
         if tree.truncated:
-            mirror = replace(mirror, evidence=mirror.evidence + "; the tree listing was truncated")
+            self.truncated.append(cand.name)
+            mirror = _truncated(mirror, tree.subtrees)
         return mirror
 
     def _untouched(self, cand: Candidate) -> bool:
@@ -298,32 +336,62 @@ class Verifier:
         return tree, replace(match, commit=commit)
 
     async def _reformatted(self, cand: Candidate, tree: Tree, match: Match) -> Match:
-        """Bounded downloads compared by norm_sha256; only when blob matching is partial."""
+        """A bounded sample of files at leaked paths, compared whitespace- and format-blind."""
         needed = copy_threshold(self.fp.total) - match.matched
-        limit = min(DOWNLOADS_PER_CANDIDATE, self.downloads_left)
-        if not match.blob or needed <= 0 or needed > limit:
-            return match  # a copy already, or downloads this few cannot make it one
-        pending = [
-            (path, sha)
-            for path, sha in tree.entries
-            if sha not in self.fp.by_sha
-            and any(p not in match.blob for p in self.fp.paths_for_tree_path(path))
-        ]
+        if needed <= 0:
+            return match  # a copy already
+        pending: dict[str, tuple[str, str]] = {}  # leaked path -> (tree path, blob SHA)
+        for path, sha in tree.entries:
+            if sha in self.fp.by_sha or is_vendored(path):
+                continue
+            leaked = self.fp.same_path(path) or next(iter(self.fp.paths_for_tree_path(path)), None)
+            if leaked and leaked not in match.blob and leaked not in pending:
+                pending[leaked] = (path, sha)
+        # Files already matched by blob tie the repository to the leak: half the sample then.
+        limit = min(SAMPLE_BLOBS // 2 if match.blob else SAMPLE_BLOBS, len(pending))
         if len(pending) < needed:
+            return match  # not a copy whatever the downloads said
+        if self.downloads_left < limit:
+            self.unsampled.append(cand.name)  # the pass's allowance is spent: said, not guessed
             return match
-        found: set[str] = set()
+        content: set[str] = set()
+        similar: set[str] = set()
         pairs: list[tuple[str, str]] = []
+        least = 1.0
         gh = github_api(self.services)
-        for path, sha in pending[:limit]:
+        # Files the manifest has token fingerprints for first (the scanner keeps a spread few).
+        printed = [p for p in sorted(pending) if p in self.fp.winnow]
+        others = [p for p in sorted(pending) if p not in self.fp.winnow]
+        sample = _spread(printed, limit) + _spread(others, max(0, limit - len(printed)))
+        for leaked in sample:
+            path, sha = pending[leaked]
             self.downloads_left -= 1
             data = await gh.blob(cand.name, sha)
-            if data is not None:
-                new = self.fp.by_norm.get(norm_sha256(data), frozenset()) - match.blob
-                found |= new
-                pairs += [(path, leaked) for leaked in sorted(new)]
-            if len(found) >= needed:
+            if data is None:
                 break
-        return replace(match, content=frozenset(found), pairs=match.pairs + tuple(pairs))
+            same = self.fp.by_norm.get(norm_sha256(data), frozenset()) - match.blob
+            if same:
+                content |= same
+                pairs += [(path, p) for p in sorted(same)]
+                continue
+            score = similarity(self.fp.winnow.get(leaked, ()), data)
+            if score < SIMILAR:
+                break  # one file that is not the leaked one: no count by path, stop spending
+            similar.add(leaked)
+            pairs.append((path, leaked))
+            least = min(least, score)
+        proven = content | similar
+        whole = set(sample) <= proven
+        by_path = frozenset(pending) - proven if whole else frozenset()
+        return replace(
+            match,
+            content=frozenset(content),
+            similar=frozenset(similar - content),
+            by_path=by_path,
+            sampled=len(sample),
+            least=least,
+            pairs=match.pairs + tuple(pairs),
+        )
 
     def _judge(self, cand: Candidate, match: Match) -> Mirror:
         verdict = (
@@ -361,7 +429,7 @@ class Verifier:
             checked_at=utcnow(),
             evidence=evidence,
             matched_by_blob=len(match.blob) if match else 0,
-            matched_by_content=len(match.content) if match else 0,
+            matched_by_content=match.matched - len(match.blob) if match else 0,
             default_branch=cand.default_branch,
             forks_count=cand.forks_count,
             forks_listed=cand.forks_listed,
@@ -374,6 +442,74 @@ class Verifier:
             matched_paths=match.pairs if match else (),
             unvendored_files=match.unvendored if match else 0,
         )
+
+
+def _truncated(mirror: Mirror, subtrees: int) -> Mirror:
+    """A tree not listed whole proves no absence: never `unrelated`, at most what matched."""
+    why = (
+        f"the tree listing was truncated by the host (over 100,000 entries or 7 MB) and "
+        f"{subtrees:,} sub-tree requests did not list it whole"
+    )
+    if mirror.verdict is Verdict.UNRELATED:
+        return replace(
+            mirror,
+            verdict=Verdict.UNVERIFIED,
+            evidence=f"{why}: absence is not proven; " + mirror.evidence,
+        )
+    if mirror.verdict is Verdict.PARTIAL:
+        return replace(mirror, evidence=f"{mirror.evidence}; {why}: more files may match")
+    return replace(mirror, evidence=f"{mirror.evidence}; {why}")
+
+
+def verification_coverage(verifier: Verifier, mirrors: Iterable[Mirror]) -> Coverage:
+    """What verification proved and what it left open (budget, truncated trees)."""
+    items = list(mirrors)
+    left = [m for m in items if m.verdict is Verdict.UNVERIFIED and m.kind != "archive"]
+    named = set(verifier.unsampled) | set(verifier.truncated)  # their own gaps say why
+    failed = [m for m in items if m.error]
+    gaps: list[Gap] = []
+    if verifier.budget_note:
+        gaps.append(
+            Gap("verify", GapKind.BUDGET, f"{verifier.budget_note} ({len(left):,} unverified)")
+        )
+    elif [m for m in left if m.name not in named]:
+        rest = len([m for m in left if m.name not in named])
+        gaps.append(Gap("verify", GapKind.UNVERIFIED, f"{rest:,} candidates not verified"))
+    if verifier.truncated:
+        names = ", ".join(sorted(verifier.truncated)[:3])
+        gaps.append(
+            Gap(
+                "verify",
+                GapKind.TRUNCATED_TREE,
+                f"{len(verifier.truncated):,} trees could not be listed whole (first: {names})",
+            )
+        )
+    if verifier.unsampled:
+        names = ", ".join(sorted(verifier.unsampled)[:3])
+        gaps.append(
+            Gap(
+                "verify",
+                GapKind.UNVERIFIED,
+                f"{len(verifier.unsampled):,} candidates hold leaked paths with other content but "
+                f"were not sampled for reformatted files: the pass's download allowance was "
+                f"spent (first: {names})",
+            )
+        )
+    if failed:
+        gaps.append(
+            Gap("verify", GapKind.UNREACHABLE, f"{len(failed):,} candidates could not be checked")
+        )
+    done = len(items) - len(left)
+    what = f"{done:,} of {len(items):,} candidates verified"
+    return Coverage((Searched("verify", what),), tuple(gaps))
+
+
+def _spread(items: list[str], n: int) -> list[str]:
+    """`n` items evenly spread over `items` (first, last and between): a fair sample."""
+    if n >= len(items):
+        return items
+    step = (len(items) - 1) / max(1, n - 1)
+    return [items[round(i * step)] for i in range(n)]
 
 
 def _archives_of_copies(mirrors: list[Mirror]) -> list[Mirror]:

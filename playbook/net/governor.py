@@ -16,7 +16,7 @@ import collections
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -24,9 +24,9 @@ from urllib.parse import urlencode
 import httpx
 
 from playbook.clock import Seconds, Sleep
-from playbook.errors import RemoteError, RespondError
+from playbook.errors import NetworkFatal, RemoteError, RespondError
 from playbook.net.cache import Cache
-from playbook.net.http import parse_retry_after
+from playbook.net.http import GOVERNED, parse_retry_after
 
 Clock = Seconds
 KEPT_HEADERS = (
@@ -39,6 +39,11 @@ KEPT_HEADERS = (
     "x-ratelimit-resource",
     "x-ratelimit-remaining",
 )
+
+
+class ServiceDown(RemoteError):
+    """The host failed for good this run (unreachable, too slow, 5xx after retries): later
+    requests to it fail at once instead of each waiting out its own timeouts and retries."""
 
 
 class BudgetSpent(RespondError):
@@ -166,6 +171,7 @@ class Governor:
         self._quota: dict[str, tuple[int, float]] = {}  # resource -> (remaining, reset epoch)
         self._hold_until = 0.0
         self._listeners: list[Listener] = []
+        self.down: str | None = None  # why the host is considered down for the rest of the run
 
     @contextlib.contextmanager
     def listening(self, listener: Listener) -> Iterator[None]:
@@ -203,21 +209,9 @@ class Governor:
     ) -> Fetched:
         """GET `url` within every limit; 304 answers come back as the cached 200."""
         full = f"{url}?{urlencode(sorted((params or {}).items()))}" if params else url
-        async with self._lock:
-            for attempt in range(self.config.max_attempts):
-                await self._before(resource, full)
-                fetched = await self._send(full, resource, shrink)
-                kind = limit_kind(fetched.status, fetched.headers, _safe_json(fetched))
-                if kind is None:
-                    return fetched
-                self.limited += 1
-                self._back_off(kind, fetched, attempt)
-            raise RemoteError(
-                f"{self.host} kept refusing {full} with rate limits after "
-                f"{self.config.max_attempts} attempts.",
-                "Wait for the quota to reset (see the live display), then resume the incident.",
-                status=429,
-            )
+        return await self._within_limits(
+            resource, full, 1, lambda: self._send(full, resource, shrink)
+        )
 
     async def post(
         self, url: str, payload: Mapping[str, Any], *, resource: str = "graphql", cost: int = 1
@@ -227,10 +221,25 @@ class Governor:
         Serial with the host's GETs, counted in the same budget; never cached (a POST has no
         ETag). A query costing more than the points left waits for the reset first.
         """
+        return await self._within_limits(
+            resource, url, cost, lambda: self._post(url, payload, resource)
+        )
+
+    async def _within_limits(
+        self, resource: str, url: str, cost: int, send: Callable[[], Awaitable[Fetched]]
+    ) -> Fetched:
+        """Send serially, after any wait the limits ask for; back off on each limit answer.
+
+        A host found down earlier in the run is not asked again: the caller records a gap."""
         async with self._lock:
+            if self.down is not None:
+                raise ServiceDown(
+                    f"{self.host} is down for this run ({self.down}); {url} was not requested.",
+                    "Resume the incident once the service answers again.",
+                )
             for attempt in range(self.config.max_attempts):
                 await self._before(resource, url, cost)
-                fetched = await self._post(url, payload, resource)
+                fetched = await send()
                 kind = limit_kind(fetched.status, fetched.headers, _safe_json(fetched))
                 if kind is None:
                     return fetched
@@ -250,7 +259,7 @@ class Governor:
     async def _post(self, url: str, payload: Mapping[str, Any], resource: str) -> Fetched:
         self.requests += 1
         try:
-            response = await self.client.post(url, json=payload)
+            response = await self.client.post(url, json=payload, extensions={GOVERNED: True})
         except httpx.HTTPError as exc:
             raise RemoteError(
                 f"{self.host} could not be reached for {url}: {exc!r}.",
@@ -301,12 +310,18 @@ class Governor:
         headers = {"if-none-match": entry["etag"]} if entry else {}
         self.requests += 1
         try:
-            response = await self.client.get(url, headers=headers)
+            response = await self.client.get(url, headers=headers, extensions={GOVERNED: True})
+        except NetworkFatal as exc:
+            self.down = exc.message
+            raise
         except httpx.HTTPError as exc:
-            raise RemoteError(
+            self.down = f"{type(exc).__name__} after retries"
+            raise ServiceDown(
                 f"{self.host} could not be reached for {url}: {exc!r}.",
                 "Check the network or the RESPOND_*_API setting.",
             ) from exc
+        if response.status_code >= 500:
+            self.down = f"HTTP {response.status_code} after retries"
         kept = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
         self._remember(response.headers, resource)
         self._notify(self.status(resource))

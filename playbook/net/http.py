@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import random
+import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from playbook import __version__, failpoints
-from playbook.errors import DryRunViolation, LoopbackViolation
+from playbook.errors import DryRunViolation, LoopbackViolation, NetworkFatal
 from playbook.net.graphql import only_reads
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -28,6 +31,14 @@ WaitHook = Callable[[str, float], None]
 MARK = "respond.writes"
 READ_ONLY: dict[str, object] = {MARK: False}
 WRITES: dict[str, object] = {MARK: True}
+# A request whose rate-limit answers (429, 403) a governor decides on: the transport hands them
+# back at once instead of retrying them behind the governor's back (GitHub's rules forbid early
+# retries; see playbook.net.governor).
+GOVERNED = "respond.governed"
+
+
+def is_governed(request: httpx.Request) -> bool:
+    return request.extensions.get(GOVERNED) is True
 
 
 def changes_something(request: httpx.Request) -> bool:
@@ -105,16 +116,68 @@ class DryRunGuard(Layer):
         return await self.inner.handle_async_request(request)
 
 
-def is_loopback(host: str) -> bool:
-    return host.startswith("127.") or host in ("localhost", "::1", "[::1]")
+Resolver = Callable[[str], list[str]]
+
+
+def resolve(host: str) -> list[str]:
+    """Every address `host` resolves to here (the system resolver, /etc/hosts included)."""
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return [str(info[4][0]) for info in infos]
+
+
+def _loopback_ip(text: str) -> bool | None:
+    """True/False for an IP literal (IPv4-mapped IPv6 judged by its IPv4), None for a name."""
+    try:
+        ip = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def _numeric_looking(host: str) -> bool:
+    """`0x7f.1`, `2130706433`, `127.1`: the C resolver reads these as addresses, `ipaddress` does
+    not. No DNS name ends in an all-numeric or hex label, so these are refused, never resolved."""
+    last = host.rstrip(".").rsplit(".", 1)[-1].lower()
+    return last.isdigit() or (last.startswith("0x") and all(c in "0123456789abcdefx" for c in last))
+
+
+def is_loopback(host: str, resolver: Resolver | None = None) -> bool:
+    """True only when every address `host` stands for is a loopback address.
+
+    An IP literal is parsed (`ipaddress`), never matched by prefix: `127.0.0.1.evil.example`
+    and `localhost.attacker` are names, and a name counts only when it resolves, and every
+    address it resolves to is loopback. Numeric forms `ipaddress` refuses are refused.
+    """
+    host = host.strip().rstrip(".")
+    if not host:
+        return False
+    literal = _loopback_ip(host)
+    if literal is not None:
+        return literal
+    if _numeric_looking(host) or "[" in host or "]" in host:
+        return False
+    try:
+        addresses = (resolver or resolve)(host)
+    except (OSError, UnicodeError):
+        return False
+    return bool(addresses) and all(_loopback_ip(a) is True for a in addresses)
 
 
 class LoopbackGuard(Layer):
     """Refuses any host but loopback (RESPOND_LOOPBACK_ONLY=1): tests and rehearsals set it."""
 
+    def __init__(self, inner: httpx.AsyncBaseTransport, resolver: Resolver | None = None) -> None:
+        super().__init__(inner)
+        self.resolver = resolver
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
-        if not is_loopback(host):
+        ok = _loopback_ip(host)
+        if ok is None:  # a name: resolved off the event loop
+            ok = await asyncio.to_thread(is_loopback, host, self.resolver)
+        if not ok:
             raise LoopbackViolation(
                 f"Refused {request.method} {request.url.copy_with(query=None)}: "
                 "RESPOND_LOOPBACK_ONLY allows loopback addresses only.",
@@ -131,6 +194,43 @@ class FailpointTransport(Layer):
         if changes_something(request):
             failpoints.hit("write")
         return response
+
+
+NAME_NOT_FOUND = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def fatal_connect_error(request: httpx.Request, exc: httpx.ConnectError) -> NetworkFatal | None:
+    """A connect failure that no retry can heal (the name does not exist, the certificate does
+    not verify), as one clear error; None for one that may (refused, reset, a resolver timeout)."""
+    host = request.url.host
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror) and cause.errno in NAME_NOT_FOUND:
+            return NetworkFatal(
+                f"{host}: no such host name (DNS says it does not exist); "
+                f"{request.method} {request.url.copy_with(query=None)} was not sent.",
+                f"Check the spelling of {host} in the registry URL or RESPOND_<NAME>_API, "
+                "or the network's DNS (a VPN or proxy may be needed).",
+            )
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            why = cause.verify_message or cause.reason or "certificate verification failed"
+            return NetworkFatal(
+                f"{host}: its TLS certificate does not verify ({why}); "
+                f"{request.method} {request.url.copy_with(query=None)} was not sent.",
+                "A proxy may be intercepting TLS: set SSL_CERT_FILE to your organisation's CA "
+                "bundle, or check the host's certificate; respond never skips verification.",
+            )
+    return None
 
 
 PREREAD_LIMIT = 8 * 1024 * 1024
@@ -151,6 +251,8 @@ class RetryTransport(Layer):
 
     Reads are retried on network errors and 429/5xx. Writes are retried only when the server
     cannot have acted: the connection never opened, or it answered 429 (it refused to process).
+    A governed request's 429 goes back to its governor untouched: only the governor decides when
+    a rate-limited host is asked again.
     """
 
     def __init__(
@@ -171,7 +273,10 @@ class RetryTransport(Layer):
                 response = await self.inner.handle_async_request(request)
                 if is_read:
                     await _preread(response)
-            except httpx.ConnectError:
+            except httpx.ConnectError as exc:
+                fatal = fatal_connect_error(request, exc)
+                if fatal is not None:
+                    raise fatal from exc
                 if last:
                     raise
                 await self._sleep(request, attempt, None, "connection failed")
@@ -181,9 +286,8 @@ class RetryTransport(Layer):
                     raise
                 await self._sleep(request, attempt, None, "read failed")
                 continue
-            retryable = response.status_code == 429 or (
-                is_read and response.status_code in RETRY_STATUSES
-            )
+            limited = response.status_code == 429 and not is_governed(request)
+            retryable = limited or (is_read and response.status_code in RETRY_STATUSES - {429})
             if not retryable or last:
                 return response
             retry_after = parse_retry_after(response.headers.get("retry-after"))

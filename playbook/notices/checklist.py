@@ -48,6 +48,13 @@ def checklist(
     networks = extra.get("networks")
     if isinstance(networks, tuple):
         items += _claim_items([c for n in networks for c in n.claims], len(networks))
+        sibling = extra.get("sibling")
+        if sibling:
+            other = "specific-file" if extra.get("claim_kind") == "entire" else "entire-repository"
+            items.append(
+                f"The {other} claims of this incident are in notice {sibling}: GitHub's form takes "
+                "one answer to 'Based on the above, I confirm that', so file it separately."
+            )
         items += _statement_items(extra.get("decisions") or {}, networks)
     claims = extra.get("claims")
     if isinstance(claims, tuple):
@@ -77,14 +84,17 @@ def _claim_items(claims: list[Claim], networks: int) -> list[str]:
         parts.append(f"{len(files)} by files ({_count(named, 'file')} named: remove)")
     items = [f"Claims: {_count(len(claims), 'copy', 'copies')}{where}: {', '.join(parts)}."]
     items += [f"Entire: {c.mirror.name}: {c.reason}." for c in entire]
-    if entire and files:
+    if entire and files and packages:
         items.append(
             "GitHub's form takes one answer to 'Based on the above, I confirm that': file the "
-            "entire-repository claims and the specific-file claims as two submissions."
+            "entire-package claims and the specific-file claims as two submissions."
         )
-    unpinned = [c.mirror.name for c in claims if not c.pinned and c.mirror.host == "github.com"]
+    unpinned = [c.mirror.name for c in claims if not c.pinned and c.mirror.kind == "repo"]
     if unpinned:
-        items.append(f"No commit recorded (links are blanks) for: {', '.join(unpinned)}.")
+        items.append(
+            f"No commit recorded (blanks to fill from each repository's history, as it stood at "
+            f"the check) for: {', '.join(unpinned)}."
+        )
     return items
 
 
@@ -100,8 +110,17 @@ def _statement_items(
         decision = decisions.get(net.root)
         if decision is not None and decision.included:
             items.append(f"Network-wide statement MADE for {net.name}: {decision.reason}.")
-        elif decision is not None and decision.requested:
+            continue
+        if decision is not None and decision.requested:
             items.append(f"Network-wide statement refused for {net.name}: {decision.reason}.")
+        if not net.others and net.has_non_copies is False:
+            # github/dmca records notices processed against a whole network, later forks
+            # included, because they "identified all known forks" (shared/DOMAIN.md).
+            items.append(
+                f"Every repository found in the fork network of {net.name} is named: GitHub may "
+                "then process the whole network, forks made later included. Look for new forks "
+                "just before sending."
+            )
     return items
 
 

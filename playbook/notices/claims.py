@@ -9,12 +9,14 @@ The rule (README "What a takedown notice claims"): a repository is claimed *enti
   addresses content: the same tree holds the same files).
 
 Otherwise the claim is *files*: every matched file is named, each as a permalink at the commit
-SHA that was checked (`https://github.com/o/r/blob/<commit>/<path>`), and nothing else in the
-repository is claimed. The remedy follows from the claim: GitHub disables a repository at once
-only on an entire-repository claim; on a files claim the owner gets about one business day to
-remove the named files. The verdict `copy` (half of the leaked files present) says the leak is
-there; it does not make a repository wholly infringing: half the leak beside 200 files of the
-owner's own code is a files claim.
+SHA that was checked (`https://github.com/o/r/blob/<commit>/<path>`; GitLab's `/-/blob/<commit>/`,
+Codeberg's `/src/commit/<commit>/`), and nothing else in the repository is claimed. The remedy
+follows from the claim: GitHub disables a repository at once only on an entire-repository claim;
+on a files claim the owner gets about one business day to remove the named files. GitHub's form
+takes one answer (entire or specific files) per submission, so each kind is a notice of its own.
+The verdict `copy` (half of the leaked files present) says the leak is there; it does not make a
+repository wholly infringing: half the leak beside 200 files of the owner's own code is a files
+claim.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ from playbook.mirrors.model import Mirror, is_vendored
 from playbook.notices.render import missing, safe_url
 
 ENTIRE_RATIO = 0.9
+# A file at one commit on each forge ({base} is the repository URL); a `#L<n>` anchor opens the
+# line on all three.
+PERMALINKS = {
+    "github.com": "{base}/blob/{commit}/{path}",
+    "gitlab.com": "{base}/-/blob/{commit}/{path}",
+    "codeberg.org": "{base}/src/commit/{commit}/{path}",
+}
 
 
 class ClaimKind(StrEnum):
@@ -72,10 +81,11 @@ class Claim:
 
     def permalink(self, path: str) -> Markup:
         """The file at the commit that was checked, or a visible blank when none was recorded."""
-        if self.mirror.host != "github.com" or not self.mirror.commit_sha:
+        form = PERMALINKS.get(self.mirror.host)
+        if form is None or not self.mirror.commit_sha:
             return missing("commit_sha")
         base = self.mirror.url.rstrip("/")
-        return safe_url(f"{base}/blob/{self.mirror.commit_sha}/{quote(path)}")
+        return safe_url(form.format(base=base, commit=self.mirror.commit_sha, path=quote(path)))
 
 
 def _files(mirror: Mirror) -> tuple[str, ...]:

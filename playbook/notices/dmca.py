@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from playbook.config.org import Official
 from playbook.mirrors.model import Mirror, Verdict
-from playbook.notices.claims import Claim, claims
+from playbook.mirrors.official import is_official as on_allowlist
+from playbook.notices.claims import Claim, ClaimKind, claims
 
 # GitHub's guide ("Your Complaint Must ...", item 1) asks for this sentence word for word.
 READ_GUIDE = "I have read and understand GitHub's Guide to Filing a DMCA Notice."
@@ -48,7 +49,9 @@ class Network:
     partials: tuple[Mirror, ...]
     others: tuple[Mirror, ...]
     has_non_copies: bool | None
+    own: tuple[Mirror, ...] = ()  # the organization's own repositories in the network
     claims: tuple[Claim, ...] = ()  # one per listed repository, in listing order
+    elsewhere: tuple[Claim, ...] = ()  # claims of this network another notice makes (by_kind)
 
     @property
     def listed(self) -> tuple[Mirror, ...]:
@@ -64,13 +67,15 @@ class Network:
 
     @property
     def cleared(self) -> tuple[Mirror, ...]:
-        """Repositories found in the network and judged not infringing."""
-        return tuple(m for m in self.others if m.verdict in CLEARED_VERDICTS)
+        """Repositories found in the network and judged not infringing (the owner's own too)."""
+        own = {m.url for m in self.own}
+        return tuple(m for m in self.others if m.verdict in CLEARED_VERDICTS or m.url in own)
 
     @property
     def unchecked(self) -> tuple[Mirror, ...]:
         """Repositories found in the network that could not be verified either way."""
-        return tuple(m for m in self.others if m.verdict not in CLEARED_VERDICTS)
+        cleared = {m.url for m in self.cleared}
+        return tuple(m for m in self.others if m.url not in cleared)
 
     @property
     def slug(self) -> str:
@@ -85,11 +90,13 @@ class StatementDecision:
 
 
 def is_official(mirror: Mirror, official: Official) -> bool:
-    owner = mirror.name.split("/", 1)[0].lower()
-    return mirror.verdict is Verdict.OFFICIAL or (
-        owner in {o.lower() for o in official.github_orgs}
-        or mirror.name.lower() in {r.lower() for r in official.repositories}
-    )
+    """The organization's own: never named in a notice, whatever its overlap with the leak.
+
+    Verified official, or on the [official] allowlist by the hunt's own rule
+    (mirrors.official.is_official: GitHub orgs and `owner/repo`, other forges' `host/owner/repo`,
+    npm scopes).
+    """
+    return mirror.verdict is Verdict.OFFICIAL or on_allowlist(mirror, official)
 
 
 def _is_github_repo(mirror: Mirror) -> bool:
@@ -98,24 +105,27 @@ def _is_github_repo(mirror: Mirror) -> bool:
 
 def networks(mirrors: tuple[Mirror, ...], official: Official) -> list[Network]:
     """GitHub networks holding at least one verified copy, each repo listed once, with claims."""
-    claim_of = claims(m for m in mirrors if m.verdict in LISTED_VERDICTS)
+    claim_of = claims(
+        m for m in mirrors if m.verdict in LISTED_VERDICTS and not is_official(m, official)
+    )
     groups: dict[str, list[Mirror]] = {}
     for mirror in mirrors:
         if _is_github_repo(mirror):
             groups.setdefault(mirror.network_root or mirror.url, []).append(mirror)
     found = []
     for root, members in sorted(groups.items()):
+        own = tuple(m for m in members if is_official(m, official))
+        ours = {m.url for m in own}
         listed = [
             m
             for m in members
-            if m.verdict in LISTED_VERDICTS
-            and m.status != "resolved"
-            and not is_official(m, official)
+            if m.verdict in LISTED_VERDICTS and m.status != "resolved" and m.url not in ours
         ]
         if not listed:
             continue
-        others = tuple(m for m in members if m.verdict not in (*LISTED_VERDICTS, "disabled"))
-        others += tuple(m for m in listed if is_official(m, official))
+        others = tuple(
+            m for m in members if m.verdict not in (*LISTED_VERDICTS, "disabled") or m.url in ours
+        )
         flags = [m.network_has_non_copies for m in members]
         has_non = True if True in flags else (None if None in flags else False)
         copies = tuple(m for m in listed if m.verdict == "copy")
@@ -128,10 +138,31 @@ def networks(mirrors: tuple[Mirror, ...], official: Official) -> list[Network]:
                 partials=partials,
                 others=others,
                 has_non_copies=has_non,
+                own=own,
                 claims=tuple(claim_of[m.url] for m in copies + partials),
             )
         )
     return found
+
+
+def by_kind(network: Network, kind: ClaimKind) -> Network | None:
+    """The network cut down to its claims of one kind (None if it has none of them).
+
+    GitHub's form takes one answer to "Based on the above, I confirm that": the entire
+    repository, or specific files. A notice therefore carries claims of one kind; the claims of
+    the other kind stay visible in `elsewhere` so the notice can say where they are.
+    """
+    keep = tuple(c for c in network.claims if c.kind is kind)
+    if not keep:
+        return None
+    urls = {c.mirror.url for c in keep}
+    return replace(
+        network,
+        copies=tuple(m for m in network.copies if m.url in urls),
+        partials=tuple(m for m in network.partials if m.url in urls),
+        claims=keep,
+        elsewhere=tuple(c for c in network.claims if c.kind is not kind),
+    )
 
 
 def decide_statement(network: Network, requested: bool) -> StatementDecision:

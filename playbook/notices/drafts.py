@@ -15,7 +15,7 @@ from playbook.config.org import ORG_FIELDS, OrgConfig
 from playbook.mirrors.model import Mirror
 from playbook.notices import dmca
 from playbook.notices.checklist import checklist, secret_places
-from playbook.notices.claims import claims
+from playbook.notices.claims import ClaimKind, claims
 from playbook.notices.model import Notice, NoticeStatus, StatementRecord
 from playbook.notices.render import Renderer, blanks, missing
 from playbook.notices.view import IncidentView, TargetView
@@ -84,7 +84,9 @@ def draft_notices(
     """Render every notice the incident calls for; sent and resolved ones are left alone.
 
     One GitHub DMCA notice covers every fork network of the incident, a section each, unless
-    `per_network` (or respond.toml's [notices] dmca_per_network) asks for one per network.
+    `per_network` (or respond.toml's [notices] dmca_per_network) asks for one per network. GitHub's
+    form takes one answer to "the entire repository or specific files", so entire-repository
+    claims (`dmca-github`) and specific-file claims (`dmca-github-files`) are two notices.
     """
     renderer = renderer or Renderer(org.templates_dir)
     existing = {n.id: n for n in view.notices}
@@ -94,33 +96,38 @@ def draft_notices(
         view, org, target=target, network_statement=network_statement, per_network=split
     )
     for spec in specs:
-        old = existing.get(spec.id)
-        if old is not None and old.status.final:
-            follow_up = _follow_up(spec, view.notices)
-            if follow_up is None:
+        if spec.kind == "dmca-github":
+            fresh = _not_yet_sent(spec, view.notices)
+            if fresh is None:
                 continue
-            spec = follow_up
+            spec = fresh
+        elif (old := existing.get(spec.id)) is not None and old.status.final:
+            continue
         drafts.append(_draft(view, org, spec, renderer, now or utcnow()))
     return drafts
 
 
-def _follow_up(spec: Spec, notices: tuple[Notice, ...]) -> Spec | None:
-    """A further DMCA notice for copies found after the incident's notice was sent, or None."""
-    networks = spec.extra.get("networks")
-    if not isinstance(networks, tuple) or spec.kind != "dmca-github":
-        return None
-    numbered = re.compile(rf"{re.escape(spec.id)}(-\d+)?")
-    family = [n for n in notices if numbered.fullmatch(n.id)]
-    covered = {url for n in family if n.status.final for url in n.mirrors}
+def _not_yet_sent(spec: Spec, notices: tuple[Notice, ...]) -> Spec | None:
+    """The DMCA notice cut down to copies no sent DMCA notice names, or None if none is left.
+
+    When a notice of the same id was sent already, the copies found since get a further notice
+    (`<id>-2`, redrafted in place until it is sent in turn).
+    """
+    networks: tuple[dmca.Network, ...] = spec.extra["networks"]
+    covered = {u for n in notices if n.kind == spec.kind and n.status.final for u in n.mirrors}
     later = tuple(n for n in (_uncovered(n, covered) for n in networks) if n is not None)
     if not later:
         return None
+    numbered = re.compile(rf"{re.escape(spec.id)}(-\d+)?")
+    family = [n for n in notices if numbered.fullmatch(n.id)]
+    sent = [n for n in family if n.status.final]
     open_ids = [n.id for n in family if not n.status.final]
-    notice_id = open_ids[0] if open_ids else f"{spec.id}-{len(family) + 1}"
+    notice_id = spec.id if not sent else open_ids[0] if open_ids else f"{spec.id}-{len(family) + 1}"
+    cut = any(u in covered for n in networks for u in (m.url for m in n.listed))
     return dataclasses.replace(
         spec,
         id=notice_id,
-        title=f"{spec.title} (copies found later)",
+        title=f"{spec.title} (copies found later)" if cut else spec.title,
         mirrors=tuple(m for n in later for m in n.listed),
         extra={**spec.extra, "networks": later},
     )
@@ -146,45 +153,78 @@ def notice_specs(
 ) -> list[Spec]:
     targets = [t for t in view.targets if target is None or t.spec == target]
     networks = dmca.networks(view.mirrors, org.official)
-    groups = [[n] for n in networks] if per_network else [networks] if networks else []
-    specs = [_dmca_spec(g, network_statement, per_network) for g in groups]
+    if per_network:
+        specs = [
+            s
+            for n, slug in zip(networks, _slugs(networks), strict=True)
+            for s in _dmca_specs([n], network_statement, slug)
+        ]
+    else:
+        specs = _dmca_specs(networks, network_statement, "") if networks else []
     specs += _npm_copyright(view, org)
-    specs += _forge_copyright(view)
+    specs += _forge_copyright(view, org)
     for t in targets:
         specs += _target_specs(view, org, t)
     return specs
 
 
-def _dmca_spec(group: list[dmca.Network], requested: bool, per_network: bool) -> Spec:
-    if per_network:
-        ident, title = f"dmca-github-{group[0].slug}", f"{group[0].name} fork network"
+# GitHub's form takes one answer to "Based on the above, I confirm that": a notice per answer.
+CLAIM_TITLES = {
+    ClaimKind.ENTIRE: "entire repositories",
+    ClaimKind.FILES: "specific files",
+}
+
+
+def _dmca_specs(group: list[dmca.Network], requested: bool, base: str) -> list[Spec]:
+    """The notices for one group of networks (`base`: the slug of a network notice on its own):
+    entire-repository claims, then specific files."""
+    decisions = {n.root: dmca.decide_statement(n, requested) for n in group}
+    if base:
+        where = f"{group[0].name} fork network"
     else:
         count = len(group)
-        ident, title = "dmca-github", f"{count} fork network{'s' if count > 1 else ''}"
-    return Spec(
-        id=ident,
-        kind="dmca-github",
-        title=f"GitHub DMCA takedown notice: {title}",
-        template="notices/dmca-github.md.j2",
-        target=None,
-        mirrors=tuple(m for n in group for m in n.listed),
-        extra={
-            "networks": tuple(group),
-            "decisions": {n.root: dmca.decide_statement(n, requested) for n in group},
-        },
-    )
+        where = f"{count} fork network{'s' if count > 1 else ''}"
+    ids = {
+        ClaimKind.ENTIRE: "-".join(filter(None, ("dmca-github", base))),
+        ClaimKind.FILES: "-".join(filter(None, ("dmca-github-files", base))),
+    }
+    cut = {k: [n for n in (dmca.by_kind(net, k) for net in group) if n is not None] for k in ids}
+    specs = []
+    for kind, networks in cut.items():
+        if not networks:
+            continue
+        other = ClaimKind.FILES if kind is ClaimKind.ENTIRE else ClaimKind.ENTIRE
+        specs.append(
+            Spec(
+                id=ids[kind],
+                kind="dmca-github",
+                title=f"GitHub DMCA takedown notice: {CLAIM_TITLES[kind]}, {where}",
+                template="notices/dmca-github.md.j2",
+                target=None,
+                mirrors=tuple(m for n in networks for m in n.listed),
+                extra={
+                    "networks": tuple(networks),
+                    "claim_kind": str(kind),
+                    "sibling": ids[other] if cut[other] else None,
+                    "decisions": {n.root: decisions[n.root] for n in networks},
+                },
+            )
+        )
+    return specs
+
+
+def _slugs(networks: list[dmca.Network]) -> list[str]:
+    """Each network's slug, made unique: a/b-c and a-b/c must not share a notice file."""
+    seen: dict[str, int] = {}
+    slugs = []
+    for network in networks:
+        n = seen[network.slug] = seen.get(network.slug, 0) + 1
+        slugs.append(network.slug if n == 1 else f"{network.slug}-n{n}")
+    return slugs
 
 
 def _npm_copyright(view: IncidentView, org: OrgConfig) -> list[Spec]:
-    scopes = {s.lower() for s in org.official.npm_scopes}
-    copies = tuple(
-        m
-        for m in view.mirrors
-        if m.host == "npm"
-        and m.verdict in dmca.LISTED_VERDICTS
-        and m.status != "resolved"
-        and m.name.split("/", 1)[0].lower() not in scopes
-    )
+    copies = _listed(view, org, "npm")
     if not copies:
         return []
     found = claims(copies)
@@ -202,18 +242,26 @@ def _npm_copyright(view: IncidentView, org: OrgConfig) -> list[Spec]:
 
 
 # Hosts other than GitHub whose copies get a DMCA-shaped notice of their own (GitHub's form and
-# its fork-network rules are GitHub's alone). Official repositories never reach `copy`.
+# its fork-network rules are GitHub's alone).
 FORGES = {"gitlab.com": "GitLab", "codeberg.org": "Codeberg"}
 
 
-def _forge_copyright(view: IncidentView) -> list[Spec]:
+def _listed(view: IncidentView, org: OrgConfig, host: str) -> tuple[Mirror, ...]:
+    """Copies on one host a notice names: never the organization's own, whatever the overlap."""
+    return tuple(
+        m
+        for m in view.mirrors
+        if m.host == host
+        and m.verdict in dmca.LISTED_VERDICTS
+        and m.status != "resolved"
+        and not dmca.is_official(m, org.official)
+    )
+
+
+def _forge_copyright(view: IncidentView, org: OrgConfig) -> list[Spec]:
     specs = []
     for host, label in FORGES.items():
-        copies = tuple(
-            m
-            for m in view.mirrors
-            if m.host == host and m.verdict in dmca.LISTED_VERDICTS and m.status != "resolved"
-        )
+        copies = _listed(view, org, host)
         if copies:
             specs.append(
                 Spec(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from playbook.clock import utcnow
 from playbook.errors import UsageError
@@ -40,8 +41,24 @@ def _get(store: Store, incident_id: str, notice_id: str) -> Notice:
     return Notice.from_record(record)
 
 
-def _put(store: Store, incident_id: str, notice: Notice, who: str) -> Notice:
-    store.put_record(incident_id, "notice", notice.id, notice.to_record(), actor=who)
+def _move(
+    store: Store,
+    incident_id: str,
+    notice_id: str,
+    who: str,
+    move: Callable[[Notice], Notice | None],
+) -> Notice:
+    """Move a notice from its status as it is now, in one store transaction (a live run may be
+    re-drafting it, another command marking it): `move` returns the moved notice, or None."""
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
+        if current is None:
+            raise UsageError(f"Incident {incident_id} has no notice {notice_id!r}.")
+        moved = move(Notice.from_record(current))
+        return None if moved is None else moved.to_record()
+
+    store.update_record(incident_id, "notice", notice_id, change, actor=who)
+    notice = Notice.from_record(store.record(incident_id, "notice", notice_id) or {})
     _mark_mirrors(store, incident_id, notice, who)
     return notice
 
@@ -49,28 +66,34 @@ def _put(store: Store, incident_id: str, notice: Notice, who: str) -> Notice:
 def mark_sent(store: Store, incident_id: str, notice_id: str, ref: str | None, who: str) -> Notice:
     """Record that a person filed the notice (with the host's ticket or reference, if any)."""
     notice = _get(store, incident_id, notice_id)
-    if notice.status is NoticeStatus.RESOLVED:
-        raise UsageError(f"Notice {notice_id} of incident {incident_id} is already resolved.")
     gaps = _file_blanks(store, incident_id, notice)
     if gaps:
         raise UsageError(
             f"Notice {notice_id} of incident {incident_id} still has blanks: {', '.join(gaps)}.",
             f"Fill them in {notice.file} (or in respond.toml and draft again) before sending.",
         )
-    sent = move_notice(
-        notice, NoticeStatus.SENT, f"sent by {who}", ref=ref or notice.ref, sent_at=utcnow(),
-        missing=(),
-    )  # fmt: skip
-    return _put(store, incident_id, sent, who)
+
+    def sent(now: Notice) -> Notice:
+        if now.status is NoticeStatus.RESOLVED:
+            raise UsageError(f"Notice {notice_id} of incident {incident_id} is already resolved.")
+        return move_notice(
+            now, NoticeStatus.SENT, f"sent by {who}", ref=ref or now.ref, sent_at=utcnow(),
+            missing=(),
+        )  # fmt: skip
+
+    return _move(store, incident_id, notice_id, who, sent)
 
 
 def mark_resolved(store: Store, incident_id: str, notice_id: str, who: str) -> Notice:
     """Record that the notice achieved its end (the copies are down, or the request was granted)."""
-    notice = _get(store, incident_id, notice_id)
-    if notice.status is NoticeStatus.RESOLVED:
-        return notice
-    done = move_notice(notice, NoticeStatus.RESOLVED, f"resolved by {who}", resolved_at=utcnow())
-    return _put(store, incident_id, done, who)
+    _get(store, incident_id, notice_id)
+
+    def done(now: Notice) -> Notice | None:
+        if now.status is NoticeStatus.RESOLVED:
+            return None
+        return move_notice(now, NoticeStatus.RESOLVED, f"resolved by {who}", resolved_at=utcnow())
+
+    return _move(store, incident_id, notice_id, who, done)
 
 
 def auto_resolve(store: Store, incident_id: str, who: str = "respond") -> list[Notice]:
@@ -83,11 +106,16 @@ def auto_resolve(store: Store, incident_id: str, who: str = "respond") -> list[N
         if notice.status is NoticeStatus.RESOLVED or not notice.mirrors:
             continue
         if all(u in mirrors and mirrors[u].verdict in DOWN_VERDICTS for u in notice.mirrors):
-            done = move_notice(
-                notice, NoticeStatus.RESOLVED, "its copies are down",
-                resolved_at=utcnow(), resolved_by="mirror recheck",
-            )  # fmt: skip
-            resolved.append(_put(store, incident_id, done, who))
+
+            def down(now: Notice) -> Notice | None:
+                if now.status is NoticeStatus.RESOLVED:
+                    return None
+                return move_notice(
+                    now, NoticeStatus.RESOLVED, "its copies are down",
+                    resolved_at=utcnow(), resolved_by="mirror recheck",
+                )  # fmt: skip
+
+            resolved.append(_move(store, incident_id, notice.id, who, down))
     return resolved
 
 
@@ -103,11 +131,15 @@ def _mark_mirrors(store: Store, incident_id: str, notice: Notice, who: str) -> N
     status = MIRROR_STATUS.get(notice.status)
     if status is None:
         return
+    why = f"notice {notice.id} {notice.status}"
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
+        if current is None:
+            return None
+        mirror = Mirror.from_record(current)
+        if mirror.status is status or not can_move(mirror, status):
+            return None
+        return transition(mirror, status, why).to_record()
+
     for url in notice.mirrors:
-        record = store.record(incident_id, "mirror", url)
-        if record is None:
-            continue
-        mirror = Mirror.from_record(record)
-        if mirror.status is not status and can_move(mirror, status):
-            moved = transition(mirror, status, f"notice {notice.id} {notice.status}")
-            store.put_record(incident_id, "mirror", url, moved.to_record(), actor=who)
+        store.update_record(incident_id, "mirror", url, change, actor=who)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from playbook.clock import utcnow
-from playbook.config.org import ORG_FIELDS, OrgConfig, load_org
+from playbook.config.org import ORG_FIELDS, OrgConfig
 from playbook.errors import UsageError
 from playbook.mirrors.model import Mirror
 from playbook.notices.claims import claims
@@ -146,6 +146,23 @@ def claim_labels(mirrors: tuple[Mirror, ...]) -> dict[str, str]:
     return {u: "entire" if c.entire else f"files ({len(c.files):,})" for u, c in found.items()}
 
 
+def not_checked(view: IncidentView) -> list[dict[str, str]]:
+    """What an outside service's failure left unchecked, and why (the steps' recorded gaps)."""
+    out: list[dict[str, str]] = []
+    for step in view.steps:
+        for gap in (step.outputs or {}).get("gaps") or ():
+            if isinstance(gap, dict):
+                out.append(
+                    {
+                        "step": step.key,
+                        "service": str(gap.get("service", "")),
+                        "what": str(gap.get("what", "")),
+                        "reason": str(gap.get("reason", "")),
+                    }
+                )
+    return out
+
+
 def report_context(view: IncidentView, org: OrgConfig, now: str) -> dict[str, Any]:
     verdicts: dict[str, int] = {}
     for m in view.mirrors:
@@ -166,11 +183,17 @@ def report_context(view: IncidentView, org: OrgConfig, now: str) -> dict[str, An
         "org": org_context(org),
         "given": [name for name in ORG_FIELDS if org.detail(name)],
         "generated_at": now,
+        "not_checked": not_checked(view),
     }
 
 
 def report_json(view: IncidentView, now: str) -> str:
-    data = {"generated_at": now, "draft": view.incident.is_draft, **dataclasses.asdict(view)}
+    data = {
+        "generated_at": now,
+        "draft": view.incident.is_draft,
+        "not_checked": not_checked(view),
+        **dataclasses.asdict(view),
+    }
     plain = json.loads(json.dumps(data, default=str))
     for mirror in plain["mirrors"]:
         # Thousands of paths per copy: the report counts them; the mirror records
@@ -209,4 +232,6 @@ def org_for(home: Path, settings: Settings | None) -> OrgConfig:
     """The command's respond.toml (read once by Settings), else the one here or in `home`."""
     if settings is not None:
         return settings.org
-    return load_org(Path.cwd(), home)
+    from playbook.config.settings import Settings
+
+    return Settings(home=home).org

@@ -7,11 +7,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from playbook.codec import from_json
+from playbook.mirrors.coverage import Coverage
 from playbook.mirrors.model import Mirror
 from playbook.notices.model import Notice
 from playbook.spec import PackageSpec, parse_spec
 from playbook.steps.base import StepOutputs
-from playbook.steps.mirrors import CdnOutput
+from playbook.steps.mirrors import CdnOutput, HuntOutput, VerifyMirrorsOutput
 from playbook.steps.npm import (
     DeprecateOutput,
     LookupOutput,
@@ -110,6 +111,7 @@ class TargetView:
     verify: VerifyOutput | None
     cdn: CdnOutput | None
     steps: tuple[StepRecord, ...]
+    coverage: Coverage | None = None  # what the hunt searched and could not (mirrors.coverage)
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,17 @@ def _target_view(
         verify=outputs_for("npm.verify", VerifyOutput),
         cdn=outputs_for("cdn.check", CdnOutput),
         steps=steps,
+        coverage=_coverage(outputs_for),
     )
+
+
+def _coverage(outputs_for: OutputsOf[Any]) -> Coverage | None:
+    """The verification's coverage (it carries the hunt's), else the hunt's alone."""
+    verified = outputs_for("mirrors.verify", VerifyMirrorsOutput)
+    if verified is not None and (verified.coverage.searched or verified.coverage.gaps):
+        return verified.coverage  # type: ignore[no-any-return]
+    hunted = outputs_for("mirrors.hunt", HuntOutput)
+    return hunted.coverage if hunted is not None else None
 
 
 def _spec(text: str) -> PackageSpec:

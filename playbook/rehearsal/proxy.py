@@ -55,7 +55,8 @@ class Reply:
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
     # Network faults: "reset" closes the connection with no answer; "truncate" forwards, then
-    # sends half the body of a full-length answer; "slow" waits `delay` seconds, then forwards.
+    # sends half the body of a full-length answer; "slow" waits `delay` seconds, then forwards;
+    # "garbage" answers bytes that are not HTTP at all, then closes.
     fault: str = ""
     delay: float = 0.0
 
@@ -101,6 +102,15 @@ class _State:
     stale: dict[str, tuple[float, Reply]] = field(default_factory=dict)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client gave up first (a timeout test): nothing went wrong here
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class RegistryProxy:
     """Start with `with RegistryProxy(upstream_url) as proxy:`; point clients at `proxy.url`."""
 
@@ -110,7 +120,7 @@ class RegistryProxy:
         """`prefix` ("/npm") is a path the proxy serves the registry under (stripped upstream)."""
         self.state = _State(upstream=upstream.rstrip("/"), prefix=prefix.rstrip("/"))
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server = _QuietServer((host, port), handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -232,11 +242,18 @@ class RegistryProxy:
         return self.add(Rule(method, path, lambda _r: _json_reply(status, body, *headers), times))
 
     def fault(
-        self, method: str | None, path: str, kind: str, *, times: int = 1, delay: float = 0.0
+        self,
+        method: str | None,
+        path: str,
+        kind: str,
+        *,
+        times: int | None = 1,
+        delay: float = 0.0,
     ) -> Rule:
-        """A network fault (reset, truncate, slow) on matching requests; see Reply."""
-        if kind not in ("reset", "truncate", "slow"):
-            raise ValueError(f"unknown fault {kind!r}; accepted: reset, truncate, slow")
+        """A network fault (reset, truncate, slow, garbage) on matching requests; see Reply.
+        `times=None`: every matching request, for as long as the rule stands."""
+        if kind not in ("reset", "truncate", "slow", "garbage"):
+            raise ValueError(f"unknown fault {kind!r}; accepted: reset, truncate, slow, garbage")
         return self.add(Rule(method, path, lambda _r: Reply(0, fault=kind, delay=delay), times))
 
     def serve_stale(self, seconds: float) -> None:
@@ -299,7 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = injected.fault if injected is not None else ""
         if fault == "slow":
             time.sleep(injected.delay if injected is not None else 0)
-        if fault == "reset":
+        if fault in ("reset", "garbage"):
             reply = Reply(0)
         elif injected is None or fault:
             reply = self._cached(request) or self._forward(request)
@@ -309,6 +326,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.log.append(_record(request, reply.status))
         if fault == "reset":
             self._reset()
+        elif fault == "garbage":
+            self.close_connection = True
+            self.wfile.write(b"\x00\x17\xfe garbage, not HTTP \r\n\r\n")
+            self.wfile.flush()
         elif fault == "truncate":
             self._send(reply, cut=True)
         else:

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from playbook.errors import RemoteError, RespondError
+from playbook.spec import escape_name, tarball_filename
 
 # A checkout's registry/, installed by `make setup`; an installed wheel uses rehearsal/install.py.
 REGISTRY_DIR = Path(__file__).resolve().parents[2] / "registry"
@@ -232,7 +233,7 @@ class LocalRegistry:
             self.deprecate(name, version, deprecated, token=token)
 
     def deprecate(self, name: str, version: str, message: str, *, token: str) -> None:
-        escaped = name.replace("/", "%2f")
+        escaped = escape_name(name)
         headers = {"authorization": f"Bearer {token}"}
         doc = httpx.get(f"{self.url}{escaped}?write=true", headers=headers, timeout=10.0).json()
         doc["versions"][version]["deprecated"] = message
@@ -270,8 +271,8 @@ def publish_package(
 ) -> None:
     """The npm CLI's publish request: one PUT carrying the version, its tag and the tarball."""
     base = base_url.rstrip("/")
-    escaped = name.replace("/", "%2f")
-    filename = f"{name.rsplit('/', 1)[-1]}-{version}.tgz"
+    escaped = escape_name(name)
+    filename = tarball_filename(name, version)
     digest = Tarball(tarball)
     version_doc = {
         "name": name,

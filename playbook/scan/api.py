@@ -6,16 +6,17 @@ import asyncio
 import contextlib
 import json
 import os
+import stat
 from collections.abc import AsyncIterable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from playbook.errors import UnsafeArchive, UsageError
-from playbook.scan.archive import ArchiveLog, Entry, walk
+from playbook.scan.archive import ArchiveLog, Entry, safe_path, walk
 from playbook.scan.detect import WindowScanner
 from playbook.scan.model import Limits, ScanResult
 from playbook.scan.names import printable
-from playbook.scan.packlist import pack_list
+from playbook.scan.npmpack import files_to_ship
 from playbook.scan.scanner import Collector
 from playbook.scan.stream import ChunkFeed, Inflater, file_chunks
 from playbook.scan.worker import MapWorker
@@ -148,8 +149,8 @@ async def _pump(chunks: AsyncIterable[bytes], feed: ChunkFeed, task: asyncio.Tas
     feed.finish()
 
 
-def _dir_entries(root: Path, limits: Limits, log: ArchiveLog) -> Iterator[Entry]:
-    paths, notes = pack_list(root)
+def _dir_entries(root: Path, npm: str | None, limits: Limits, log: ArchiveLog) -> Iterator[Entry]:
+    paths, notes = files_to_ship(root, npm)
     log.notes += notes
     total = 0
     for rel in paths:
@@ -157,24 +158,39 @@ def _dir_entries(root: Path, limits: Limits, log: ArchiveLog) -> Iterator[Entry]
         if log.entries > limits.max_entries:
             log.stop(f"stopped after {limits.max_entries:,} files (the cap)")
             return
-        size = os.stat(root / rel, follow_symlinks=False).st_size
-        if size > limits.max_file_bytes:
-            log.reject(rel, f"{size:,} bytes, over the single-file cap", partial=True)
+        shown = printable(rel)
+        if safe_path("package/" + rel)[1] is not None:
+            log.reject(shown, "path outside the package folder", partial=True)
             continue
-        total += size
+        try:
+            info = os.stat(root / rel, follow_symlinks=False)
+        except OSError as exc:
+            log.reject(shown, f"cannot be read ({exc.strerror})", partial=True)
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            log.notes.append(f"{shown}: symbolic link skipped")
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            log.reject(shown, "not a regular file", partial=True)
+            continue
+        if info.st_size > limits.max_file_bytes:
+            log.reject(shown, f"{info.st_size:,} bytes, over the single-file cap", partial=True)
+            continue
+        total += info.st_size
         if total > limits.max_total_bytes:
-            log.stop(f"stopped at {rel}: the files add up past the total cap")
+            log.stop(f"stopped at {shown}: the files add up past the total cap")
             return
         data = (root / rel).read_bytes()
         scanner = WindowScanner()
         scanner.feed(data, final=True)
         log.files += 1
         log.bytes += len(data)
-        yield Entry(printable(rel), data, tuple(scanner.secrets), tuple(scanner.hosts))
+        yield Entry(shown, data, tuple(scanner.secrets), tuple(scanner.hosts))
 
 
-def scan_directory(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> ScanResult:
-    """Scan what `npm pack` would ship from a package directory (see packlist for the rules)."""
+def scan_directory(path: Path, *, npm: str | None, limits: Limits = DEFAULT_LIMITS) -> ScanResult:
+    """Scan what `npm pack` would ship from a package directory: npm's own list when `npm` (its
+    executable) is given, else the `packlist` approximation, which the result's notes name."""
     if not (path / "package.json").is_file():
         raise UsageError(
             f"{printable(str(path))} has no package.json, so it is not a package directory.",
@@ -183,7 +199,7 @@ def scan_directory(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> ScanResult
     manifest = _package_fields(path)
     log = ArchiveLog()
     collector = Collector(manifest[0], manifest[1], limits, log)
-    for entry in _dir_entries(path, limits, log):
+    for entry in _dir_entries(path, npm, limits, log):
         collector.add(entry)
     return collector.result()
 
@@ -199,10 +215,11 @@ def _package_fields(path: Path) -> tuple[str, str]:
     return (name if isinstance(name, str) else "", version if isinstance(version, str) else "")
 
 
-def scan_path(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> ScanResult:
-    """`respond scan PATH`: a package directory or a tarball (`.tgz` or plain `.tar`)."""
+def scan_path(path: Path, *, npm: str | None = None, limits: Limits = DEFAULT_LIMITS) -> ScanResult:
+    """`respond scan PATH`: a package directory (npm's file list when `npm` is given, see
+    scan_directory) or a tarball (`.tgz` or plain `.tar`)."""
     if path.is_dir():
-        return scan_directory(path, limits=limits)
+        return scan_directory(path, npm=npm, limits=limits)
     if not path.is_file():
         raise UsageError(
             f"{printable(str(path))} is neither a package directory nor a tarball.",

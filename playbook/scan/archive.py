@@ -8,7 +8,6 @@ and fifos are recorded and skipped. npm strips the first path component (`packag
 from __future__ import annotations
 
 import re
-import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,17 @@ from playbook.scan.detect import Hit, WindowScanner
 from playbook.scan.model import Limits, Rejected
 from playbook.scan.names import printable
 from playbook.scan.stream import CHUNK, Inflater, TooLarge
+from playbook.scan.tarstream import (
+    DEVICES,
+    DIR,
+    FIFO,
+    HARDLINK,
+    REGULAR,
+    SYMLINK,
+    Member,
+    TarReader,
+    TarReadError,
+)
 
 if TYPE_CHECKING:
     from playbook.scan.worker import MapWorker
@@ -73,40 +83,34 @@ def safe_path(name: str) -> tuple[str | None, str | None]:
     return ("/".join(parts[1:]) or None), None
 
 
-def _kind(member: tarfile.TarInfo) -> str | None:
+def _kind(member: Member) -> str | None:
     """Why a non-regular entry is refused; None for regular files and directories."""
-    if member.issym():
+    if member.type == SYMLINK:
         return "symbolic link (not followed)"
-    if member.islnk():
+    if member.type == HARDLINK:
         return "hard link (not followed)"
-    if member.ischr() or member.isblk():
+    if member.type in DEVICES:
         return "device file"
-    if member.isfifo():
+    if member.type == FIFO:
         return "fifo"
-    if member.isreg() or member.isdir():
+    if member.type in REGULAR or member.type == DIR:
         return None
-    return f"unsupported entry type {member.type!r}"
+    return f"unsupported entry type {member.type.decode('latin-1')!r}"
 
 
-def _read(stream: tarfile.TarFile, member: tarfile.TarInfo, worker: MapWorker | None) -> Entry:
-    """The member's bytes, read from the stream right after its header (no extra copy).
-
-    In stream mode the next `next()` call seeks past whatever of the member was not read, so
-    reading it here from `stream.fileobj` is what `extractfile` would do, minus a buffer copy.
-    """
+def _read(tar: TarReader, member: Member, worker: MapWorker | None) -> Entry:
+    """The member's bytes, scanned raw (or teed to the helper) as they come."""
     scanner = WindowScanner()
+    if worker is None and (data := tar.small(member.size)) is not None:
+        scanner.feed(data, final=True)  # the common case: one piece, one pass
+        return Entry("", data, tuple(scanner.secrets), tuple(scanner.hosts))
     parts = []
-    left = member.size
-    while left > 0:
-        chunk = stream.fileobj.read(min(CHUNK, left))
-        if not chunk:
-            raise tarfile.ReadError("unexpected end of data")
+    for chunk in tar.data(member.size, CHUNK):
         if worker is None:
             scanner.feed(chunk)
         else:
             worker.feed(chunk)
         parts.append(chunk)
-        left -= len(chunk)
     data = parts[0] if len(parts) == 1 else b"".join(parts)
     del parts
     scanner.feed(b"", final=True)
@@ -123,18 +127,18 @@ class _Walk:
         self.tee = tee
 
     def entries(self) -> Iterator[Entry]:
-        with tarfile.open(fileobj=self.reader, mode="r|", bufsize=CHUNK) as stream:  # type: ignore[call-overload]
-            for member in stream:
-                self.log.entries += 1
-                if self.log.entries > self.limits.max_entries:
-                    self.log.stop(f"stopped after {self.limits.max_entries:,} entries (the cap)")
-                    return
-                entry = self._member(stream, member)
-                if entry is not None:
-                    yield entry
-            self._drain(stream)
+        tar = TarReader(self.reader)
+        for member in tar:
+            self.log.entries += 1
+            if self.log.entries > self.limits.max_entries:
+                self.log.stop(f"stopped after {self.limits.max_entries:,} entries (the cap)")
+                return
+            entry = self._member(tar, member)
+            if entry is not None:
+                yield entry
+        self._drain(tar)
 
-    def _member(self, stream: tarfile.TarFile, member: tarfile.TarInfo) -> Entry | None:
+    def _member(self, tar: TarReader, member: Member) -> Entry | None:
         shown = printable(member.name)
         path, problem = safe_path(member.name)
         problem = problem or _kind(member)
@@ -151,15 +155,15 @@ class _Walk:
             raise _Stop
         shown_path = printable(path)
         worker = self.tee(shown_path, member.size) if self.tee is not None else None
-        entry = _read(stream, member, worker)
+        entry = _read(tar, member, worker)
         self.log.files += 1
         self.log.bytes += len(entry.data)
         return Entry(shown_path, entry.data, entry.secrets, entry.hosts, worker)
 
-    def _drain(self, stream: tarfile.TarFile) -> None:
+    def _drain(self, tar: TarReader) -> None:
         """Read to the end: catches data hidden after the end marker and truncated gzip."""
         garbage = False
-        while chunk := stream.fileobj.read(CHUNK):
+        for chunk in tar.rest(CHUNK):
             garbage = garbage or bool(chunk.strip(b"\0"))
         if garbage or self.reader.trailing_garbage:
             self.log.stop(
@@ -184,7 +188,7 @@ def walk(
         log.stop(exc.message)
     except UnsafeArchive:
         raise
-    except (tarfile.TarError, EOFError, ValueError, OverflowError, zlib.error, OSError) as exc:
+    except (TarReadError, EOFError, ValueError, OverflowError, zlib.error, OSError) as exc:
         raise UnsafeArchive(
             f"The archive of {label} cannot be read as a tar stream: {printable(str(exc))}.",
             "It is truncated, corrupt or not a package tarball; download it again.",

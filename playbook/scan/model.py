@@ -68,6 +68,9 @@ class ManifestFile:
     sha256: str
     norm_sha256: str
     first_party: bool
+    # Token fingerprints (playbook.scan.winnow) of a spread sample of first-party files: how the
+    # hunt proves copies that were reformatted. Empty for the other files.
+    winnow: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from playbook.scan.model import ScanResult
+
+if TYPE_CHECKING:
+    from playbook.scan.verdict import Verdict
 
 FINDINGS_FILE = "scan/findings.json"
 MANIFEST_FILE = "scan/manifest.json"
@@ -104,3 +107,151 @@ def _list(title: str, items: list[str], limit: int = 8) -> list[str]:
     if len(items) > limit:
         out.append(f"  ... and {len(items) - limit} more")
     return out
+
+
+# SARIF 2.1.0 (`respond scan --format sarif`) for GitHub code scanning and other SARIF readers.
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_MAP_FIX = (
+    "Leave sourcesContent out of published maps (e.g. `sourcesContent: false`), or leave the maps "
+    "out of the package (`files` in package.json, or .npmignore)."
+)
+_RULES: dict[str, tuple[str, str]] = {
+    "original-source": ("The package ships original (first-party) source", _MAP_FIX),
+    "source-map": ("A source map ships the original source of the files it maps", _MAP_FIX),
+    "source-growth": ("The original source the package ships grew sharply", _MAP_FIX),
+    "secret": (
+        "A secret (token, key) is in a file the package ships",
+        "Remove it from the package and revoke it: anyone who installs the release has it.",
+    ),
+    "sensitive-file": (
+        "A file that should never ship (.env, credentials, keys, .git/) is in the package",
+        "Leave it out with `files` in package.json or an .npmignore entry.",
+    ),
+    "partial": (
+        "The scan could not read all of the package, so it cannot be shown to be clean",
+        "See the notes: a cap (entries, bytes) or a hostile entry stopped part of the scan.",
+    ),
+    "internal-host": (
+        "An internal-looking host name is in a file the package ships",
+        "Check that the name reveals nothing the package should not.",
+    ),
+}
+_SOURCE_RULES = ("original-source", "source-map", "source-growth")
+
+
+def sarif_base(target: Path, cwd: Path) -> tuple[str, str | None]:
+    """(URI prefix for files inside the package, or the artifact every location points at).
+
+    A package folder inside `cwd` (the checkout) gives its relative path as the prefix, so code
+    scanning links the files; a tarball is one artifact, the path inside it goes in the message.
+    """
+    try:
+        rel = target.resolve().relative_to(cwd.resolve()).as_posix()
+    except ValueError:
+        rel = None
+    if target.is_dir():
+        return ("" if rel in (None, ".") else f"{rel}/"), None
+    return "", rel or target.name
+
+
+def sarif_doc(
+    result: ScanResult,
+    verdict: Verdict | None = None,
+    *,
+    base: str = "",
+    artifact: str | None = None,
+    version: str = "",
+) -> dict[str, Any]:
+    """The scan as one SARIF 2.1.0 run. With the guard's `verdict`, each of its findings is a
+    result (error when it fails the release, note when it is information, suppressed with the
+    reason when respond.toml allows it); without one, every finding is an error when the scan
+    calls the package leaky. Internal host names are notes. Secrets appear only redacted."""
+    results: list[dict[str, Any]] = []
+    maps = [m.path for m in result.sourcemaps if m.with_content] or ["package.json"]
+    lines = {(s.file, s.redacted): s.line for s in result.secrets if not s.via_map}
+    via = {s.file: s.via_map for s in result.secrets if s.via_map}  # reconstructed: in the map
+
+    def add(
+        rule: str, text: str, path: str, level: str, *, line: int | None = None
+    ) -> dict[str, Any]:
+        uri = artifact if artifact is not None else base + path
+        location: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+        if line is not None and artifact is None:
+            location["region"] = {"startLine": max(line, 1)}
+        if artifact is not None and path != "package.json":
+            text = f"{text} (in {path})"
+        found: dict[str, Any] = {"ruleId": rule}
+        if rule in _RULES:
+            found["ruleIndex"] = list(_RULES).index(rule)
+        found |= {
+            "level": level,
+            "message": {"text": text},
+            "locations": [{"physicalLocation": location}],
+            "partialFingerprints": {"respondFinding/v1": _digest(f"{rule}\0{path}\0{text}")},
+        }
+        results.append(found)
+        return found
+
+    if verdict is not None:
+        for f in verdict.findings:
+            path = f.path or (maps[0] if f.rule in _SOURCE_RULES else "package.json")
+            path = via.get(path, path) if f.rule == "secret" else path
+            line = next(
+                (n for (file, red), n in lines.items() if file == f.path and red in f.line), None
+            )
+            found = add(f.rule, f.line, path, "error" if f.fails else "note", line=line)
+            if f.allowed_by:
+                found["suppressions"] = [{"kind": "external", "justification": f.allowed_by}]
+        failed = verdict.failed
+    else:
+        failed = result.leaky
+        level = "error" if failed else "note"
+        for m in result.sourcemaps:
+            if m.with_content:
+                text = f"{m.path} carries the original source of {m.with_content:,} file(s)"
+                add("source-map", text, m.path, level)
+        for s in result.secrets:
+            rebuilt = f" (reconstructed from {s.via_map})" if s.via_map else ""
+            at = f"{s.kind} {s.redacted} at {s.file}:{s.line}{rebuilt}"
+            add("secret", at, s.via_map or s.file, level, line=None if s.via_map else s.line)
+        for path in result.sensitive_files:
+            add("sensitive-file", f"{path} would be published", path, level)
+        if result.partial:
+            add("partial", "; ".join(result.notes) or "the scan is partial", "package.json", level)
+    for host in result.internal_hosts:
+        add("internal-host", f"internal host name {host}", "package.json", "note")
+    used = {r["ruleId"] for r in results}
+    rules = [
+        {
+            "id": rule,
+            "name": rule.title().replace("-", ""),
+            "shortDescription": {"text": short},
+            "help": {"text": help_text},
+            "defaultConfiguration": {"level": "note" if rule == "internal-host" else "error"},
+        }
+        for rule, (short, help_text) in _RULES.items()
+    ]
+    rules += [{"id": r, "shortDescription": {"text": r}} for r in sorted(used - set(_RULES))]
+    notes = [{"level": "warning", "message": {"text": n}} for n in result.notes]
+    name = f"{result.package}@{result.version}" if result.package else "package"
+    properties: dict[str, Any] = {"package": name, "leaky": failed, "partial": result.partial}
+    if verdict is not None:
+        properties["verdict"] = verdict.as_json()
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "respond", "version": version or "0", "rules": rules}},
+                "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notes}],
+                "results": results,
+                "properties": properties,
+            }
+        ],
+    }
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -20,7 +20,8 @@ from playbook.scan.model import (
 )
 from playbook.scan.names import printable
 from playbook.scan.sourcemap import ParsedMap, inline_maps, parse
-from playbook.scan.work import Found, Row, found, line, locate, process
+from playbook.scan.winnow import winnow
+from playbook.scan.work import WINNOWED, Found, Row, found, line, locate, process
 from playbook.scan.worker import MapWorker, shares
 
 _SCRIPT_SUFFIXES = (".js", ".mjs", ".cjs", ".css")
@@ -92,6 +93,7 @@ class Collector:
     secret_tokens: set[bytes] = field(default_factory=set, repr=False)
     helper_rss_kib: int = 0
     meta: PackageMeta = field(default_factory=PackageMeta)
+    shipped_winnowed: int = 0  # shipped first-party sources given token fingerprints so far
 
     def add(self, entry: Entry) -> None:
         if entry.path == "package.json":
@@ -141,9 +143,14 @@ class Collector:
         if entry.path in self.manifest:
             return
         sha1, sha256, norm = fp.hashes(entry.data)
+        first = fp.is_first_party(entry.path)
+        prints: tuple[int, ...] = ()
+        if first and len(entry.data) >= 64 and self.shipped_winnowed < WINNOWED:
+            self.shipped_winnowed += 1  # the first few shipped sources: token fingerprints
+            prints = winnow(entry.data)
         self.manifest[entry.path] = ManifestFile(
             entry.path, entry.path, None, len(entry.data), fp.count_lines(entry.data),
-            sha1, sha256, norm, fp.is_first_party(entry.path),
+            sha1, sha256, norm, first, prints,
         )  # fmt: skip
 
     def _map_error(self, owner: str, inline: bool, error: str, at_map: Iterable[Found]) -> None:
@@ -224,7 +231,7 @@ class Collector:
                 continue
             self.manifest[src.path] = ManifestFile(
                 src.path, src.source, owner, row.size, row.lines, row.sha1, row.sha256, row.norm,
-                src.first_party,
+                src.first_party, tuple(row.winnow),
             )  # fmt: skip
             if src.first_party:
                 self.first_party_tokens[src.path] = set(row.tokens)

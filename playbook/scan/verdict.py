@@ -14,13 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from playbook.config.allowlist import AllowRule
 from playbook.scan.license import is_open_source
 from playbook.scan.model import ScanResult
 
 # A jump in original-source bytes: at least half as much again, and at least this many bytes.
 GROWTH_RATIO = 1.5
 GROWTH_MIN_BYTES = 100_000
+
+RULES = ("original-source", "source-map", "source-growth", "secret", "sensitive-file", "partial")
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,27 @@ class Finding:
 
     def as_json(self) -> dict[str, Any]:
         return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """`[[scan.allow]]`: findings of `rule` on files matching `path` in packages matching
+    `package` (globs; empty matches all) are allowed, for the stated `reason`. Source findings
+    (original-source, source-map, source-growth) name no file: match them by rule and package."""
+
+    reason: str
+    rule: str = ""
+    path: str = ""
+    package: str = ""
+
+    def covers(self, finding: Finding, package: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        return (
+            (not self.rule or self.rule == finding.rule)
+            and (not self.path or fnmatchcase(finding.path, self.path))
+            and (not self.package or fnmatchcase(package, self.package))
+        )
 
 
 @dataclass(frozen=True)
@@ -303,6 +325,6 @@ def _allowed(finding: Finding, allow: tuple[AllowRule, ...], package: str) -> Fi
     if not finding.fails:
         return finding
     for rule in allow:
-        if rule.covers(finding.rule, finding.path, package):
+        if rule.covers(finding, package):
             return replace(finding, fails=False, allowed_by=rule.reason)
     return finding

@@ -15,9 +15,13 @@ import msgspec
 from playbook.scan import fingerprint as fp
 from playbook.scan.detect import Hit, generic_in, hosts_in, redact, secrets_in
 from playbook.scan.sourcemap import Source
+from playbook.scan.winnow import winnow
 
+# Sources adding up to this many bytes are hashed on a thread beside the tokenizing.
+_THREAD_BYTES = 1 << 20
 # Beyond this many distinct hits in one map, scan each source instead of searching per hit.
 _LOCATE_BY_VALUE = 16
+WINNOWED = 48  # first-party files of a map whose token fingerprints the manifest carries
 
 
 class Found(msgspec.Struct, array_like=True, frozen=True):
@@ -41,6 +45,7 @@ class Row(msgspec.Struct, array_like=True, frozen=True):
     norm: str
     tokens: list[str]
     generic: list[Found]
+    winnow: list[int] = []  # token fingerprints, for the files `winnowed` picks
 
 
 class MapWork(msgspec.Struct, frozen=True):
@@ -65,6 +70,17 @@ def _digest_all(datas: list[bytes]) -> list[tuple[str, str, str, int]]:
     return [(*fp.hashes(data), fp.count_lines(data)) for data in datas]
 
 
+def winnowed(sources: Sequence[Source]) -> frozenset[int]:
+    """The first-party sources whose token fingerprints the manifest keeps: at most WINNOWED,
+    evenly spread, the same in every process that reads a share of the map."""
+    first = [
+        i
+        for i, s in enumerate(sources)
+        if s.first_party and s.content is not None and len(s.content) >= 64
+    ]
+    return frozenset(first[:: max(1, -(-len(first) // WINNOWED))])
+
+
 def process(sources: Sequence[Source], indices: Sequence[int], head: int) -> list[Row]:
     """Rows for the sources at `indices` that carry content."""
     todo = [
@@ -72,19 +88,30 @@ def process(sources: Sequence[Source], indices: Sequence[int], head: int) -> lis
         for i in indices
         if sources[i].content is not None
     ]
-    # Hashing runs beside the tokenizing: hashlib lets go of the GIL while it digests.
+    # Hashing runs beside the tokenizing: hashlib lets go of the GIL while it digests. Not for a
+    # small map (most library maps): a thread per map cost more than the hashing (9,000-file
+    # package with 450 small maps: 2.3 s of thread start and join on a loaded machine).
     hashed: list[tuple[str, str, str, int]] = []
     datas = [data for _, _, data in todo]
-    thread = threading.Thread(target=lambda: hashed.extend(_digest_all(datas)), name="respond-hash")
-    thread.start()
+    thread = None
+    if sum(map(len, datas)) >= _THREAD_BYTES:
+        thread = threading.Thread(
+            target=lambda: hashed.extend(_digest_all(datas)), name="respond-hash"
+        )
+        thread.start()
+    else:
+        hashed = _digest_all(datas)
+    chosen = winnowed(sources)
     try:
         extra = [_tokens_and_generic(src, data, head) for _, src, data in todo]
+        prints = [list(winnow(data)) if i in chosen else [] for i, _, data in todo]
     finally:
-        thread.join()
+        if thread is not None:
+            thread.join()
     return [
-        Row(i, len(data), lines, sha1, sha256, norm, toks, gen)
-        for (i, _, data), (sha1, sha256, norm, lines), (toks, gen) in zip(
-            todo, hashed, extra, strict=True
+        Row(i, len(data), lines, sha1, sha256, norm, toks, gen, wn)
+        for (i, _, data), (sha1, sha256, norm, lines), (toks, gen), wn in zip(
+            todo, hashed, extra, prints, strict=True
         )
     ]
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 import httpx
 
 from playbook.errors import RemoteError
+from playbook.net.http import WRITES
 
 if TYPE_CHECKING:
     from playbook.services.hub import Services
@@ -80,9 +81,12 @@ class JsDelivrPurge:
         return f"{self.base}/npm/{package}@{tag}/{file}"
 
     async def purge(self, package: str, tag: str, file: str) -> PurgeResult:
-        url = self.url(package, tag, file)
+        return await self.purge_url(self.url(package, tag, file))
+
+    async def purge_url(self, url: str) -> PurgeResult:
+        """A GET that changes something: marked WRITES, so a dry run's transport refuses it."""
         try:
-            response = await self.client.get(url)
+            response = await self.client.get(url, extensions=WRITES)
         except httpx.HTTPError as exc:
             raise RemoteError(
                 f"jsDelivr's purge could not be reached for {url}: {exc!r}.",

@@ -1,4 +1,12 @@
-"""GitLab and Forgejo (Codeberg) project search and file trees with blob SHAs."""
+"""GitLab and Forgejo (Codeberg) project search and file trees with blob SHAs.
+
+A tree is listed at a commit: the default branch's endpoint first (GitLab's
+`GET /projects/:id/repository/branches/:branch`, Forgejo's `GET /repos/{owner}/{repo}/branches/
+{branch}`, both answering `commit.id`), then the tree at that commit id, so the files a notice
+names are the files of the commit its permalinks cite, even if the branch moves in between. Two
+requests per repository (one more per further page of the tree); a repository with no default
+branch known is listed at the host's default, without a commit.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +55,24 @@ def _fail(host: str, fetched: Fetched) -> RemoteError:
     )
 
 
+async def _branch_commit(governor: Governor, host: str, url: str) -> str | Tree:
+    """The commit id a branch points at (`commit.id`), or the Tree saying why there is none."""
+    fetched = await governor.get(url)
+    gone = _missing(fetched)
+    if gone is not None:
+        return gone
+    if fetched.status != 200:
+        raise _fail(host, fetched)
+    commit = (fetched.json() or {}).get("commit") or {}
+    sha = str(commit.get("id") or "")
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+        raise RemoteError(
+            f"{host} answered {url} without a commit id (commit.id: {sha[:80]!r}).",
+            "Expected a 40- or 64-hex commit id; the rest of the hunt goes on.",
+        )
+    return sha
+
+
 def _missing(fetched: Fetched) -> Tree | None:
     if fetched.status in (404, 410):
         return Tree(TreeState.MISSING, reason=fetched.message)
@@ -83,8 +109,16 @@ class GitLab:
         )
 
     async def tree(self, repo: ForgeRepo) -> Tree:
-        url = f"{self.base_url}/projects/{repo.api_id}/repository/tree"
-        fetched = await self.governor.get(url, {"recursive": "true", "per_page": "100"})
+        project = f"{self.base_url}/projects/{repo.api_id}/repository"
+        query = {"recursive": "true", "per_page": "100"}
+        commit = ""
+        if repo.default_branch:
+            branch = quote(repo.default_branch, safe="")
+            found = await _branch_commit(self.governor, self.host, f"{project}/branches/{branch}")
+            if isinstance(found, Tree):
+                return found
+            commit = query["ref"] = found
+        fetched = await self.governor.get(f"{project}/tree", query)
         entries: list[tuple[str, str]] = []
         for _ in range(MAX_TREE_PAGES):
             gone = _missing(fetched)
@@ -97,9 +131,9 @@ class GitLab:
             ]
             match = _NEXT.search(fetched.headers.get("link", ""))
             if match is None:
-                return Tree(TreeState.OK, tuple(entries))
+                return Tree(TreeState.OK, tuple(entries), commit=commit)
             fetched = await self.governor.get(match[1])
-        return Tree(TreeState.OK, tuple(entries), truncated=True)
+        return Tree(TreeState.OK, tuple(entries), truncated=True, commit=commit)
 
 
 @dataclass(frozen=True)
@@ -129,8 +163,15 @@ class Forgejo:
         ]
 
     async def tree(self, repo: ForgeRepo) -> Tree:
-        ref = quote(repo.default_branch or "HEAD", safe="")
-        url = f"{self.base_url}/repos/{repo.api_id}/git/trees/{ref}"
+        api = f"{self.base_url}/repos/{repo.api_id}"
+        ref = commit = ""
+        if repo.default_branch:
+            branch = quote(repo.default_branch, safe="")
+            found = await _branch_commit(self.governor, self.host, f"{api}/branches/{branch}")
+            if isinstance(found, Tree):
+                return found
+            ref = commit = found
+        url = f"{api}/git/trees/{ref or 'HEAD'}"
         entries: list[tuple[str, str]] = []
         for page in range(1, MAX_TREE_PAGES + 1):
             fetched = await self.governor.get(
@@ -147,9 +188,10 @@ class Forgejo:
                 for e in data.get("tree", [])
                 if e.get("type") == "blob"
             ]
+            sha = str(data.get("sha") or "")  # the tree's own SHA (the commit's tree)
             if not data.get("truncated"):
-                return Tree(TreeState.OK, tuple(entries))
-        return Tree(TreeState.OK, tuple(entries), truncated=True)
+                return Tree(TreeState.OK, tuple(entries), sha=sha, commit=commit)
+        return Tree(TreeState.OK, tuple(entries), truncated=True, sha=sha, commit=commit)
 
 
 def gitlab(services: Services) -> GitLab:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
 from playbook.errors import RemoteError
@@ -18,6 +19,36 @@ if TYPE_CHECKING:
 
 GITHUB = "github.com"
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+SEARCH_CAP = 1000  # GitHub's search API returns at most this many results per query
+SUBTREE_REQUESTS = 64  # sub-tree requests one truncated tree may cost before it stays truncated
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Search(Generic[T]):
+    """One query's results and what GitHub said about their completeness."""
+
+    items: tuple[T, ...]
+    total: int = 0  # total_count: what GitHub says matched
+    incomplete: bool = False  # incomplete_results on some page: the search timed out
+    pages: int = 0
+    more: bool = False  # a next page was left unread
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def unread(self) -> int:
+        """Matches GitHub reported that were not read (the 1,000 cap included)."""
+        return max(0, self.total - len(self.items))
+
+    @property
+    def capped(self) -> bool:
+        """More matched than GitHub's search API will ever return for this query."""
+        return self.total > SEARCH_CAP
 
 
 @dataclass(frozen=True)
@@ -57,6 +88,8 @@ class Tree:
     cached: bool = False
     reason: str = ""
     sha: str = ""  # the tree's own SHA: identical trees hold identical files
+    subtrees: int = 0  # sub-tree requests made because the recursive listing was truncated
+    commit: str = ""  # the commit listed, when the client asked for the tree at a commit
 
 
 @dataclass(frozen=True)
@@ -78,9 +111,9 @@ class GitHubApi(Protocol):
     @property
     def governor(self) -> Governor: ...
 
-    async def search_code(self, query: str, max_pages: int = 1) -> list[CodeHit]: ...
+    async def search_code(self, query: str, max_pages: int = 1) -> Search[CodeHit]: ...
 
-    async def search_repos(self, query: str, max_pages: int = 3) -> list[RepoInfo]: ...
+    async def search_repos(self, query: str, max_pages: int = 3) -> Search[RepoInfo]: ...
 
     async def repo(self, full_name: str) -> RepoLookup: ...
 
@@ -115,9 +148,19 @@ def repo_info(data: dict[str, Any], parent: str | None = None) -> RepoInfo:
 def _shrink_tree(body: bytes) -> bytes:
     """Keep only what verification reads, so cached trees stay small in the store."""
     data = json.loads(body)
-    files = [[e["path"], e["sha"]] for e in data.get("tree", []) if e.get("type") == "blob"]
-    kept = {"files": files, "truncated": bool(data.get("truncated")), "sha": data.get("sha", "")}
+    entries = data.get("tree", [])
+    files = [[e["path"], e["sha"]] for e in entries if e.get("type") == "blob"]
+    dirs = [[e["path"], e["sha"]] for e in entries if e.get("type") == "tree"]
+    truncated = bool(data.get("truncated"))
+    kept = {"files": files, "dirs": dirs, "truncated": truncated, "sha": data.get("sha", "")}
     return json.dumps(kept).encode()
+
+
+def _tree_data(fetched: Fetched) -> dict[str, Any]:
+    data = fetched.json()
+    if "files" not in data:  # a 200 without an ETag is not shrunk by the cache path
+        data = json.loads(_shrink_tree(fetched.body))
+    return dict(data)
 
 
 def _shrink_commit(body: bytes) -> bytes:
@@ -133,6 +176,7 @@ class RestGitHub:
 
     governor: Governor
     base_url: str
+    subtree_requests: int = field(default=SUBTREE_REQUESTS)
 
     def _fail(self, what: str, fetched: Fetched) -> RemoteError:
         return RemoteError(
@@ -144,32 +188,39 @@ class RestGitHub:
 
     async def _pages(
         self, url: str, params: dict[str, str], resource: str, max_pages: int | None
-    ) -> list[Any]:
-        """Every page of a listing, following Link rel="next"."""
+    ) -> Search[Any]:
+        """Every page of a listing (at most `max_pages`), following Link rel="next"."""
         items: list[Any] = []
         fetched = await self.governor.get(url, params, resource=resource)
-        pages = 1
+        pages, total, incomplete = 1, 0, False
         while True:
             if fetched.status != 200:
                 raise self._fail(f"the listing {url}", fetched)
             data = fetched.json()
-            items += data["items"] if isinstance(data, dict) else data
+            if isinstance(data, dict):
+                items += data["items"]
+                total = max(total, int(data.get("total_count") or 0))
+                incomplete = incomplete or bool(data.get("incomplete_results"))
+            else:
+                items += data
             match = _NEXT.search(fetched.headers.get("link", ""))
             if match is None or (max_pages is not None and pages >= max_pages):
-                return items
+                more = match is not None
+                return Search(tuple(items), max(total, len(items)), incomplete, pages, more)
             fetched = await self.governor.get(match[1], resource=resource)
             pages += 1
 
-    async def search_code(self, query: str, max_pages: int = 1) -> list[CodeHit]:
+    async def search_code(self, query: str, max_pages: int = 1) -> Search[CodeHit]:
         url = f"{self.base_url}/search/code"
         params = {"q": query, "per_page": "100"}
-        items = await self._pages(url, params, "code_search", max_pages)
-        return [CodeHit(repo_info(i["repository"]), str(i["path"]), str(i["sha"])) for i in items]
+        found = await self._pages(url, params, "code_search", max_pages)
+        hits = [CodeHit(repo_info(i["repository"]), str(i["path"]), str(i["sha"])) for i in found]
+        return _same(found, hits)
 
-    async def search_repos(self, query: str, max_pages: int = 3) -> list[RepoInfo]:
+    async def search_repos(self, query: str, max_pages: int = 3) -> Search[RepoInfo]:
         url = f"{self.base_url}/search/repositories"
-        items = await self._pages(url, {"q": query, "per_page": "100"}, "search", max_pages)
-        return [repo_info(i) for i in items]
+        found = await self._pages(url, {"q": query, "per_page": "100"}, "search", max_pages)
+        return _same(found, [repo_info(i) for i in found])
 
     async def repo(self, full_name: str) -> RepoLookup:
         fetched = await self.governor.get(f"{self.base_url}/repos/{full_name}")
@@ -185,6 +236,8 @@ class RestGitHub:
         return [repo_info(i, parent=full_name) for i in items]
 
     async def tree(self, full_name: str, ref: str) -> Tree:
+        """Every file of the tree at `ref`; a truncated recursive listing is read sub-tree by
+        sub-tree (at most `subtree_requests` more requests), else it stays `truncated`."""
         url = f"{self.base_url}/repos/{full_name}/git/trees/{quote(ref, safe='')}"
         fetched = await self.governor.get(url, {"recursive": "1"}, shrink=_shrink_tree)
         state = _state(fetched)
@@ -192,12 +245,41 @@ class RestGitHub:
             raise self._fail(f"the tree of {full_name}", fetched)
         if state is not TreeState.OK:
             return Tree(state, reason=fetched.message)
-        data = fetched.json()
-        if "files" not in data:  # a 200 without an ETag is not shrunk by the cache path
-            data = json.loads(_shrink_tree(fetched.body))
+        data = _tree_data(fetched)
         entries = tuple((str(p), str(s)) for p, s in data["files"])
         sha = str(data.get("sha") or "")
-        return Tree(TreeState.OK, entries, bool(data["truncated"]), fetched.cached, sha=sha)
+        if data["truncated"]:
+            return await self._split(full_name, ref, sha, fetched.cached)
+        return Tree(TreeState.OK, entries, False, fetched.cached, sha=sha)
+
+    async def _split(self, full_name: str, ref: str, sha: str, cached: bool) -> Tree:
+        """A truncated tree, read again one level at a time: recursive listings of each sub-tree,
+        and of a truncated sub-tree its own children, until every file is listed or the
+        allowance is spent (the tree then stays truncated: it proves no absence)."""
+        base = f"{self.base_url}/repos/{full_name}/git/trees"
+        files: list[tuple[str, str]] = []
+        queue: list[tuple[str, str, bool]] = [("", quote(ref, safe=""), False)]
+        spent, truncated = 0, False
+        while queue:
+            if spent >= self.subtree_requests:
+                truncated = True
+                break
+            prefix, tree_ref, recursive = queue.pop(0)
+            params = {"recursive": "1"} if recursive else None
+            fetched = await self.governor.get(f"{base}/{tree_ref}", params, shrink=_shrink_tree)
+            spent += 1
+            if fetched.status != 200:
+                truncated = True  # a sub-tree that would not list: the tree is not whole
+                continue
+            data = _tree_data(fetched)
+            if recursive and data["truncated"]:
+                queue.append((prefix, tree_ref, False))  # too big itself: one level at a time
+                continue
+            files += [(prefix + str(p), str(s)) for p, s in data["files"]]
+            if not recursive:
+                kids = [(prefix + str(p) + "/", str(s)) for p, s in data.get("dirs", [])]
+                queue += [(path, tree_sha, True) for path, tree_sha in kids]
+        return Tree(TreeState.OK, tuple(files), truncated, cached, sha=sha, subtrees=spent)
 
     async def commit(self, full_name: str, ref: str) -> Commit | None:
         """The commit `ref` points at now, with its tree SHA; None when the host will not say."""
@@ -219,6 +301,10 @@ class RestGitHub:
         return (
             base64.b64decode(data.get("content", "")) if data.get("encoding") == "base64" else None
         )
+
+
+def _same(found: Search[Any], items: list[T]) -> Search[T]:
+    return Search(tuple(items), found.total, found.incomplete, found.pages, found.more)
 
 
 def _state(fetched: Fetched) -> TreeState | None:

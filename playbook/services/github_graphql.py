@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playbook.errors import RemoteError
 from playbook.net.governor import Governor
 from playbook.net.graphql import cost, parse
-from playbook.services.github import TreeState, github_api
-from playbook.services.hub import Services
+from playbook.services.github import TreeState
+
+if TYPE_CHECKING:
+    from playbook.services.hub import Services
 
 PAGE = 100
 FORK_FIELDS = """fragment ForkFields on Repository {
@@ -179,6 +181,5 @@ def _node(data: Mapping[str, Any], parent: str) -> ForkNode:
 
 
 def github_graphql(services: Services) -> GraphQLGitHub:
-    """The run's GraphQL client: the REST client's governor (one per host), GraphQL's URL."""
-    rest = github_api(services)
-    return GraphQLGitHub(rest.governor, graphql_url(rest.base_url))
+    """The run's GraphQL client (built by Services on the REST client's governor)."""
+    return services.github_graphql()

@@ -9,6 +9,9 @@ modules keep their `github_api(services)`-style accessors, which only delegate t
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
 import httpx
 
 from playbook.clock import SYSTEM_CLOCK, Clock
@@ -16,11 +19,16 @@ from playbook.config.settings import Settings
 from playbook.net.cache import Cache, MemoryCache
 from playbook.net.governor import Governor, GovernorConfig, Pace
 from playbook.net.http import ClientOptions, build_client
-from playbook.services.archive import SoftwareHeritage
-from playbook.services.cdn import HttpCdn, JsDelivrPurge
-from playbook.services.forge import Forgejo, GitLab
-from playbook.services.github import RestGitHub
-from playbook.services.npm import AskOtp, HttpNpmRegistry, OtpSource
+
+# Each client module is imported where its client is first built: a command that never talks
+# to npm or GitHub (status, list, report) does not pay for loading them.
+if TYPE_CHECKING:
+    from playbook.services.archive import SoftwareHeritage
+    from playbook.services.cdn import HttpCdn, JsDelivrPurge
+    from playbook.services.forge import Forgejo, GitLab
+    from playbook.services.github import RestGitHub
+    from playbook.services.github_graphql import GraphQLGitHub
+    from playbook.services.npm import AskOtp, HttpNpmRegistry
 
 __all__ = ["Cache", "MemoryCache", "Services"]
 
@@ -49,6 +57,7 @@ class Services:
         self._governors: dict[str, Governor] = {}
         self._registries: dict[str, HttpNpmRegistry] = {}
         self._github: RestGitHub | None = None
+        self._graphql: GraphQLGitHub | None = None
         self._gitlab: GitLab | None = None
         self._codeberg: Forgejo | None = None
         self._swh: SoftwareHeritage | None = None
@@ -56,10 +65,15 @@ class Services:
         self._purge: JsDelivrPurge | None = None
 
     def client(
-        self, base_url: str = "", headers: dict[str, str] | None = None
+        self,
+        base_url: str = "",
+        headers: dict[str, str] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> httpx.AsyncClient:
-        """A new httpx client with the house policy, closed with the run."""
-        client = build_client(self.options, base_url=base_url, headers=headers)
+        """A client with the house policy; `timeout` overrides the run's (a hunt service's)."""
+        options = self.options if timeout is None else replace(self.options, timeout=timeout)
+        client = build_client(options, base_url=base_url, headers=headers)
         self._clients.append(client)
         return client
 
@@ -71,7 +85,7 @@ class Services:
         """The one governor for host `name` in this run, on the run's clock."""
         if name not in self._governors:
             gov = Governor(
-                self.client(base_url, headers),
+                self.client(base_url, headers, timeout=self.settings.service_timeout),
                 name,
                 self.cache,
                 config,
@@ -89,6 +103,8 @@ class Services:
     def github(self) -> RestGitHub:
         """GitHub's REST API: base URL from settings, token as Bearer, paced by the limits."""
         if self._github is None:
+            from playbook.services.github import RestGitHub
+
             base = self.settings.endpoint("github")
             headers = dict(GITHUB_HEADERS)
             if self.settings.github_token:
@@ -104,20 +120,35 @@ class Services:
             self._github = RestGitHub(self._governor("github", base, config, headers), base)
         return self._github
 
+    def github_graphql(self) -> GraphQLGitHub:
+        """GitHub's GraphQL API, on the REST client's governor: one pace and budget per host."""
+        if self._graphql is None:
+            from playbook.services.github_graphql import GraphQLGitHub, graphql_url
+
+            rest = self.github()
+            self._graphql = GraphQLGitHub(rest.governor, graphql_url(rest.base_url))
+        return self._graphql
+
     def gitlab(self) -> GitLab:
         if self._gitlab is None:
+            from playbook.services.forge import GitLab
+
             base = self.settings.endpoint("gitlab")
             self._gitlab = GitLab(self._governor("gitlab", base, FORGE_LIMITS, None), base)
         return self._gitlab
 
     def codeberg(self) -> Forgejo:
         if self._codeberg is None:
+            from playbook.services.forge import Forgejo
+
             base = self.settings.endpoint("codeberg")
             self._codeberg = Forgejo(self._governor("codeberg", base, FORGE_LIMITS, None), base)
         return self._codeberg
 
     def software_heritage(self) -> SoftwareHeritage:
         if self._swh is None:
+            from playbook.services.archive import SoftwareHeritage
+
             base = self.settings.endpoint("swh")
             pace = Pace(self.settings.limits.swh_search_per_minute)
             config = GovernorConfig(budget=200, paces={"search": pace})
@@ -129,17 +160,22 @@ class Services:
     def cdns(self) -> tuple[HttpCdn, HttpCdn]:
         """jsDelivr and unpkg, probed in that order."""
         if self._cdns is None:
+            from playbook.services.cdn import HttpCdn
+
             js, un = self.settings.endpoint("jsdelivr"), self.settings.endpoint("unpkg")
+            hunt = self.settings.service_timeout
             self._cdns = (
-                HttpCdn("jsdelivr", self.client(), js, "/npm/"),
-                HttpCdn("unpkg", self.client(), un, "/"),
+                HttpCdn("jsdelivr", self.client(timeout=hunt), js, "/npm/"),
+                HttpCdn("unpkg", self.client(timeout=hunt), un, "/"),
             )
         return self._cdns
 
     def jsdelivr_purge(self) -> JsDelivrPurge:
         if self._purge is None:
+            from playbook.services.cdn import JsDelivrPurge
+
             base = self.settings.endpoint("jsdelivr_purge")
-            self._purge = JsDelivrPurge(self.client(), base)
+            self._purge = JsDelivrPurge(self.client(timeout=self.settings.service_timeout), base)
         return self._purge
 
     def npm_registry(self, package: str) -> HttpNpmRegistry:
@@ -151,6 +187,7 @@ class Services:
 
     def _build_registry(self, package: str) -> HttpNpmRegistry:
         from playbook.config import npmrc
+        from playbook.services.npm import HttpNpmRegistry, OtpSource
 
         settings = self.settings
         config = npmrc.resolve(settings, package)
@@ -162,6 +199,7 @@ class Services:
             otp=OtpSource(given=settings.otp, ask=ask),
             token_source=config.token_source,
             credentials=config.credential_for,
+            search_timeout=settings.service_timeout,
         )
 
     async def aclose(self) -> None:
@@ -170,5 +208,6 @@ class Services:
         self._clients.clear()
         self._governors.clear()
         self._registries.clear()
-        self._github = self._gitlab = self._codeberg = self._swh = None
+        self._github = self._graphql = None
+        self._gitlab = self._codeberg = self._swh = None
         self._cdns = self._purge = None

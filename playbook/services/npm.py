@@ -27,6 +27,8 @@ from playbook.errors import (
 )
 from playbook.net.http import parse_retry_after
 from playbook.secret import Secret, scrub
+from playbook.spec import default_tarball_url, escape_name
+from playbook.spec import tarball_filename as tarball_filename  # callers import it from here
 
 if TYPE_CHECKING:
     from playbook.config.npmrc import Credential
@@ -167,15 +169,6 @@ class NpmRegistry(Protocol):
 
 
 # -- pure helpers ---------------------------------------------------------------------------------
-
-
-def escape_name(name: str) -> str:
-    """`@scope/name` → `@scope%2fname`, as npm writes a name in a path."""
-    return name.replace("/", "%2f")
-
-
-def tarball_filename(name: str, version: str) -> str:
-    return f"{name.rsplit('/', 1)[-1]}-{version}.tgz"
 
 
 async def download_version(reg: NpmRegistry, name: str, version: str, folder: Path) -> Path | None:
@@ -349,9 +342,11 @@ class HttpNpmRegistry:
         anon: httpx.AsyncClient | None = None,
         otp: OtpSource | None = None,
         token_source: str | None = None,
+        search_timeout: float | None = None,
         credentials: Callable[[str], Credential | None] | None = None,
     ) -> None:
         self.client = client
+        self.search_timeout = search_timeout  # the search is a hunt service: its own timeout
         self.url = url if url.endswith("/") else url + "/"
         self.source = source
         self.otp = otp or OtpSource()
@@ -399,7 +394,12 @@ class HttpNpmRegistry:
             return response.status_code == 200
 
     async def search(self, text: str, *, size: int = 20) -> list[SearchHit]:
-        response = await self.client.get("-/v1/search", params={"text": text, "size": size})
+        timeout = (
+            self.search_timeout if self.search_timeout is not None else httpx.USE_CLIENT_DEFAULT
+        )
+        response = await self.client.get(
+            "-/v1/search", params={"text": text, "size": size}, timeout=timeout
+        )
         self._raise_for(response, "GET", f"{self.url}-/v1/search")
         hits = []
         for obj in response.json().get("objects") or []:
@@ -561,7 +561,7 @@ class HttpNpmRegistry:
     async def _finish_tarball_delete(
         self, name: str, version: str, doc: Doc, tarball: str | None, progress: Progress | None
     ) -> UnpublishResult:
-        url = tarball or f"{self.url}{name}/-/{tarball_filename(name, version)}"
+        url = tarball or default_tarball_url(self.url, name, version)
         if not await self.tarball_reachable(url):
             return UnpublishResult(False, note=f"{name}@{version} is already unpublished")
         step = await self._delete_tarball(name, version, url, doc, progress)
@@ -570,7 +570,7 @@ class HttpNpmRegistry:
     async def _delete_tarball(
         self, name: str, version: str, url: str | None, doc: Doc, progress: Progress | None
     ) -> str:
-        path = urlsplit(url).path if url else f"/{name}/-/{tarball_filename(name, version)}"
+        path = urlsplit(url or default_tarball_url(self.url, name, version)).path
         target = f"{self._origin}{path}/-rev/{doc['_rev']}"
         await self._write("DELETE", target, progress=progress)
         return f"DELETE {target}"

@@ -66,10 +66,18 @@ class Outcome:
     skipped: bool = False
 
 
+Change = Callable[[dict[str, Any] | None], Mapping[str, Any] | None]
+
+
 class Records(Protocol):
     """Records tracked with the incident (kind "mirror" keyed by URL, kind "notice" by id)."""
 
     def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool: ...
+
+    def update(self, kind: str, key: str, change: Change) -> bool:
+        """Read, change and write one record atomically (see Store.update_record): for any
+        write whose new value depends on the old one, so a concurrent command is never undone."""
+        ...
 
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None: ...
 
@@ -86,6 +94,11 @@ class MemoryRecords:
         changed = self.data.get((kind, key)) != data
         self.data[(kind, key)] = data
         return changed
+
+    def update(self, kind: str, key: str, change: Change) -> bool:
+        current = self.data.get((kind, key))
+        data = change(dict(current) if current is not None else None)
+        return False if data is None else self.put(kind, key, data)
 
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
         return self.data.get((kind, key))

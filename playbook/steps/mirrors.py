@@ -1,9 +1,12 @@
-"""Step types mirrors.hunt, mirrors.verify and cdn.check: find copies, prove them, record CDNs.
+"""Step types mirrors.hunt, mirrors.verify, cdn.check and cdn.purge.
 
-All three only read (mutates=False): the hunt and the proof send GETs, and cdn.check asks
-jsDelivr to purge its cache only for tags (which a purge can refresh), never for the static
+The first three only read (mutates=False): the hunt and the proof send GETs, and cdn.check
+probes jsDelivr and unpkg. cdn.purge writes (mutates=True): it asks jsDelivr to purge its cache
+only for tags that pointed at the version (which a purge can refresh), never for the static
 version (jsDelivr keeps static files permanently; those need a removal request, recorded in
-`requests_needed`). In a dry run cdn.check lists the purges it would request without sending them.
+cdn.check's `requests_needed`). A purge is a GET that changes something: it is sent marked
+WRITES, so a dry run refuses it at the transport, and the engine shows it as a planned action
+(and asks for approval when the runbook says `approval: required`).
 """
 
 from __future__ import annotations
@@ -17,20 +20,23 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from playbook.clock import utcnow
-from playbook.mirrors.collect import collect
+from playbook.errors import RemoteError
+from playbook.gaps import Gap, is_outside_failure, reason
+from playbook.mirrors.collect import NO_TOKEN, collect
+from playbook.mirrors.coverage import Coverage
 from playbook.mirrors.fingerprints import Manifest, load_manifest
 from playbook.mirrors.model import Candidate, Mirror, MirrorStatus, Verdict
 from playbook.mirrors.official import read_official
 from playbook.mirrors.track import list_mirrors, recheck
-from playbook.mirrors.verify import Verifier
+from playbook.mirrors.verify import Verifier, verification_coverage
 from playbook.net.governor import Governor
 from playbook.services.cdn import cdns, jsdelivr_purge
 from playbook.services.github import github_api
 from playbook.steps import register
-from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.steps.base import Action, Change, Outcome, Plan, StepContext, StepOutputs, StepType
 from playbook.steps.npm import LookupOutput, ScanOutput
 
-__all__ = ["CheckCdns", "HuntMirrors", "VerifyMirrors", "list_mirrors", "recheck"]
+__all__ = ["CheckCdns", "HuntMirrors", "PurgeCdnTags", "VerifyMirrors", "list_mirrors", "recheck"]
 MAX_CDN_PROBES = 4
 
 
@@ -48,6 +54,8 @@ class HuntOutput(StepOutputs):
     candidates_file: str | None = None
     queries: dict[str, tuple[str, ...]] = field(default_factory=dict)
     github_requests: int = 0
+    gaps: tuple[Gap, ...] = ()  # sources that failed (down, slow, garbage): not searched
+    coverage: Coverage = field(default_factory=Coverage)
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ class VerifyMirrorsOutput(StepOutputs):
     copy_urls: tuple[str, ...] = ()
     networks_with_non_copies: tuple[str, ...] = ()
     budget_note: str | None = None
+    gaps: tuple[Gap, ...] = ()  # hosts whose candidates could not be verified, and why
+    coverage: Coverage = field(default_factory=Coverage)
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,10 @@ class Purge:
 @dataclass(frozen=True)
 class CdnOutput(StepOutputs):
     copies: tuple[CdnCopy, ...] = ()
+    # Kept so incidents stored before cdn.purge existed still load; the purge is cdn.purge's now.
     purge_requested: tuple[Purge, ...] = ()
     requests_needed: tuple[str, ...] = ()
+    gaps: tuple[Gap, ...] = ()  # CDNs that could not be probed, and why
 
 
 def _manifest_file(ctx: StepContext) -> str | None:
@@ -164,18 +176,23 @@ class HuntMirrors(StepType):
             candidates_file=name,
             queries={k: tuple(v) for k, v in found.queries.items()},
             github_requests=spent,
+            gaps=tuple(
+                Gap(s["source"], f"{s['source']} was not searched", s["reason"])
+                for s in found.skipped
+                if s["reason"] != NO_TOKEN
+            ),
+            coverage=found.coverage,
         )
         summary = f"{len(cands)} candidates from {len(found.by_source)} sources"
         if found.skipped:
             summary += "; skipped: " + ", ".join(s["source"] for s in found.skipped)
+        if found.coverage.run_gaps:
+            summary += f"; coverage gaps: {len(found.coverage.run_gaps)} (see the report)"
         return Outcome(outputs=outputs, summary=summary)
 
 
 def _record_candidate(ctx: StepContext, cand: Candidate, manifest_file: str) -> None:
     """A candidate is tracked at once (verdict unverified); a verified record is left alone."""
-    known = _known(ctx, cand.url)
-    if known is not None and known.verdict is not Verdict.UNVERIFIED:
-        return
     mirror = Mirror(
         url=cand.url,
         host=cand.host,
@@ -195,7 +212,13 @@ def _record_candidate(ctx: StepContext, cand: Candidate, manifest_file: str) -> 
         target=str(ctx.target),
         manifest_file=manifest_file,
     )
-    ctx.records.put("mirror", cand.url, mirror.to_record())
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
+        if current is not None and Mirror.from_record(current).verdict is not Verdict.UNVERIFIED:
+            return None
+        return mirror.to_record()
+
+    ctx.records.update("mirror", cand.url, change)
 
 
 COUNTED = ("copy", "partial", "unrelated", "official", "disabled", "gone", "unreachable")
@@ -236,7 +259,10 @@ class VerifyMirrors(StepType):
         name = f"{_folder(manifest_file)}mirrors/mirrors.json"
         ctx.write_file(name, _dump([m.to_record() for m in mirrors]))
         return Outcome(
-            outputs=_verify_outputs(mirrors, spent, name, verifier.budget_note),
+            outputs=replace(
+                _verify_outputs(mirrors, spent, name, verifier.budget_note),
+                coverage=hunt.coverage.merged(verification_coverage(verifier, mirrors)),
+            ),
             summary=_verify_summary(mirrors),
         )
 
@@ -272,16 +298,19 @@ def _known(ctx: StepContext, url: str) -> Mirror | None:
 
 
 def _record_mirror(ctx: StepContext, mirror: Mirror) -> None:
-    known = _known(ctx, mirror.url)
-    if (
-        known is not None
-        and known.target not in ("", str(ctx.target))
-        and _strength(known.verdict) > _strength(mirror.verdict)
-    ):
-        return
-    # A new verdict keeps the takedown status the record already has (its owner moves it).
-    status = known.status if known else MirrorStatus.OPEN
-    ctx.records.put("mirror", mirror.url, replace(mirror, status=status).to_record())
+    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
+        known = Mirror.from_record(current) if current is not None else None
+        if (
+            known is not None
+            and known.target not in ("", str(ctx.target))
+            and _strength(known.verdict) > _strength(mirror.verdict)
+        ):
+            return None
+        # A new verdict keeps the takedown status the record has now (its owner moves it).
+        status = known.status if known else MirrorStatus.OPEN
+        return replace(mirror, status=status).to_record()
+
+    ctx.records.update("mirror", mirror.url, change)
 
 
 def _verify_outputs(
@@ -290,7 +319,7 @@ def _verify_outputs(
     counts = collections.Counter(m.verdict.value for m in mirrors)
     copies = [m for m in mirrors if m.verdict is Verdict.COPY]
     return VerifyMirrorsOutput(
-        **{v: counts.get(v, 0) for v in COUNTED},
+        **{v: counts.get(v, 0) for v in COUNTED},  # type: ignore[arg-type]
         copies=len(copies),
         unverified=counts.get("unverified", 0),
         requests=requests,
@@ -300,6 +329,19 @@ def _verify_outputs(
             sorted({str(m.network_root) for m in copies if m.network_has_non_copies is not False})
         ),
         budget_note=budget_note or None,
+        gaps=_verify_gaps(mirrors),
+    )
+
+
+def _verify_gaps(mirrors: list[Mirror]) -> tuple[Gap, ...]:
+    """One gap per host whose candidates failed verification, with the first failure's words."""
+    failed: dict[str, list[Mirror]] = {}
+    for m in mirrors:
+        if m.error:
+            failed.setdefault(m.host, []).append(m)
+    return tuple(
+        Gap(host, f"{len(ms)} candidate(s) on {host} not verified", str(ms[0].error))
+        for host, ms in sorted(failed.items())
     )
 
 
@@ -323,20 +365,19 @@ class CheckCdns(StepType):
         files = _probe_files(loaded[0]) if loaded else []
         if not files:
             return Outcome(skipped=True, summary=f"{ctx.target}: no map or source files to probe")
-        copies = await _probe(ctx, files)
+        copies, gaps = await _probe(ctx, files)
         for copy in copies:
-            ctx.records.put("mirror", copy.url, _cdn_record(ctx, copy))
+            ctx.records.update("mirror", copy.url, _cdn_record(ctx, copy))
         serving = tuple(sorted({c.cdn for c in copies}))
-        purges = await _purge_tags(ctx, files) if "jsdelivr" in serving else []
-        outputs = CdnOutput(
-            copies=tuple(copies), purge_requested=tuple(purges), requests_needed=serving
-        )
+        outputs = CdnOutput(copies=tuple(copies), requests_needed=serving, gaps=tuple(gaps))
         summary = (
             f"{len(copies)} CDN copies on {', '.join(serving)}; static versions need a "
             "removal request"
             if copies
             else "no CDN serves the version's files"
         )
+        if gaps:
+            summary += "; not checked: " + ", ".join(g.service for g in gaps)
         return Outcome(outputs=outputs, summary=summary)
 
 
@@ -345,20 +386,30 @@ def _probe_files(manifest: Manifest) -> list[str]:
     return [*manifest.map_names, *direct][:MAX_CDN_PROBES]
 
 
-async def _probe(ctx: StepContext, files: list[str]) -> list[CdnCopy]:
-    copies = []
+async def _probe(ctx: StepContext, files: list[str]) -> tuple[list[CdnCopy], list[Gap]]:
+    """Each CDN's copies; a CDN that fails (down, slow, 5xx) is a gap and the others go on."""
+    copies: list[CdnCopy] = []
+    gaps: list[Gap] = []
     for cdn in cdns(ctx.services):
-        for file in files:
-            probe = await cdn.probe(ctx.target.name, ctx.target.version, file)
-            if probe.status == 200:
-                copies.append(CdnCopy(cdn.name, probe.url, probe.status, file, probe.size))
-    return copies
+        try:
+            for file in files:
+                probe = await cdn.probe(ctx.target.name, ctx.target.version, file)
+                if probe.status >= 500:
+                    raise RemoteError(f"{cdn.name} answered HTTP {probe.status} for {probe.url}.")
+                if probe.status == 200:
+                    copies.append(CdnCopy(cdn.name, probe.url, probe.status, file, probe.size))
+        except Exception as exc:
+            if not is_outside_failure(exc):
+                raise
+            gaps.append(Gap(cdn.name, f"whether {cdn.name} serves the version", reason(exc)))
+            copies = [c for c in copies if c.cdn != cdn.name]  # a half answer proves nothing
+            ctx.progress(f"{cdn.name} not checked: {reason(exc)}")
+    return copies, gaps
 
 
-def _cdn_record(ctx: StepContext, copy: CdnCopy) -> dict[str, Any]:
+def _cdn_record(ctx: StepContext, copy: CdnCopy) -> Change:
     host = "cdn.jsdelivr.net" if copy.cdn == "jsdelivr" else "unpkg.com"
     size = f", {copy.size:,} bytes" if copy.size else ""
-    known = _known(ctx, copy.url)
     mirror = Mirror(
         url=copy.url,
         host=host,
@@ -370,25 +421,72 @@ def _cdn_record(ctx: StepContext, copy: CdnCopy) -> dict[str, Any]:
         evidence=f"serves {copy.file} of {ctx.target} (HTTP 200{size}); a static version "
         "cannot be purged: removal needs a request",
         target=str(ctx.target),
-        status=known.status if known else MirrorStatus.OPEN,
     )
-    return mirror.to_record()
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        status = Mirror.from_record(current).status if current is not None else MirrorStatus.OPEN
+        return replace(mirror, status=status).to_record()
+
+    return change
 
 
-async def _purge_tags(ctx: StepContext, files: list[str]) -> list[Purge]:
-    """Purge jsDelivr's cache for tags that pointed at the version (they may still resolve)."""
+@dataclass(frozen=True)
+class PurgeOutput(StepOutputs):
+    purged: tuple[Purge, ...] = ()  # status "planned" in a dry run; "done before" on a re-run
+    gaps: tuple[Gap, ...] = ()
+
+
+PURGE_RECORD = "cdn.purge"
+
+
+def _purge_urls(ctx: StepContext) -> list[tuple[str, str]]:
+    """(tag, file) pairs to purge: the tags that pointed at the version x jsDelivr's copies."""
+    cdn = ctx.output(CdnOutput, "cdn")
     lookup = ctx.output(LookupOutput, "lookup")
+    files = sorted({c.file for c in cdn.copies if c.cdn == "jsdelivr"}) if cdn else []
     tags = sorted(set(lookup.tags_on_version if lookup else ()))
-    purge = jsdelivr_purge(ctx.services)
-    out: list[Purge] = []
-    for tag in tags:
-        for file in files:
-            if ctx.dry_run:
-                out.append(Purge(purge.url(ctx.target.name, tag, file), "planned"))
-                continue
-            result = await purge.purge(ctx.target.name, tag, file)
+    return [(tag, file) for tag in tags for file in files]
+
+
+@register
+class PurgeCdnTags(StepType):
+    uses = "cdn.purge"
+    outputs = PurgeOutput
+    mutates = True
+    description = "Ask jsDelivr to purge its cache of the tags that pointed at the version."
+    params = frozenset({"cdn", "lookup"})
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        purge = jsdelivr_purge(ctx.services)
+        actions, planned = [], []
+        for tag, file in _purge_urls(ctx):
+            url = purge.url(ctx.target.name, tag, file)
+            done = ctx.records.get(PURGE_RECORD, url)
+            if done is not None and done.get("ok"):
+                continue  # purged by an earlier run: a purge is idempotent, but not free
+            actions.append(Action("GET", url, f"purge jsDelivr's cache of @{tag}/{file}"))
+            planned.append(Purge(url, "planned"))
+        summary = f"{len(actions)} jsDelivr tag purges" if actions else "nothing to purge"
+        return Plan(actions=tuple(actions), outputs=PurgeOutput(tuple(planned)), summary=summary)
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        purge = jsdelivr_purge(ctx.services)
+        out: list[Purge] = []
+        gaps: list[Gap] = []
+        for action in plan.actions:
+            try:
+                result = await purge.purge_url(action.url)
+            except Exception as exc:
+                if not is_outside_failure(exc):
+                    raise
+                gaps.append(Gap("jsdelivr_purge", f"purge of {action.url}", reason(exc)))
+                break  # the purge service is failing: the other purges would too
+            ctx.records.put(PURGE_RECORD, action.url, {"ok": result.ok, "status": result.status})
             out.append(Purge(result.url, result.status, result.ok))
-    return out
+        summary = f"{sum(1 for p in out if p.ok)} of {len(plan.actions)} tag purges accepted"
+        return Outcome(
+            outputs=PurgeOutput(tuple(out), tuple(gaps)), summary=summary, changed=bool(out)
+        )
 
 
 def _dump(data: Any) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +26,10 @@ from playbook.services.npm import (
     NpmRegistry,
     Packument,
     registry_for,
-    tarball_filename,
 )
-from playbook.spec import PackageSpec
+from playbook.spec import PackageSpec, default_tarball_url, escape_name, tarball_filename
 from playbook.steps import register
 from playbook.steps.base import Action, Outcome, Plan, StepContext, StepOutputs, StepType
-from playbook.store.sqlite import StepRecord, StepStatus
 
 POLICY_HOURS = 72.0
 MAX_CANDIDATE_SCANS = 5
@@ -179,7 +176,7 @@ def lookup_of(ctx: StepContext) -> LookupOutput:
 
 
 def _path(name: str, *parts: str) -> str:
-    return "/".join([name.replace("/", "%2f"), *parts])
+    return "/".join([escape_name(name), *parts])
 
 
 def _parse_time(iso: str | None) -> datetime | None:
@@ -264,7 +261,7 @@ def _base(reg: NpmRegistry, spec: PackageSpec, doc: Packument | None) -> LookupO
 
 async def _leftover_tarball(reg: NpmRegistry, spec: PackageSpec) -> str | None:
     """The tarball of a removed version if it is still served (an unpublish cut short)."""
-    url = f"{reg.url}{spec.name}/-/{tarball_filename(spec.name, spec.version)}"
+    url = default_tarball_url(reg.url, spec.name, spec.version)
     return url if await reg.tarball_reachable(url) else None
 
 
@@ -614,7 +611,7 @@ class Unpublish(StepType):
         if everything:
             url = f"{reg.url}{_path(name, '-rev', str(doc.rev))}"
             return (Action("DELETE", url, f"unpublish every version of {name}"),)
-        tarball = look.tarball or f"{reg.url}{name}/-/{tarball_filename(name, version)}"
+        tarball = look.tarball or default_tarball_url(reg.url, name, version)
         delete = Action(
             "DELETE", f"{tarball}/-rev/<new rev>", f"delete the tarball of {ctx.target}"
         )
@@ -703,7 +700,7 @@ async def verify(reg: NpmRegistry, spec: PackageSpec, tarball: str | None) -> Ve
     doc = await reg.packument(spec.name, write=True)
     info = doc.versions.get(spec.version) if doc else None
     url = (info.dist.tarball if info else None) or tarball
-    url = url or f"{reg.url}{spec.name}/-/{tarball_filename(spec.name, spec.version)}"
+    url = url or default_tarball_url(reg.url, spec.name, spec.version)
     reachable = await reg.tarball_reachable(url)
     tags = dict(doc.dist_tags) if doc else {}
     on_version = [t for t, v in tags.items() if v == spec.version]
@@ -719,17 +716,6 @@ async def verify(reg: NpmRegistry, spec: PackageSpec, tarball: str | None) -> Ve
         tags_on_version=tuple(on_version),
         checked_at=utcnow(),
     )
-
-
-def not_contained(steps: Iterable[StepRecord]) -> list[str]:
-    """The verification's words for each npm.verify that found the leaked version still served."""
-    return [
-        step.summary
-        for step in steps
-        if step.uses == "npm.verify"
-        and step.status is StepStatus.SUCCEEDED
-        and (step.outputs or {}).get("contained") is False
-    ]
 
 
 @register

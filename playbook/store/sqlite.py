@@ -225,6 +225,7 @@ class Store:
         migrate(self.db, home / "respond.db")
         self._locks: dict[str, int] = {}
         self._pending_events = 0
+        self._pending_names: list[str] = []
 
     def close(self) -> None:
         for fd in self._locks.values():
@@ -237,6 +238,7 @@ class Store:
         """One transaction: committed as a whole before the next transition begins."""
         self.db.execute("BEGIN IMMEDIATE")
         self._pending_events = 0
+        self._pending_names = []
         try:
             yield self.db
         except BaseException:
@@ -245,6 +247,8 @@ class Store:
         self.db.execute("COMMIT")
         for _ in range(self._pending_events):
             failpoints.hit("event")
+        for name in self._pending_names:
+            failpoints.hold(name)
 
     def _scrub_text(self, text: str) -> str:
         """Scrub a value that may be JSON without breaking it."""
@@ -455,6 +459,7 @@ class Store:
         at: str | None = None,
     ) -> None:
         self._pending_events += 1
+        self._pending_names.append(f"{kind}/{step_key or ''}")
         db.execute(
             "INSERT INTO events (incident_id, at, actor, kind, step_key, data) "
             "VALUES (?,?,?,?,?,?)",
@@ -528,14 +533,36 @@ class Store:
         actor: str = "respond",
     ) -> bool:
         """Insert or update a record; logs and returns True only when its data changed."""
-        text = self._json(data)
-        row = self.db.execute(
-            "SELECT data FROM records WHERE incident_id=? AND kind=? AND key=?",
-            (incident_id, kind, key),
-        ).fetchone()
-        if row is not None and row["data"] == text:
-            return False
+        return self.update_record(incident_id, kind, key, lambda _current: data, actor=actor)
+
+    def update_record(
+        self,
+        incident_id: str,
+        kind: str,
+        key: str,
+        change: Callable[[dict[str, Any] | None], Mapping[str, Any] | None],
+        *,
+        actor: str = "respond",
+    ) -> bool:
+        """Read, change and write one record in one transaction (BEGIN IMMEDIATE).
+
+        `change` gets the record as it is now (None: there is none) and returns the new data, or
+        None to leave it. Another process writing the same record waits for the commit, so a
+        change made meanwhile (a recheck, a notice marked sent) is never overwritten with a stale
+        copy. An exception from `change` rolls back and propagates.
+        """
         with self.tx() as db:
+            row = db.execute(
+                "SELECT data FROM records WHERE incident_id=? AND kind=? AND key=?",
+                (incident_id, kind, key),
+            ).fetchone()
+            current = None if row is None else dict(json.loads(row["data"]))
+            data = change(current)
+            if data is None:
+                return False
+            text = self._json(data)
+            if row is not None and row["data"] == text:
+                return False
             db.execute(
                 "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?)",
                 (incident_id, kind, key, text, utcnow()),

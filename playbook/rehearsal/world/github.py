@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import collections
+import functools
 import hashlib
 import json
 import re
 import threading
+import zlib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -17,6 +19,7 @@ from playbook.rehearsal.world.wire import Reply, Service, Stats, json_reply
 from playbook.scan.fingerprint import blob_sha1
 
 CODE_SEARCH_MAX_BYTES = 384 * 1024
+DOCS = "https://docs.github.com/rest"
 _TOKEN = re.compile(rb"[A-Za-z0-9_]+")
 
 
@@ -118,12 +121,9 @@ class GitHub(Service):
             "before you try again.",
             "documentation_url": "https://docs.github.com/rest",
         }
-        return json_reply(
-            lim.secondary_status,
-            msg,
-            "github.secondary",
-            **{"retry-after": str(lim.secondary_retry_after)},
-        )
+        wait = lim.secondary_retry_after
+        headers = {} if wait is None else {"retry-after": str(wait)}
+        return json_reply(lim.secondary_status, msg, "github.secondary", **headers)
 
     def _github_route(self, path: str, query: dict[str, str], base: str) -> tuple[str, Reply]:
         if path == "/search/code":
@@ -159,61 +159,114 @@ class GitHub(Service):
         self, repo: FakeRepo, sub: str, query: dict[str, str], base: str, route: str
     ) -> Reply:
         if sub == "":
-            return json_reply(200, self._repojson_reply(repo, full=True), route)
+            return json_reply(200, self._repojson_reply(repo, full=True, base=base), route)
+        if not repo.files and sub.startswith(("/git/", "/commits/")):
+            msg = {"message": "Git Repository is empty.", "documentation_url": DOCS}
+            return json_reply(409, msg, route)
         if sub == "/forks":
             forks = sorted(self.world.forks_of(repo.full_name), key=lambda r: -r.id)
             link = f"{base}/repos/{repo.full_name}/forks"
-            return self._page([self._repojson_reply(r) for r in forks], query, link, route)
+            items = [self._repojson_reply(r, base=base) for r in forks]
+            return self._page(items, query, link, route)
         m = re.fullmatch(r"/git/trees/([^/]+)", sub)
         if m:
-            tree = git_tree(repo, base)
-            if unquote(m[1]) not in (repo.default_branch, "HEAD", commit_sha(tree["sha"])):
-                return json_reply(404, {"message": "Not Found"}, route)
-            return json_reply(200, tree, route)
+            return self._tree(repo, base, unquote(m[1]), query, route)
         m = re.fullmatch(r"/commits/([^/]+)", sub)
         if m:
             if unquote(m[1]) not in (repo.default_branch, "HEAD"):
                 return json_reply(404, {"message": "Not Found"}, route)
-            tree_sha = git_tree(repo, base)["sha"]
-            commit = {"tree": {"sha": tree_sha}, "message": "import"}
-            return json_reply(200, {"sha": commit_sha(tree_sha), "commit": commit}, route)
+            return json_reply(200, _commit_json(repo, base), route)
         m = re.fullmatch(r"/git/blobs/([0-9a-f]{40})", sub)
         if m:
             for data in repo.files.values():
                 if blob_sha1(data) == m[1]:
                     content = base64.encodebytes(data).decode()
-                    return json_reply(
-                        200,
-                        {"sha": m[1], "size": len(data), "encoding": "base64", "content": content},
-                        route,
-                    )
+                    blob = {
+                        "sha": m[1],
+                        "node_id": f"B_{m[1][:16]}",
+                        "url": f"{base}/repos/{repo.full_name}/git/blobs/{m[1]}",
+                        "size": len(data),
+                        "encoding": "base64",
+                        "content": content,
+                    }
+                    return json_reply(200, blob, route)
         return json_reply(404, {"message": "Not Found"}, route)
 
-    def _repojson_reply(self, repo: FakeRepo, full: bool = False) -> dict[str, Any]:
-        owner = repo.full_name.split("/")[0]
+    def _tree(
+        self, repo: FakeRepo, base: str, ref: str, query: dict[str, str], route: str
+    ) -> Reply:
+        """A tree by branch, commit or tree SHA (the root's or any folder's), as GitHub lists
+        it: one level, or every level with `recursive`, cut at the entry limit (`truncated`)."""
+        recursive = query.get("recursive", "") not in ("", "0", "false")
+        shas = folder_shas(repo)
+        root_sha = shas[""]
+        folder: str | None = ""
+        if ref not in (repo.default_branch, "HEAD", commit_sha(root_sha), root_sha):
+            folder = next((d for d, sha in shas.items() if sha == ref), None)
+        if folder is None:
+            return json_reply(404, {"message": "Not Found"}, route)
+        limit = self.world.limits.tree_entries
+        return json_reply(200, git_tree(repo, base, folder, recursive, limit), route)
+
+    def _repojson_reply(self, repo: FakeRepo, full: bool = False, base: str = "") -> dict[str, Any]:
+        """A repository as GitHub's listings give it (`minimal-repository` and the fields the
+        listings add); `full` as GET /repos/{owner}/{repo} gives it (`full-repository`)."""
+        owner, name = repo.full_name.split("/")
+        pushed = repo.pushed_at or repo.created_at
+        stars = repo.stars
+        forks = len(self.world.forks_of(repo.full_name))
         data: dict[str, Any] = {
             "id": repo.id,
-            "name": repo.full_name.split("/")[1],
+            "node_id": f"R_{repo.id}",
+            "name": name,
             "full_name": repo.full_name,
-            "owner": {"login": owner, "type": "User"},
+            "owner": user_json(owner, base),
+            "private": False,
             "html_url": repo.url,
             "description": repo.description or None,
             "fork": repo.parent is not None,
+            **repo_urls(repo.full_name, base),
             "created_at": repo.created_at,
-            "pushed_at": repo.pushed_at or repo.created_at,
-            "default_branch": repo.default_branch,
-            "forks_count": len(self.world.forks_of(repo.full_name)),
-            "stargazers_count": repo.stars,
+            "updated_at": pushed,
+            "pushed_at": pushed,
+            "clone_url": f"{repo.url}.git",
+            "git_url": f"git://{repo.url.split('://', 1)[1]}.git",
+            "ssh_url": f"git@github.com:{repo.full_name}.git",
+            "svn_url": repo.url,
+            "homepage": None,
+            "size": sum(len(d) for d in repo.files.values()) // 1024,
+            "stargazers_count": stars,
+            "watchers_count": stars,
+            "watchers": stars,
+            "language": "TypeScript",
+            "has_issues": True,
+            "has_projects": True,
+            "has_downloads": True,
+            "has_wiki": True,
+            "has_pages": False,
+            "has_discussions": False,
+            "forks_count": forks,
+            "forks": forks,
+            "mirror_url": None,
+            "archived": False,
+            "disabled": repo.disabled,
+            "open_issues_count": 0,
+            "open_issues": 0,
+            "license": None,
             "visibility": "public",
+            "default_branch": repo.default_branch,
         }
+        if full:
+            data["network_count"] = forks
+            data["subscribers_count"] = 0
         if full and repo.parent:
             parent = self.world.repo(repo.parent)
             source = parent
             while source is not None and source.parent:
                 source = self.world.repo(source.parent)
             if parent is not None and source is not None:
-                data["parent"] = self._repojson_reply(parent)
-                data["source"] = self._repojson_reply(source)
+                data["parent"] = self._repojson_reply(parent, base=base)
+                data["source"] = self._repojson_reply(source, base=base)
         return data
 
     def _indexed(self) -> list[tuple[FakeRepo, str, bytes, frozenset[bytes]]]:
@@ -236,36 +289,49 @@ class GitHub(Service):
         if not terms and not quals:
             return json_reply(422, {"message": "Validation Failed"}, "github.search_code")
         hits = []
+        forks = quals.get("fork")
         for repo, path, data, tokens in self._indexed():
             if repo.disabled or repo.deleted or not all(t in tokens for t in terms):
+                continue
+            # An indexed fork is returned only with fork:true (or fork:only), as on GitHub.
+            if (repo.parent and forks not in ("true", "only")) or (
+                forks == "only" and not repo.parent
+            ):
                 continue
             if "path" in quals and quals["path"].lower() not in path.lower():
                 continue
             if "filename" in quals and path.rsplit("/", 1)[-1] != quals["filename"]:
                 continue
+            sha = blob_sha1(data)
+            api = f"{base}/repos/{repo.full_name}"
+            minimal = self._repojson_reply(repo, base=base)
             hits.append(
                 {
                     "name": path.rsplit("/", 1)[-1],
                     "path": path,
-                    "sha": blob_sha1(data),
+                    "sha": sha,
+                    "url": f"{api}/contents/{path}?ref={sha}",
+                    "git_url": f"{api}/git/blobs/{sha}",
                     "html_url": f"{repo.url}/blob/{repo.default_branch}/{path}",
-                    "repository": {
-                        k: v
-                        for k, v in self._repojson_reply(repo).items()
-                        if k not in ("default_branch", "forks_count", "created_at")
-                    },
+                    # Code search gives the short form of each repository.
+                    "repository": {k: v for k, v in minimal.items() if k in MINIMAL},
                     "score": 1.0,
                 }
             )
-        total = len(hits)
+        total, incomplete = len(hits), self._times_out(terms)
         return self._page(
             hits,
             query,
             f"{base}/search/code",
             "github.search_code",
-            wrap=lambda c: {"total_count": total, "incomplete_results": False, "items": c},
+            wrap=lambda c: {"total_count": total, "incomplete_results": incomplete, "items": c},
             cap=1000,
         )
+
+    def _times_out(self, terms: list[bytes]) -> bool:
+        """A search GitHub could not finish in time (`incomplete_results: true`)."""
+        slow = self.world.limits.incomplete_terms
+        return any(t.decode() in slow for t in terms)
 
     def _search_repos(self, query: dict[str, str], base: str) -> Reply:
         terms, quals = _parse_q(query.get("q", ""))
@@ -287,33 +353,42 @@ class GitHub(Service):
             ).lower()
             words = set(re.findall(r"[a-z0-9_]+", text))
             if all(t.decode() in words for t in terms):
-                hits.append(self._repojson_reply(repo))
-        total = len(hits)
+                hits.append({**self._repojson_reply(repo, base=base), "score": 1.0})
+        total, incomplete = len(hits), self._times_out(terms)
         return self._page(
             hits,
             query,
             f"{base}/search/repositories",
             "github.search_repos",
-            wrap=lambda c: {"total_count": total, "incomplete_results": False, "items": c},
+            wrap=lambda c: {"total_count": total, "incomplete_results": incomplete, "items": c},
             cap=1000,
         )
 
 
-def git_tree(repo: FakeRepo, base: str) -> dict[str, Any]:
+def git_tree(
+    repo: FakeRepo,
+    base: str,
+    folder: str = "",
+    recursive: bool = True,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """The tree of `folder` ("" for the root) as GitHub's git/trees answers it."""
     api = f"{base}/repos/{repo.full_name}/git"
-    dirs = sorted({p.rsplit("/", 1)[0] for p in repo.files if "/" in p})
-    entries: list[dict[str, Any]] = [
-        {
-            "path": d,
-            "mode": "040000",
-            "type": "tree",
-            "sha": hashlib.sha1(d.encode(), usedforsecurity=False).hexdigest(),
-            "url": f"{api}/trees/x",
-        }
-        for d in dirs
-    ]
-    for path, data in sorted(repo.files.items()):
-        sha = blob_sha1(data)
+    prefix = f"{folder}/" if folder else ""
+    below = {p[len(prefix) :]: d for p, d in repo.files.items() if p.startswith(prefix)}
+    dirs = sorted({"/".join(p.split("/")[: i + 1]) for p in below for i in range(p.count("/"))})
+    if not recursive:
+        dirs = [d for d in dirs if "/" not in d]
+        below = {p: d for p, d in below.items() if "/" not in p}
+    entries: list[dict[str, Any]] = []
+    shas = folder_shas(repo)
+    for d in dirs:
+        sha = shas[prefix + d]
+        entries.append(
+            {"path": d, "mode": "040000", "type": "tree", "sha": sha, "url": f"{api}/trees/{sha}"}
+        )
+    for path, data in sorted(below.items()):
+        sha = _blob_sha(data)
         entries.append(
             {
                 "path": path,
@@ -325,10 +400,136 @@ def git_tree(repo: FakeRepo, base: str) -> dict[str, Any]:
             }
         )
     entries.sort(key=lambda e: str(e["path"]))
-    # Git addresses content: the same files give the same tree SHA in every repository.
-    content = [(e["path"], e["sha"]) for e in entries if e["type"] == "blob"]
-    digest = hashlib.sha1(json.dumps(content).encode(), usedforsecurity=False).hexdigest()
-    return {"sha": digest, "url": f"{api}/trees/{digest}", "tree": entries, "truncated": False}
+    digest = shas[folder]
+    truncated = limit is not None and len(entries) > limit
+    if truncated:
+        entries = entries[:limit]
+    return {"sha": digest, "url": f"{api}/trees/{digest}", "tree": entries, "truncated": truncated}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _blob_sha(data: bytes) -> str:
+    return blob_sha1(data)
+
+
+def folder_shas(repo: FakeRepo) -> dict[str, str]:
+    """Every folder's tree SHA ("" for the root). Git addresses content: the same files give
+    the same tree SHA in every repository."""
+    content: dict[str, list[tuple[str, str]]] = {"": []}
+    for path, data in repo.files.items():
+        sha = _blob_sha(data)
+        parts = path.split("/")
+        for i in range(len(parts)):
+            folder = "/".join(parts[:i])
+            content.setdefault(folder, []).append(("/".join(parts[i:]), sha))
+    return {
+        folder: hashlib.sha1(json.dumps(sorted(items)).encode(), usedforsecurity=False).hexdigest()
+        for folder, items in content.items()
+    }
+
+
+URL_TEMPLATES = {
+    "archive_url": "/{archive_format}{/ref}",
+    "assignees_url": "/assignees{/user}",
+    "blobs_url": "/git/blobs{/sha}",
+    "branches_url": "/branches{/branch}",
+    "collaborators_url": "/collaborators{/collaborator}",
+    "comments_url": "/comments{/number}",
+    "commits_url": "/commits{/sha}",
+    "compare_url": "/compare/{base}...{head}",
+    "contents_url": "/contents/{+path}",
+    "contributors_url": "/contributors",
+    "deployments_url": "/deployments",
+    "downloads_url": "/downloads",
+    "events_url": "/events",
+    "forks_url": "/forks",
+    "git_commits_url": "/git/commits{/sha}",
+    "git_refs_url": "/git/refs{/sha}",
+    "git_tags_url": "/git/tags{/sha}",
+    "hooks_url": "/hooks",
+    "issue_comment_url": "/issues/comments{/number}",
+    "issue_events_url": "/issues/events{/number}",
+    "issues_url": "/issues{/number}",
+    "keys_url": "/keys{/key_id}",
+    "labels_url": "/labels{/name}",
+    "languages_url": "/languages",
+    "merges_url": "/merges",
+    "milestones_url": "/milestones{/number}",
+    "notifications_url": "/notifications{?since,all,participating}",
+    "pulls_url": "/pulls{/number}",
+    "releases_url": "/releases{/id}",
+    "stargazers_url": "/stargazers",
+    "statuses_url": "/statuses/{sha}",
+    "subscribers_url": "/subscribers",
+    "subscription_url": "/subscription",
+    "tags_url": "/tags",
+    "teams_url": "/teams",
+    "trees_url": "/git/trees{/sha}",
+    "url": "",
+}
+# The keys of GitHub's `minimal-repository` (what code search items carry).
+MINIMAL = frozenset(
+    {"id", "node_id", "name", "full_name", "owner", "private", "html_url", "description", "fork"}
+    | set(URL_TEMPLATES)
+)
+
+
+def repo_urls(full_name: str, base: str) -> dict[str, str]:
+    api = f"{base}/repos/{full_name}"
+    return {key: api + tail for key, tail in URL_TEMPLATES.items()}
+
+
+def user_json(login: str, base: str) -> dict[str, Any]:
+    """An account as GitHub's `simple-user` gives it."""
+    api = f"{base}/users/{login}"
+    uid = zlib.crc32(login.encode())
+    return {
+        "login": login,
+        "id": uid,
+        "node_id": f"U_{uid}",
+        "avatar_url": f"{base}/avatars/u/{uid}",
+        "gravatar_id": "",
+        "url": api,
+        "html_url": f"https://github.com/{login}",
+        "followers_url": f"{api}/followers",
+        "following_url": f"{api}/following{{/other_user}}",
+        "gists_url": f"{api}/gists{{/gist_id}}",
+        "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{api}/subscriptions",
+        "organizations_url": f"{api}/orgs",
+        "repos_url": f"{api}/repos",
+        "events_url": f"{api}/events{{/privacy}}",
+        "received_events_url": f"{api}/received_events",
+        "type": "User",
+        "site_admin": False,
+    }
+
+
+def _commit_json(repo: FakeRepo, base: str) -> dict[str, Any]:
+    """The commit the default branch points at, as GET /repos/{o}/{r}/commits/{ref} gives it."""
+    api = f"{base}/repos/{repo.full_name}"
+    tree_sha = folder_shas(repo)[""]
+    sha = commit_sha(tree_sha)
+    when = repo.pushed_at or repo.created_at
+    person = {"name": "importer", "email": "importer@example.invalid", "date": when}
+    return {
+        "sha": sha,
+        "node_id": f"C_{sha[:16]}",
+        "url": f"{api}/commits/{sha}",
+        "html_url": f"{repo.url}/commit/{sha}",
+        "comments_url": f"{api}/commits/{sha}/comments",
+        "commit": {
+            "url": f"{api}/git/commits/{sha}",
+            "author": person,
+            "committer": person,
+            "message": "import",
+            "comment_count": 0,
+            "tree": {"sha": tree_sha, "url": f"{api}/git/trees/{tree_sha}"},
+        },
+        "author": None,
+        "committer": None,
+        "parents": [],
+    }
 
 
 def commit_sha(tree_sha: str) -> str:

@@ -13,11 +13,6 @@ HOST_DOMAINS = {"github": "github.com", "gitlab": "gitlab.com", "codeberg": "cod
 REFERENCE_TIME = "2026-03-31T04:00:00Z"  # the seeder writes its dates relative to this
 
 
-def bare_name(package: str) -> str:
-    """`@scope/name` -> `name`."""
-    return package.rsplit("/", 1)[-1]
-
-
 class FakeClock:
     """A clock shared by the server and the client's governor: sleeping advances it at once."""
 
@@ -85,8 +80,11 @@ class Limits:
     # 1-based numbers of GitHub requests answered with a secondary rate limit instead.
     secondary_at: frozenset[int] = frozenset()
     secondary_status: int = 403
-    secondary_retry_after: int = 3
+    secondary_retry_after: int | None = 3  # None: the answer carries no retry-after
     per_page_max: int = 100
+    tree_entries: int = 100_000  # a recursive tree listing longer than this is truncated
+    # Search terms whose searches time out on GitHub's side: `incomplete_results: true`.
+    incomplete_terms: frozenset[str] = frozenset()
 
 
 @dataclass

@@ -11,8 +11,9 @@ import tarfile
 from collections.abc import Mapping
 from urllib.parse import unquote
 
-from playbook.rehearsal.world.model import FakePackage, bare_name
+from playbook.rehearsal.world.model import FakePackage
 from playbook.rehearsal.world.wire import Reply, Service, json_reply
+from playbook.spec import default_tarball_url, unescape_name
 
 
 class Npm(Service):
@@ -57,7 +58,7 @@ class Npm(Service):
         pkg = self._npm_package(unquote(path.lstrip("/")))
         if pkg is None:
             return json_reply(404, {"error": "Not found"}, "npm.packument")
-        tarball = f"{base}/{pkg.name}/-/{bare_name(pkg.name)}-{pkg.version}.tgz"
+        tarball = default_tarball_url(base, pkg.name, pkg.version)
         return json_reply(
             200,
             {
@@ -75,7 +76,7 @@ class Npm(Service):
         )
 
     def _npm_package(self, name: str) -> FakePackage | None:
-        return next((p for p in self.world.packages if p.name == name.replace("%2f", "/")), None)
+        return next((p for p in self.world.packages if p.name == unescape_name(name)), None)
 
 
 def _dist(tarball: str, files: Mapping[str, bytes]) -> dict[str, str]:

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from playbook.rehearsal.world.model import REFERENCE_TIME, FakePackage, FakeRepo, World, bare_name
+from playbook.rehearsal.world.model import REFERENCE_TIME, FakePackage, FakeRepo, World
 from playbook.scan.fingerprint import is_first_party
+from playbook.spec import bare_name
 
 
 def plant(
@@ -170,10 +171,31 @@ class _Seeder:
             for i, (p, d) in enumerate(self.first.items())
         }
         self._copy(
-            f"prettier/{self.bare}-leak",
+            f"crlf/{self.bare}-leak",
             "copy",
             reformatted,
+            description=f"{self.bare} leak, line endings changed",
+        )
+        # Every file through a prettier-like formatter, or only re-indented: no blob matches.
+        self._copy(
+            f"prettier/{self.bare}-leak",
+            "copy",
+            {p: prettier_style(d) for p, d in self.first.items()},
             description=f"{self.bare} leak reformatted",
+        )
+        self._copy(
+            f"reindent/{self.bare}-leak",
+            "copy",
+            {p: d.replace(b"  ", b"\t") for p, d in self.first.items()},
+        )
+        # The same paths and names with the owner's own code: a rewrite, not a copy.
+        self.w.add(
+            FakeRepo(
+                f"rewrite/{self.bare}-clone",
+                {p: _rewritten(p, i) for i, p in enumerate(self.first)},
+                description=f"a clean-room {self.bare} clone",
+                label="unrelated",
+            )
         )
         part = dict(list(self.first.items())[: max(2, len(keys) // 6)])
         self._copy(
@@ -262,6 +284,24 @@ class _Seeder:
             f"https://github.com/leaker0/{self.bare}-source",
             f"https://github.com/fan/{self.bare}-plugin",
         ]
+
+
+def prettier_style(data: bytes) -> bytes:
+    """What prettier does to a file (double quotes, no semicolons, 4-space indent, wrapped
+    calls with trailing commas): every byte moves, the tokens stay."""
+    text = data.decode().replace("'", '"').replace(";\n", "\n").replace("\n  ", "\n    ")
+    text = re.sub(r"\((input), (\d+)\)", r"(\n        \1,\n        \2,\n    )", text)
+    return text.encode()
+
+
+def _rewritten(path: str, i: int) -> bytes:
+    """Another implementation at a leaked path: same imports and shape, other code."""
+    return (
+        f"// {path}: my own take\nimport {{ runTool }} from '../core';\n\n"
+        f"export function ownHandler{i}(input: string) {{\n"
+        + "".join(f"  const part{j} = input.slice({j}, {j + i + 2});\n" for j in range(8))
+        + "  return runTool(part0 + part7);\n}\n"
+    ).encode()
 
 
 def sample_files(first_party: int = 60, node_modules: int = 10, seed: int = 0) -> dict[str, bytes]:

@@ -26,6 +26,12 @@ from playbook.rehearsal.world.wire import Reply, Stats, json_reply
 ENDPOINT_NAMES = ("github", "jsdelivr", "jsdelivr_purge", "unpkg", "swh", "gitlab", "codeberg")
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 refuses connections when a loaded machine is slow to
+    # accept them and several clients (GitHub, forges, npm, archive) connect at once.
+    request_queue_size = 128
+
+
 class FakeWorld:
     """The HTTP server playing every outside service for a World. Use as a context manager."""
 
@@ -55,7 +61,7 @@ class FakeWorld:
 
     def start(self) -> FakeWorld:
         handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         server = self._server
         # A short poll interval makes stop() prompt (shutdown waits for the next poll).

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from playbook.config.org import OrgConfig
 from playbook.errors import UsageError
-
-RULES = ("original-source", "source-map", "source-growth", "secret", "sensitive-file", "partial")
+from playbook.scan.verdict import RULES, AllowRule
 
 _KEYS = ("reason", "rule", "path", "package")
 EXAMPLE = """\
@@ -22,27 +20,14 @@ reason = "we publish our maps with sources on purpose (MIT)"
 """
 
 
-@dataclass(frozen=True)
-class AllowRule:
-    """`[[scan.allow]]`: findings of `rule` on files matching `path` in packages matching
-    `package` (globs; empty matches all) are allowed, for the stated `reason`. Source findings
-    (original-source, source-map, source-growth) name no file: match them by rule and package."""
-
-    reason: str
-    rule: str = ""
-    path: str = ""
-    package: str = ""
-
-    def covers(self, rule: str, path: str, package: str) -> bool:
-        return (
-            (not self.rule or self.rule == rule)
-            and (not self.path or fnmatchcase(path, self.path))
-            and (not self.package or fnmatchcase(package, self.package))
-        )
+def load_allowlist(org: OrgConfig) -> tuple[AllowRule, ...]:
+    """The `[[scan.allow]]` entries of respond.toml as Settings read it (`Settings.org`)."""
+    if org.source is None:
+        return ()
+    return parse_allowlist(org.source, {"scan": org.scan})
 
 
 def parse_allowlist(path: Path, data: dict[str, Any]) -> tuple[AllowRule, ...]:
-    """The `[[scan.allow]]` entries of respond.toml's parsed `data` (`path` names it in errors)."""
     scan = data.get("scan", {})
     if not isinstance(scan, dict):
         raise UsageError(f"{path}: [scan] must be a table.", f"Write entries as:\n{EXAMPLE}")
