@@ -187,6 +187,8 @@ def measure(pkg: Package, old_root: Path | None, peer_timeout: float) -> Row:
         assert proc is not None and proc.returncode == 0, proc and proc.stderr[-500:]
         old = json.loads(proc.stdout)
         row.old_fail, row.old_why = bool(old["leaky"]), "; ".join(old["reasons"])
+    if peer_timeout < 0:
+        return row
     with tempfile.TemporaryDirectory(prefix="guard-bench-") as tmp:
         extract(tgz, Path(tmp))
         folder = Path(tmp) / "package"
@@ -205,7 +207,7 @@ def _timeouts(rows: list[Row], tool: str) -> int:
     return sum(1 for r in rows if getattr(r, tool) is None and getattr(r, tool + "_s"))
 
 
-def report(rows: list[Row], peer_timeout: float) -> str:
+def report(rows: list[Row], peer_timeout: float, reused: bool = False) -> str:
     oss = [r for r in rows if not r.proprietary]
     prop = [r for r in rows if r.proprietary]
 
@@ -246,7 +248,12 @@ def report(rows: list[Row], peer_timeout: float) -> str:
         + (f"{statistics.median(sl_t):.2f} / {max(sl_t):.1f} s" if sl_t else "n/a")
         + "; detect-secrets "
         + (f"{statistics.median(ds_t):.2f} / {max(ds_t):.1f} s" if ds_t else "n/a")
-        + f" (peers timed out after {peer_timeout:.0f} s: "
+        + (
+            " (peers from the reused run"
+            if reused
+            else f" (peers timed out after {peer_timeout:.0f} s"
+        )
+        + ": "
         f"secretlint {_timeouts(rows, 'secretlint')}, "
         f"detect-secrets {_timeouts(rows, 'detect_secrets')})."
     )
@@ -272,19 +279,32 @@ def main() -> int:
     parser.add_argument("--old-root", type=Path, help="a checkout whose guard is the 'before'")
     parser.add_argument("--only", type=int, default=0, help="the first N packages only")
     parser.add_argument("--peer-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="a previous run's guard.json: take the old guard's and the peers' columns from it "
+        "(they do not change with respond) and run only respond's guard",
+    )
     args = parser.parse_args()
     if shutil.which("npm") is None:
         print("npm is missing: it downloads the packages", file=sys.stderr)
         return 7
     pkgs = packages()[: args.only or None]
     fetch(pkgs)
+    reused = {r["spec"]: r for r in json.loads(args.reuse.read_text())} if args.reuse else {}
     rows = []
     for pkg in pkgs:
         print(f"  {pkg.spec}", file=sys.stderr, flush=True)
-        rows.append(measure(pkg, args.old_root, args.peer_timeout))
+        before = reused.get(pkg.spec)
+        row = measure(pkg, None if before else args.old_root, -1 if before else args.peer_timeout)
+        if before:
+            for name in ("old_fail", "old_why", "secretlint", "secretlint_s", "detect_secrets",
+                         "detect_secrets_s"):  # fmt: skip
+                setattr(row, name, before[name])
+        rows.append(row)
     OUT.mkdir(exist_ok=True)
     (OUT / "guard.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
-    print(report(rows, args.peer_timeout))
+    print(report(rows, args.peer_timeout, reused=bool(reused)))
     oss_fails = [r.spec for r in rows if not r.proprietary and r.new_fail]
     if oss_fails:
         print(f"\nfalse alarms: {', '.join(oss_fails)}")

@@ -344,3 +344,22 @@ def test_docs_are_plain_json_and_match_the_written_files(tmp_path: Path) -> None
     write_outputs(result, lambda name, data: written.setdefault(name, data) and tmp_path / name)
     assert json.loads(json.dumps(findings_doc(result))) == json.loads(written[FINDINGS_FILE])
     assert json.loads(json.dumps(manifest_doc(result))) == json.loads(written[MANIFEST_FILE])
+
+
+def test_key_shaped_examples_in_documentation_are_not_secrets_but_proven_material_is() -> None:
+    real = real_format_secrets()
+    examples = "\n".join(f'"{k}": "{v}"' for k, v in real.items() if k != "npm-token")
+    proven = f"token = {github_token(seed=31)}\n{fake_pem(seed=32)}"
+    files = {
+        "README.md": f"{examples}\n{proven}\n".encode(),
+        "docs/setup/keys.js": f'const apiKey = "{real["google-api-key"]}";\n'.encode(),
+        "apis/kms.examples.json": f'{{"clientSecret": "{real["generic-secret"]}"}}\n'.encode(),
+        "lib/conf.js": f'const apiKey = "{real["google-api-key"]}";\n'.encode(),
+    }
+    result = scan_tarball(tgz(files))
+    assert sorted((s.kind, s.file) for s in result.secrets) == [
+        ("github-token", "README.md"),
+        ("google-api-key", "lib/conf.js"),
+        ("private-key", "README.md"),
+    ]
+    assert any("in documentation or examples, taken for examples" in n for n in result.notes)

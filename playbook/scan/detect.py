@@ -314,6 +314,28 @@ def generic_in(buf: bytes) -> Iterator[Hit]:
         pos = runs.find(_LONG_RUN, end)
 
 
+# Kinds whose format proves the material: a checksum (ghp_, npm_) or a key's DER/OpenSSH body.
+VERIFIED_KINDS = frozenset({"private-key"})
+_CHECKSUMMED = (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"npm_")
+_DOC_SUFFIXES = (".md", ".mdx", ".markdown", ".rst", ".adoc", ".txt", ".examples.json")
+_DOC_DIRS = frozenset({"docs", "doc", "example", "examples", "samples", "demo", "demos"})
+
+
+def is_documentation(path: str) -> bool:
+    """Documentation and examples: Markdown and text, `docs/`, `examples/`, `*.examples.json`."""
+    lower = path.lower()
+    return lower.endswith(_DOC_SUFFIXES) or any(p in _DOC_DIRS for p in lower.split("/")[:-1])
+
+
+def counts_in(path: str, kind: str, redacted: str) -> bool:
+    """Whether a hit in `path` is a secret. In documentation, only material whose format proves
+    it (a checksummed token, a private key's body) counts: an API reference's `clientSecret`, a
+    demo's Maps key, an example `AKIA...` are examples there."""
+    if not is_documentation(path):
+        return True
+    return kind in VERIFIED_KINDS or redacted.encode().startswith(_CHECKSUMMED)
+
+
 _HOST = re.compile(rb"\.(?:internal|corp|intranet|local|lan)(?![A-Za-z0-9_-])")
 _HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-.")
 # A host name starts after a URL scheme, an `@`, a quote or an `=`: never after `obj.` in code.

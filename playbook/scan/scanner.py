@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from playbook.scan import fingerprint as fp
 from playbook.scan.archive import ArchiveLog, Entry
-from playbook.scan.detect import Hit, WindowScanner, generic_in, is_sensitive
+from playbook.scan.detect import Hit, WindowScanner, counts_in, generic_in, is_sensitive
 from playbook.scan.model import (
     Limits,
     ManifestFile,
@@ -88,6 +88,7 @@ class Collector:
     library_tokens: list[set[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     secrets_capped: bool = False
+    doc_examples: int = 0  # key-shaped values in documentation, not counted as secrets
     # Digests of the tokens inside found secrets: such a token must never become a search query.
     secret_tokens: set[bytes] = field(default_factory=set, repr=False)
     helper_rss_kib: int = 0
@@ -124,6 +125,9 @@ class Collector:
 
     def _found(self, f: Found, via: str | None) -> None:
         self.secret_tokens.update(f.digests)
+        if not counts_in(f.path, f.kind, f.redacted):
+            self.doc_examples += 1
+            return
         if len(self.secrets) >= self.limits.max_secrets:
             self.secrets_capped = True
             return
@@ -245,6 +249,11 @@ class Collector:
         notes = [*self.log.notes, *self.notes]
         if self.secrets_capped:
             notes.append(f"more than {limits.max_secrets:,} secrets; the rest are not listed")
+        if self.doc_examples:
+            notes.append(
+                f"{self.doc_examples:,} key-shaped value(s) in documentation or examples, "
+                "taken for examples (no checksum or key body proves them real)"
+            )
         notes += [f"{r.path}: {r.reason}" for r in self.log.rejected]
         return ScanResult(
             package=self.package,
