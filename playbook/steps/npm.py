@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
+from urllib.parse import urlsplit
 
 import nodesemver
 
@@ -195,6 +197,37 @@ def _hours_since(iso: str | None, now: datetime | None = None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return round(((now or datetime.now(UTC)) - when).total_seconds() / 3600, 2)
+
+
+# -- write-ahead intents ------------------------------------------------------------------------
+# A mutating step records what it is about to send (which write, to which package and version,
+# when) before it sends it. Killed after the registry accepted the write but before the step
+# recorded its outcome, the resumed step finds the registry already in the target state: with
+# its own intent recorded, the write was this incident's (said "confirmed after a restart");
+# without one, someone else did it ("already ...").
+INTENT = "npm.intent"
+CONFIRMED = "confirmed after a restart"
+
+
+def _intent_key(ctx: StepContext, write: str) -> str:
+    return f"{ctx.step_id}:{ctx.target}:{write}"
+
+
+def intent_of(ctx: StepContext, write: str) -> Mapping[str, Any] | None:
+    """The intent an earlier run of this step recorded for `write` (None: none)."""
+    return ctx.records.get(INTENT, _intent_key(ctx, write))
+
+
+def record_intent(ctx: StepContext, write: str, **detail: Any) -> None:
+    """Write-ahead: committed to the store before the write is sent."""
+    data = {
+        "write": write,
+        "package": ctx.target.name,
+        "version": ctx.target.version,
+        "at": utcnow(),
+        **detail,
+    }
+    ctx.records.put(INTENT, _intent_key(ctx, write), data)
 
 
 def mark_unpublished(cache: Cache, reg: NpmRegistry, spec: PackageSpec) -> None:
@@ -479,23 +512,40 @@ class Retag(StepType):
         if safe is None:
             return Outcome(outputs=out, summary=plan.summary)
         reg = registry(ctx)
+        leaked = ctx.target.version
         current = await reg.dist_tags(ctx.target.name)  # re-read: act on the state as it is now
         moved: dict[str, TagMove] = {}
-        for tag in sorted(t for t, v in current.items() if v == ctx.target.version):
+        confirmed: list[str] = []
+        for tag in sorted(t for t, v in current.items() if v == safe):
+            intent = intent_of(ctx, f"dist-tag:{tag}")
+            if intent and intent.get("from") == leaked and intent.get("to") == safe:
+                # Our own move, sent before a crash and never recorded: this incident's.
+                event = {"tag": tag, "from": leaked, "to": safe, "confirmed": CONFIRMED}
+                ctx.event("npm.dist-tag", event)
+                moved[tag] = {"from": leaked, "to": safe}
+                confirmed.append(tag)
+        for tag in sorted(t for t, v in current.items() if v == leaked):
+            record_intent(ctx, f"dist-tag:{tag}", tag=tag, **{"from": leaked, "to": safe})
             await reg.set_dist_tag(ctx.target.name, tag, safe, progress=ctx.progress)
-            ctx.event("npm.dist-tag", {"tag": tag, "from": ctx.target.version, "to": safe})
-            moved[tag] = {"from": ctx.target.version, "to": safe}
+            ctx.event("npm.dist-tag", {"tag": tag, "from": leaked, "to": safe})
+            moved[tag] = {"from": leaked, "to": safe}
+        moved = dict(sorted(moved.items()))
         return Outcome(
             outputs=replace(out, moved=moved),
             changed=bool(moved),
-            summary=_moved_summary(moved, safe),
+            summary=_moved_summary(moved, safe, confirmed),
         )
 
 
-def _moved_summary(moved: dict[str, TagMove], safe: str) -> str:
+def _moved_summary(moved: dict[str, TagMove], safe: str, confirmed: Sequence[str] = ()) -> str:
     if not moved:
         return f"no tag points at the leaked version (safe version {safe})"
-    return f"moved {', '.join(sorted(moved))} to {safe}"
+    said = f"moved {', '.join(sorted(moved))} to {safe}"
+    if not confirmed:
+        return said
+    if set(confirmed) == set(moved):
+        return f"{said} ({CONFIRMED})"
+    return f"{said} ({', '.join(sorted(confirmed))} {CONFIRMED})"
 
 
 # -- npm.deprecate --------------------------------------------------------------------------------
@@ -538,13 +588,23 @@ class Deprecate(StepType):
             return Outcome(outputs=out, summary=plan.summary)
         reg = registry(ctx)
         message = out.message
-        changed = await reg.deprecate(
-            ctx.target.name, ctx.target.version, message, progress=ctx.progress
-        )
+        intent = intent_of(ctx, "deprecate")
+        changed = False
+        if plan.actions:  # not already deprecated when planned: say so before sending
+            record_intent(ctx, "deprecate", message=message)
+            changed = await reg.deprecate(
+                ctx.target.name, ctx.target.version, message, progress=ctx.progress
+            )
+        event = {"version": ctx.target.version, "message": message}
         if changed:
-            ctx.event("npm.deprecate", {"version": ctx.target.version, "message": message})
-        summary = f"deprecated {ctx.target}" if changed else f"{ctx.target} was already deprecated"
-        return Outcome(outputs=out, changed=changed, summary=summary)
+            ctx.event("npm.deprecate", event)
+            return Outcome(outputs=out, changed=True, summary=f"deprecated {ctx.target}")
+        if intent is not None and intent.get("message") == message:
+            # Our own deprecation, sent before a crash and never recorded: this incident's.
+            ctx.event("npm.deprecate", {**event, "confirmed": CONFIRMED})
+            summary = f"deprecated {ctx.target} ({CONFIRMED})"
+            return Outcome(outputs=out, changed=True, summary=summary)
+        return Outcome(outputs=out, summary=f"{ctx.target} was already deprecated")
 
 
 # -- npm.unpublish --------------------------------------------------------------------------------
@@ -626,13 +686,21 @@ class Unpublish(StepType):
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         out = plan.outputs_as(UnpublishOutput)
+        reg = registry(ctx)
+        intent = intent_of(ctx, "unpublish")
         if not plan.actions:
             if out.withheld:
                 ctx.event("npm.unpublish.withheld", {"reason": out.withheld_reason})
+            elif intent is not None:  # our own unpublish, sent before a crash, never recorded
+                return self._confirmed(ctx, reg, out, intent)
             return Outcome(outputs=out, skipped=out.withheld, summary=plan.summary)
+        # Write-ahead: the requests this step is about to send, before any of them goes (in the
+        # form `sequence` lists them; a tarball's DELETE names the revision the PUT will return).
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(reg.url))
+        requests = [f"{a.method} {origin}{urlsplit(a.url).path}" for a in plan.actions]
+        record_intent(ctx, "unpublish", whole_package=out.whole_package, requests=requests)
         # Even when our reading of the policy says no, ask: the registry decides, and private
         # registries have no such policy. A refusal is then recorded in the registry's words.
-        reg = registry(ctx)
         try:
             result = await self._unpublish(ctx, reg)
         except LastVersion:  # the other versions went since the plan: npm's rule now applies
@@ -649,12 +717,30 @@ class Unpublish(StepType):
                 registry_reason=exc.message,
             )
             return Outcome(outputs=refused, skipped=True, summary=exc.message)
+        if not result.changed and intent is not None:  # finished before the crash after all
+            return self._confirmed(ctx, reg, out, intent)
+        sequence = tuple(result.sequence)
+        if intent is not None and result.note:  # finished one a crash cut short: ours, begun
+            planned = list(intent.get("requests") or ())
+            sequence = (*planned[: max(0, len(planned) - len(sequence))], *sequence)
         mark_unpublished(ctx.services.cache, reg, ctx.target)
-        ctx.event("npm.unpublish", {"sequence": list(result.sequence), "note": result.note})
-        out = replace(out, unpublished=True, sequence=tuple(result.sequence))
+        ctx.event("npm.unpublish", {"sequence": list(sequence), "note": result.note})
+        out = replace(out, unpublished=True, sequence=sequence)
         what = "every version of " + ctx.target.name if result.whole_package else str(ctx.target)
         summary = f"unpublished {what}" + (f" ({result.note})" if result.note else "")
         return Outcome(outputs=out, changed=result.changed, summary=summary)
+
+    def _confirmed(
+        self, ctx: StepContext, reg: NpmRegistry, out: UnpublishOutput, intent: Mapping[str, Any]
+    ) -> Outcome:
+        """The registry shows the unpublish this step recorded as intended: this incident's."""
+        mark_unpublished(ctx.services.cache, reg, ctx.target)
+        everything = bool(intent.get("whole_package"))
+        sequence = tuple(str(r) for r in intent.get("requests") or ())  # as recorded before sending
+        ctx.event("npm.unpublish", {"sequence": list(sequence), "note": CONFIRMED})
+        out = replace(out, unpublished=True, whole_package=everything, sequence=sequence)
+        what = "every version of " + ctx.target.name if everything else str(ctx.target)
+        return Outcome(outputs=out, changed=True, summary=f"unpublished {what} ({CONFIRMED})")
 
     async def _unpublish(self, ctx: StepContext, reg: NpmRegistry) -> Any:
         if whole_package(ctx):
