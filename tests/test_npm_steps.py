@@ -22,7 +22,7 @@ from playbook.rehearsal.sandbox import LocalRegistry
 from playbook.services.hub import MemoryCache, Services
 from playbook.spec import PackageSpec
 from playbook.steps import get
-from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs
+from playbook.steps.base import MemoryRecords, Outcome, Plan, StepContext, StepOutputs
 
 pytestmark = pytest.mark.registry
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_wait=0.05)
@@ -63,13 +63,15 @@ class Harness:
         needs: Mapping[str, Mapping[str, Any]] | None = None,
         resumed: bool = False,
         params: Mapping[str, Mapping[str, Any]] | None = None,
+        records: MemoryRecords | None = None,
         **settings_kw: Any,
     ) -> dict[str, tuple[Plan, Outcome | None]]:
+        """`records`: the incident's records, kept across runs (default: new ones per step)."""
         settings = self.settings(**settings_kw)
         options = ClientOptions(dry_run=settings.dry_run, retry=FAST, timeout=10.0)
         typed = {k: _typed(k, v) for k, v in (needs or {}).items()}
         return asyncio.run(
-            self._run(spec, steps, settings, options, typed, resumed, dict(params or {}))
+            self._run(spec, steps, settings, options, typed, resumed, dict(params or {}), records)
         )
 
     async def _run(
@@ -81,6 +83,7 @@ class Harness:
         outputs: dict[str, StepOutputs],
         resumed: bool,
         params: dict[str, Mapping[str, Any]],
+        records: MemoryRecords | None,
     ) -> dict[str, tuple[Plan, Outcome | None]]:
         services = Services(settings, options, cache=self.cache)
         results: dict[str, tuple[Plan, Outcome | None]] = {}
@@ -93,6 +96,7 @@ class Harness:
                     needs=dict(outputs), settings=settings, services=services,
                     workdir=self.tmp_path / "incident", resumed=resumed,
                     event=lambda kind, data: self.events.append((kind, data)),
+                    records=records if records is not None else MemoryRecords(),
                 )  # fmt: skip
                 step = step_type()
                 plan = await step.plan(ctx)
@@ -171,6 +175,52 @@ def test_contain_then_rerun_makes_no_second_write(
     assert out(again, "lookup")["unpublished"] is True
     assert all(o is not None and not o.changed for _p, o in again.values())
     assert out(again, "verify")["contained"]
+
+
+def test_a_step_run_again_after_its_write_landed_tells_its_own_write_from_another_hands(
+    harness: Harness, proxy: RegistryProxy, publish: Any, unique_name: Any
+) -> None:
+    """A crash after the registry accepted a write but before the step recorded it: the step
+    runs again and finds the target state. Its write-ahead intent makes it this incident's."""
+    spec = publish_history(publish, unique_name())
+    needs = {"lookup": out(harness.run(spec, CHAIN[:1]), "lookup")}
+    ours = MemoryRecords()
+    said = {
+        "retag": "no tag points at the leaked version (safe version 1.0.0)",
+        "deprecate": f"{spec} was already deprecated",
+        "unpublish": f"{spec} is already unpublished",
+    }
+    for step in CHAIN[1:4]:
+        step_id = step[0]
+        first = harness.run(spec, (step,), needs=needs, records=ours)
+        assert proxy.writes, step_id
+        proxy.clear()
+        # The same registry state without this step's intent: another hand did it.
+        other = harness.run(spec, (step,), needs=needs, records=MemoryRecords(), resumed=True)
+        outcome = other[step_id][1]
+        assert outcome is not None and not outcome.changed and outcome.summary == said[step_id]
+        harness.events.clear()
+        again = harness.run(spec, (step,), needs=needs, records=ours, resumed=True)
+        assert proxy.writes == [], step_id
+        outcome = again[step_id][1]
+        assert outcome is not None and outcome.changed, step_id
+        assert outcome.summary.endswith(" (confirmed after a restart)"), outcome.summary
+        assert outcome.summary.replace(" (confirmed after a restart)", "") == (
+            first[step_id][1].summary  # type: ignore[union-attr]
+        )
+        [(kind, data)] = harness.events
+        assert kind == f"npm.{step_id.replace('retag', 'dist-tag')}", kind
+        assert "confirmed after a restart" in (data.get("confirmed"), data.get("note"))
+        same, was = out(again, step_id), out(first, step_id)
+        if step_id == "unpublish":  # as recorded before sending: the DELETE's rev is the PUT's
+            assert [r.split(" ")[0] for r in same.pop("sequence")] == ["PUT", "DELETE"]
+            was.pop("sequence")
+        assert same == was, step_id
+        needs[step_id] = was
+    intents = ours.all("npm.intent")
+    assert [i["write"] for i in intents] == ["deprecate", "dist-tag:latest", "unpublish"]
+    assert all(i["package"] == spec.name and i["version"] == spec.version for i in intents)
+    assert all(i["at"] for i in intents)
 
 
 def test_dry_run_plans_everything_and_writes_nothing(

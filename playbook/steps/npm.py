@@ -209,6 +209,11 @@ INTENT = "npm.intent"
 CONFIRMED = "confirmed after a restart"
 
 
+def confirmed_note(ctx: StepContext) -> str:
+    """How a write found done by its own intent is said: a new process, or a retry in this one."""
+    return CONFIRMED if ctx.attempt == 1 else f"confirmed on attempt {ctx.attempt}"
+
+
 def _intent_key(ctx: StepContext, write: str) -> str:
     return f"{ctx.step_id}:{ctx.target}:{write}"
 
@@ -520,7 +525,7 @@ class Retag(StepType):
             intent = intent_of(ctx, f"dist-tag:{tag}")
             if intent and intent.get("from") == leaked and intent.get("to") == safe:
                 # Our own move, sent before a crash and never recorded: this incident's.
-                event = {"tag": tag, "from": leaked, "to": safe, "confirmed": CONFIRMED}
+                event = {"tag": tag, "from": leaked, "to": safe, "confirmed": confirmed_note(ctx)}
                 ctx.event("npm.dist-tag", event)
                 moved[tag] = {"from": leaked, "to": safe}
                 confirmed.append(tag)
@@ -533,19 +538,21 @@ class Retag(StepType):
         return Outcome(
             outputs=replace(out, moved=moved),
             changed=bool(moved),
-            summary=_moved_summary(moved, safe, confirmed),
+            summary=_moved_summary(moved, safe, confirmed, confirmed_note(ctx)),
         )
 
 
-def _moved_summary(moved: dict[str, TagMove], safe: str, confirmed: Sequence[str] = ()) -> str:
+def _moved_summary(
+    moved: dict[str, TagMove], safe: str, confirmed: Sequence[str] = (), note: str = CONFIRMED
+) -> str:
     if not moved:
         return f"no tag points at the leaked version (safe version {safe})"
     said = f"moved {', '.join(sorted(moved))} to {safe}"
     if not confirmed:
         return said
     if set(confirmed) == set(moved):
-        return f"{said} ({CONFIRMED})"
-    return f"{said} ({', '.join(sorted(confirmed))} {CONFIRMED})"
+        return f"{said} ({note})"
+    return f"{said} ({', '.join(sorted(confirmed))} {note})"
 
 
 # -- npm.deprecate --------------------------------------------------------------------------------
@@ -601,8 +608,8 @@ class Deprecate(StepType):
             return Outcome(outputs=out, changed=True, summary=f"deprecated {ctx.target}")
         if intent is not None and intent.get("message") == message:
             # Our own deprecation, sent before a crash and never recorded: this incident's.
-            ctx.event("npm.deprecate", {**event, "confirmed": CONFIRMED})
-            summary = f"deprecated {ctx.target} ({CONFIRMED})"
+            ctx.event("npm.deprecate", {**event, "confirmed": confirmed_note(ctx)})
+            summary = f"deprecated {ctx.target} ({confirmed_note(ctx)})"
             return Outcome(outputs=out, changed=True, summary=summary)
         return Outcome(outputs=out, summary=f"{ctx.target} was already deprecated")
 
@@ -737,10 +744,11 @@ class Unpublish(StepType):
         mark_unpublished(ctx.services.cache, reg, ctx.target)
         everything = bool(intent.get("whole_package"))
         sequence = tuple(str(r) for r in intent.get("requests") or ())  # as recorded before sending
-        ctx.event("npm.unpublish", {"sequence": list(sequence), "note": CONFIRMED})
+        note = confirmed_note(ctx)
+        ctx.event("npm.unpublish", {"sequence": list(sequence), "note": note})
         out = replace(out, unpublished=True, whole_package=everything, sequence=sequence)
         what = "every version of " + ctx.target.name if everything else str(ctx.target)
-        return Outcome(outputs=out, changed=True, summary=f"unpublished {what} ({CONFIRMED})")
+        return Outcome(outputs=out, changed=True, summary=f"unpublished {what} ({note})")
 
     async def _unpublish(self, ctx: StepContext, reg: NpmRegistry) -> Any:
         if whole_package(ctx):
