@@ -15,7 +15,6 @@ import pytest
 from playbook.clock import utcnow
 from playbook.codec import to_json
 from playbook.config.settings import Mode, Settings
-from playbook.engine.runner import StoreRecords
 from playbook.errors import DryRunViolation
 from playbook.mirrors.fingerprints import manifest_dict
 from playbook.mirrors.model import Verdict
@@ -29,7 +28,7 @@ from playbook.rehearsal.world import (
 )
 from playbook.services.hub import MemoryCache, Services
 from playbook.spec import PackageSpec
-from playbook.steps.base import Records, StepContext, StepOutputs
+from playbook.steps.base import MemoryRecords, Records, StepContext, StepOutputs
 from playbook.steps.mirrors import (
     CheckCdns,
     HuntMirrors,
@@ -117,31 +116,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         yield Run(fake, world, hunt, verify, records.mirrors(), home)
 
 
-class StepRecordsMemory:
+class StepRecordsMemory(MemoryRecords):
     """Records kept in memory, with the store's JSON round trip (what a step really gets back)."""
 
-    def __init__(self) -> None:
-        self.data: dict[tuple[str, str], str] = {}
-
-    def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool:
-        text = json.dumps(data, sort_keys=True)
-        changed = self.data.get((kind, key)) != text
-        self.data[(kind, key)] = text
-        return changed
-
-    def update(self, kind: str, key: str, change: Any) -> bool:
-        data = change(self.get(kind, key))
-        return False if data is None else self.put(kind, key, data)
-
-    def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
-        text = self.data.get((kind, key))
-        return None if text is None else dict(json.loads(text))
-
-    def all(self, kind: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for (k, _), v in sorted(self.data.items()) if k == kind]
-
     def mirrors(self) -> dict[str, dict[str, Any]]:
-        return {m["url"]: m for m in self.all("mirror")}
+        return {m["url"]: m for m in self.rows.records(self.incident_id, "mirror")}
 
 
 def verdicts(run: Run, verdict: str) -> set[str]:
@@ -344,7 +323,7 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
         with FakeWorld(world) as fake:
             settings = world_settings(fake, tmp_path / "home")
             services = Services(settings, ClientOptions(dry_run=False), cache=StoreCache(store))
-            records = StoreRecords(store, "inc-1")
+            records = Records(store, "inc-1")
             asyncio.run(hunt_and_verify(settings, services, workdir, world, records))
             before = {m.url: m for m in list_mirrors(store, "inc-1")}
             assert before[f"{GH}leaker2/mirror"].verdict is Verdict.COPY

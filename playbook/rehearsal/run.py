@@ -24,9 +24,12 @@ from urllib.parse import urlsplit
 
 from playbook.config.settings import Mode, Settings
 from playbook.errors import UsageError
+from playbook.mirrors.model import Mirror, Verdict
 from playbook.net.http import is_loopback
+from playbook.notices.model import Notice
 from playbook.rehearsal.sandbox import write_npmrc
 from playbook.secret import Secret
+from playbook.store.records import Records
 from playbook.store.sqlite import Store
 
 REHEARSAL_SCOPE = "@rehearsal"
@@ -347,12 +350,13 @@ def _score(
         ]
         done = len(ends) == len(chosen.packages)
         milestones[label] = round(max(ends) - start, 3) if done else None
-    copies = {m["url"] for m in store.records(incident_id, "mirror") if m.get("verdict") == "copy"}
+    records = Records(store, incident_id)
+    copies = {m.url for m in records.all(Mirror) if m.verdict is Verdict.COPY}
     planted = set(world.expected_copies)
     true = copies & planted
     notices: dict[str, int] = {}
-    for notice in store.records(incident_id, "notice"):
-        notices[notice["status"]] = notices.get(notice["status"], 0) + 1
+    for notice in records.all(Notice):
+        notices[notice.status.value] = notices.get(notice.status.value, 0) + 1
     report = store.incident_dir(incident_id) / "report" / "report.html"
     return Scorecard(
         scenario=chosen.name,
