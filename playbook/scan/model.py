@@ -37,9 +37,6 @@ class SecretFinding:
     redacted: str
     via_map: str | None = None  # the map that carried the source, when it was reconstructed
 
-    def as_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "file": self.file, "line": self.line, "redacted": self.redacted}
-
 
 @dataclass(frozen=True)
 class SourceMapInfo:
