@@ -207,7 +207,7 @@ def _timeouts(rows: list[Row], tool: str) -> int:
     return sum(1 for r in rows if getattr(r, tool) is None and getattr(r, tool + "_s"))
 
 
-def report(rows: list[Row], peer_timeout: float) -> str:
+def report(rows: list[Row], peer_timeout: float, reused: bool = False) -> str:
     oss = [r for r in rows if not r.proprietary]
     prop = [r for r in rows if r.proprietary]
 
@@ -248,7 +248,12 @@ def report(rows: list[Row], peer_timeout: float) -> str:
         + (f"{statistics.median(sl_t):.2f} / {max(sl_t):.1f} s" if sl_t else "n/a")
         + "; detect-secrets "
         + (f"{statistics.median(ds_t):.2f} / {max(ds_t):.1f} s" if ds_t else "n/a")
-        + f" (peers timed out after {peer_timeout:.0f} s: "
+        + (
+            " (peers from the reused run"
+            if reused
+            else f" (peers timed out after {peer_timeout:.0f} s"
+        )
+        + ": "
         f"secretlint {_timeouts(rows, 'secretlint')}, "
         f"detect-secrets {_timeouts(rows, 'detect_secrets')})."
     )
@@ -299,7 +304,7 @@ def main() -> int:
         rows.append(row)
     OUT.mkdir(exist_ok=True)
     (OUT / "guard.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
-    print(report(rows, args.peer_timeout))
+    print(report(rows, args.peer_timeout, reused=bool(reused)))
     oss_fails = [r.spec for r in rows if not r.proprietary and r.new_fail]
     if oss_fails:
         print(f"\nfalse alarms: {', '.join(oss_fails)}")

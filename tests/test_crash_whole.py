@@ -36,7 +36,7 @@ from tests.support.cli import cli_env, respond
 
 pytestmark = [pytest.mark.registry, pytest.mark.slow]
 SHAPE = {"sources": 16, "first_party": 10, "seed": 6}
-SAMPLE = 9  # event points in the default sample (about 90 s with the 4 write points)
+SAMPLE = 20  # event points in the default sample (about 80 s with the 4 write points)
 TIMESTAMP = re.compile(
     rb"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"
     rb"|\b\d{1,2} [A-Z][a-z]+ \d{4}\b|\b[A-Z][a-z]+ \d{1,2}, \d{4}\b"
@@ -95,6 +95,7 @@ class Case:
                 (self.name.replace("/", "%2f").encode(), b"PKG"),
                 (self.name.replace("@", "").replace("/", "-").encode(), b"PKG"),
                 (bare, b"BARE"),
+                (bare.replace(b"-", b" "), b"WORDS"),  # the hunt's search words
             ):
                 data = data.replace(old, new)
             rel = str(path.relative_to(folder))
@@ -128,6 +129,7 @@ def setting(
         yield tmp_path, local_registry, registry_token, proxy
 
 
+@pytest.mark.timeout(1800)  # RESPOND_CRASH_ALL=1 runs 129 points (about 7 minutes)
 def test_crash_anywhere_in_the_default_runbook_then_resume_matches_a_clean_run(
     setting: tuple[Path, LocalRegistry, str, RegistryProxy],
 ) -> None:
@@ -158,7 +160,9 @@ def test_crash_anywhere_in_the_default_runbook_then_resume_matches_a_clean_run(
     assert {"notices", "report"} <= kinds, f"the clean run wrote no notices or report: {kinds}"
     writes = sum(clean_writes.values())
     every = [f"event:{n}" for n in range(1, events)] + [f"write:{n}" for n in range(1, writes + 1)]
-    if os.environ.get("RESPOND_CRASH_ALL") == "1":
+    if os.environ.get("RESPOND_CRASH_POINTS"):  # to re-run chosen points: event:15,write:2
+        points = os.environ["RESPOND_CRASH_POINTS"].split(",")
+    elif os.environ.get("RESPOND_CRASH_ALL") == "1":
         points = every
     else:
         stride = max(1, events // SAMPLE)
@@ -169,7 +173,7 @@ def test_crash_anywhere_in_the_default_runbook_then_resume_matches_a_clean_run(
     for point in points:
         crash_then_resume(case(point), token, point, expected, clean_writes, notices, proxy)
     print(f"{len(points)} points passed; {len(KNOWN_GAP_POINTS)} showed the known narrative gap: "
-          f"{KNOWN_GAP_POINTS}")  # fmt: skip
+          f"{KNOWN_GAP_POINTS}; writes the registry refused: {REFUSED_WRITES}")  # fmt: skip
 
 
 def crash_then_resume(
@@ -204,9 +208,17 @@ def crash_then_resume(
             "\n".join(_diff(_narrative(d, expected[d]), _narrative(d, got[d])) for d in narrated)
         )
         KNOWN_GAP_POINTS.append(point)
-    writes = collections.Counter(shape(r.method, r.path, c.name) for r in proxy.writes)
+    # Writes the registry accepted: one it refused (a 4xx, seen once as a 422 on the deprecation
+    # PUT when a crash fell mid-containment) changed nothing, and its step sends it again.
+    writes = collections.Counter(
+        shape(r.method, r.path, c.name) for r in proxy.writes if 200 <= r.status < 300
+    )
+    refused = [r for r in proxy.writes if r.status >= 400]
+    if refused:
+        REFUSED_WRITES.append(f"{point}: {[(r.method, r.status) for r in refused]}")
     repeated = {w: n for w, n in writes.items() if n > clean_writes.get(w, 0)}
-    assert not repeated, f"{point}: registry writes repeated across the crash: {repeated}"
+    log = [f"{r.method} {shape(r.method, r.path, c.name)} {r.status}" for r in proxy.requests]
+    assert not repeated, f"{point}: registry writes repeated across the crash: {repeated}: {log}"
     slug = c.name.replace("@", "").replace("/", "-")
     notices = [n.replace(slug, "PKG") for n in c.notices()]
     assert notices == clean_notices, f"{point}: notices differ (duplicated?): {notices}"
@@ -222,6 +234,7 @@ def crash_then_resume(
 # right; only the narrative of those two actions (and the lookup it re-read) differs. Points
 # where only that differs are counted and printed, not failed.
 KNOWN_GAP_POINTS: list[str] = []
+REFUSED_WRITES: list[str] = []
 NARRATIVE = re.compile(
     rb"dist-tags moved off|version deprecated|Moved the |dist-tag|deprecat|tags_on_version"
     rb"|unpublish attempted|already unpublished"

@@ -15,7 +15,7 @@ from playbook.scan import scan_tarball
 from playbook.scan.allowlist import load_allowlist
 from playbook.scan.baseline import previous_version
 from playbook.scan.license import is_open_source
-from playbook.scan.verdict import AllowRule, exposure, judge
+from playbook.scan.verdict import AllowRule, Verdict, exposure, judge
 from tests.support.keys import fake_pem, github_token
 
 
@@ -49,7 +49,7 @@ def release(
     return raw.getvalue()
 
 
-def verdict_of(cur: bytes, base: bytes | None, allow: tuple[AllowRule, ...] = ()):  # type: ignore[no-untyped-def]
+def verdict_of(cur: bytes, base: bytes | None, allow: tuple[AllowRule, ...] = ()) -> Verdict:
     before = exposure(scan_tarball(base)) if base is not None else None
     return judge(scan_tarball(cur), before, allow=allow)
 

@@ -161,9 +161,12 @@ class Collector:
             "repos": self.plan.repos,
             "words": (self.plan.words,),
         }
-        coverage = Coverage(
-            tuple(Searched(k, v) for k, v in self.searched.items()), tuple(self.gaps)
-        )
+        # In the sources' fixed order, not the order they finished in: they search concurrently,
+        # and the same hunt must write the same coverage (a resumed run is compared byte for
+        # byte with a clean one).
+        searched = sorted(self.searched.items(), key=lambda kv: _source_rank(kv[0]))
+        gaps = sorted(self.gaps, key=lambda g: _source_rank(g.source))
+        coverage = Coverage(tuple(Searched(k, v) for k, v in searched), tuple(gaps))
         return Collection(
             dict(self.found), dict(self.by_source), tuple(self.skipped), queries, coverage
         )
@@ -381,6 +384,24 @@ class Collector:
         self.searched[Source.NPM] = f"packages matching {self.plan.words!r}: {len(cands):,}"
         for cand in cands:
             self.add(cand)
+
+
+SOURCE_ORDER = (
+    "github",
+    Source.CODE_SEARCH,
+    Source.REPO_SEARCH,
+    Source.SWH,
+    Source.GITLAB,
+    Source.CODEBERG,
+    Source.NPM,
+    Source.FORKS,
+    "forks-graphql",
+)
+
+
+def _source_rank(source: str) -> tuple[int, str]:
+    order = [str(s) for s in SOURCE_ORDER]
+    return (order.index(source) if source in order else len(order), source)
 
 
 def _outside_gap_kind(exc: BaseException) -> str:

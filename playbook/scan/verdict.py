@@ -248,9 +248,9 @@ def _source_findings(cur: Exposure, base: Exposure | None) -> list[Finding]:
                 Finding(
                     "original-source",
                     True,
-                    f"{where} ships original source of {_n(own, 'first-party file')} "
-                    f"({_mb(cur.original_bytes)}) under no open-source licence "
-                    f"(license: {licence})",
+                    f"original source of {_n(own, 'first-party file')} "
+                    f"({_mb(cur.original_bytes)}) ships in {where}, under no open-source "
+                    f"licence (license: {licence})",
                 )
             ]
         return [
