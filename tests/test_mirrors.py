@@ -330,7 +330,6 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
             fake.disable("leaker2/mirror")
             fake.delete("renamer/widget-cli-src")
             trees_before = fake.stats.count("github.trees")
-            fresh_before = fake.stats.statuses[200]
             log_before = len(fake.stats.log)
             revalidated_before = fake.stats.not_modified
             services = Services(settings, ClientOptions(dry_run=False), cache=StoreCache(store))
@@ -343,12 +342,16 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
 
             changes = asyncio.run(again())
             trees = fake.stats.count("github.trees") - trees_before
-            fresh = fake.stats.statuses[200] - fresh_before
             fresh_trees = sum(
                 1 for _, route, _, status in fake.stats.log[log_before:]
                 if route == "github.trees" and status == 200
             )  # fmt: skip
             revalidated = fake.stats.not_modified - revalidated_before
+            github = [
+                (route, status)
+                for _, route, _, status in fake.stats.log[log_before:]
+                if route.startswith("github.")
+            ]
     finally:
         after = {m.url: m for m in list_mirrors(store, "inc-1")}
         store.close()
@@ -360,18 +363,22 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
     assert after[f"{GH}leaker2/mirror"].status == "resolved"
     assert after[f"{GH}renamer/widget-cli-src"].status == "resolved"
     assert after[f"{GH}leaker0/widget-cli-source"].status == "open"
-    github_repos = sum(1 for m in before.values() if m.host == "github.com")
-    untouched = sum(1 for m in before.values() if "last push" in m.evidence)
-    assert trees == github_repos - untouched  # one tree request per repository, 304 or not
-    # Unchanged trees came back 304, but for the forks the first pass proved by their listed
-    # tree SHA (never fetched then); a commit is asked for each copy the listing had pinned.
-    same_tree = sum(1 for m in before.values() if "the same tree SHA" in m.evidence)
-    assert 0 < fresh_trees <= same_tree + 2  # + the two repositories taken down or deleted
-    copies = sum(1 for m in before.values() if m.verdict is Verdict.COPY)
-    assert fresh <= 10 + same_tree + copies
-    # Every tree fetched before but the three that changed (two taken down now, one already)
-    # answered 304.
-    assert revalidated >= trees - 3 - same_tree
+    rechecked = [
+        m for m in after.values() if m.host == "github.com" and "last push" not in m.evidence
+    ]
+    gone = [m for m in rechecked if m.verdict in (Verdict.DISABLED, Verdict.GONE)]
+    distinct = {m.tree_sha for m in rechecked if m.tree_sha}
+    assert len(gone) == 3 and len(distinct) < len(rechecked) - len(gone)
+    # One tree request per distinct tree, at the oid GraphQL answered (a repository whose tree
+    # oid was verified already costs none), and one by branch for each repository GraphQL did
+    # not resolve (the REST answer tells a takedown from a deletion).
+    assert trees == len(distinct) + len(gone)
+    # Every tree asked for again at the same oid: 304s. The only fresh GitHub answer is the one
+    # GraphQL query for the heads; no commit request.
+    assert fresh_trees == 0
+    assert [route for route, status in github if status == 200] == ["github.graphql"]
+    assert "github.commits" not in {route for route, _ in github}
+    assert revalidated >= trees - len(gone)
 
 
 def test_coverage_names_every_source_searched_and_only_standing_limits(run: Run) -> None:
