@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -13,7 +14,9 @@ import typer
 if TYPE_CHECKING:
     from playbook.config.settings import Settings
     from playbook.core import Session
+    from playbook.engine.runbook import StepSpec
     from playbook.engine.runner import ApprovalRequest, RunResult
+    from playbook.steps.base import StepType
 
 app = typer.Typer(
     name="respond",
@@ -426,45 +429,75 @@ def runbook_show(
         book = core.load_runbook(file, _settings())
     except Exception as exc:
         _fail(exc, verbose)
-    waves: list[dict[str, Any]] = []
-    for n, wave_ids in enumerate(book.levels(), 1):
-        entries: list[dict[str, Any]] = []
-        for step_id in wave_ids:
-            spec = book.step(step_id)
-            kind = step_types.get(spec.uses)
-            entries.append(
-                {
-                    "id": step_id,
-                    "uses": spec.uses,
-                    "needs": list(spec.needs),
-                    "writes": bool(kind and kind.mutates),
-                    "destructive": bool(kind and kind.destructive),
-                    "approval": spec.approval,
-                    "if": spec.condition,
-                }
-            )
-        waves.append({"wave": n, "steps": entries})
+    waves = [
+        [
+            _graph_step(book.step(step_id), step_types.get(book.step(step_id).uses))
+            for step_id in ids
+        ]
+        for ids in book.levels()
+    ]
     if json_out:
-        typer.echo(json.dumps({"name": book.name, "waves": waves}, indent=2))
+        doc = {
+            "name": book.name,
+            "waves": [
+                {"wave": n, "steps": [e.as_json() for e in wave]} for n, wave in enumerate(waves, 1)
+            ],
+        }
+        typer.echo(json.dumps(doc, indent=2))
         return
     typer.echo(
         f"{book.name}: {len(book.steps)} steps in {len(waves)} waves (a wave runs in parallel)"
     )
-    for wave in waves:
-        for e in wave["steps"]:
+    for n, wave in enumerate(waves, 1):
+        for e in wave:
             flags = [
                 f
                 for f, on in (
-                    ("writes", e["writes"]),
-                    ("destructive", e["destructive"]),
-                    ("approval", e["approval"]),
+                    ("writes", e.writes),
+                    ("destructive", e.destructive),
+                    ("approval", e.approval),
                 )
                 if on
             ]
-            needs = f" needs {', '.join(e['needs'])}" if e["needs"] else ""
-            typer.echo(
-                f"  {wave['wave']:>2}  {e['id']:<16} {e['uses']:<16} {' '.join(flags):<28}{needs}"
-            )
+            needs = f" needs {', '.join(e.needs)}" if e.needs else ""
+            typer.echo(f"  {n:>2}  {e.id:<16} {e.uses:<16} {' '.join(flags):<28}{needs}")
+
+
+@dataclass(frozen=True)
+class GraphStep:
+    """One step of `respond runbook show`: what it is, what it needs, whether it writes."""
+
+    id: str
+    uses: str
+    needs: tuple[str, ...]
+    writes: bool
+    destructive: bool
+    approval: bool
+    condition: str | None
+
+    def as_json(self) -> dict[str, object]:
+        """Its --json form (the runbook's own key `if` for the condition)."""
+        return {
+            "id": self.id,
+            "uses": self.uses,
+            "needs": list(self.needs),
+            "writes": self.writes,
+            "destructive": self.destructive,
+            "approval": self.approval,
+            "if": self.condition,
+        }
+
+
+def _graph_step(spec: StepSpec, kind: type[StepType] | None) -> GraphStep:
+    return GraphStep(
+        id=spec.id,
+        uses=spec.uses,
+        needs=tuple(spec.needs),
+        writes=bool(kind and kind.mutates),
+        destructive=bool(kind and kind.destructive),
+        approval=spec.approval,
+        condition=spec.condition,
+    )
 
 
 @app.command()

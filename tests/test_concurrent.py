@@ -23,6 +23,7 @@ from playbook.mirrors.model import Mirror, MirrorStatus, Verdict
 from playbook.notices.lifecycle import mark_sent
 from playbook.notices.model import Notice, NoticeStatus
 from playbook.steps.notices import _keep_final
+from playbook.store.records import Records
 from playbook.store.sqlite import Incident, Store
 
 URL = "https://github.com/leaker/copy"
@@ -110,7 +111,7 @@ def test_a_notice_sent_during_a_redraft_stays_sent(tmp_path: Path) -> None:
     try:
         redrafted = Notice("dmca-github", "dmca-github", status=NoticeStatus.NEEDS_DETAILS)
         mark_sent(person, "inc-1", "dmca-github", "ticket-2", "bob")
-        changed = step.update_record("inc-1", "notice", "dmca-github", _keep_final(redrafted))
+        changed = Records(step, "inc-1").update(Notice, "dmca-github", _keep_final(redrafted))
         notice = Notice.from_record(step.record("inc-1", "notice", "dmca-github") or {})
     finally:
         step.close()

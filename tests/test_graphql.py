@@ -34,7 +34,13 @@ from playbook.rehearsal.world import (
 )
 from playbook.rehearsal.world.forknet import Network, plant_network
 from playbook.services.github import github_api
-from playbook.services.github_graphql import PageWanted, forks_query, github_graphql
+from playbook.services.github_graphql import (
+    HEADS_PER_QUERY,
+    PageWanted,
+    forks_query,
+    github_graphql,
+    heads_query,
+)
 from playbook.services.hub import MemoryCache, Services
 
 PKG, VER = "@acme/widget-cli", "2.1.88"
@@ -102,6 +108,9 @@ def test_github_published_cost_and_node_examples() -> None:
     assert cost(parse("{ a(first: 101) { nodes { id } } }")).problems
     assert cost(parse("{ a { nodes { id } } }")).problems  # items need first or last
     assert not cost(parse("{ a { totalCount } }")).problems  # a count alone does not
+    # The heads of 100 repositories: no connection, one point.
+    text, variables = heads_query([f"o{i}/r" for i in range(100)])
+    assert (cost(parse(text), variables).points, cost(parse(text), variables).nodes) == (1, 0)
     # The hunt's own query: 20 listings of 100 forks, each fork's fork count: 20 x 101 requests.
     text, variables = forks_query([PageWanted(f"o{i}/r", None, 100) for i in range(20)])
     assert (cost(parse(text), variables).requests, cost(parse(text), variables).points) == (
@@ -298,9 +307,13 @@ def test_every_query_respond_sent_validates_against_github_schema(
     network: Hunt, github_schema: graphql.GraphQLSchema
 ) -> None:
     sent = {text for text, _v, _a in network.queries}
+    assert any(t.startswith("query Heads(") for t in sent)  # the searched repositories' heads
+    assert any(t.startswith("query Forks(") for t in sent)
     sent.add(forks_query([PageWanted("a/b")])[0])
     sent.add(forks_query([PageWanted(f"o{i}/r", "c", 7) for i in range(20)])[0])
-    assert len(sent) >= 3
+    sent.add(heads_query(["a/b"])[0])
+    sent.add(heads_query([f"o{i}/r" for i in range(HEADS_PER_QUERY)])[0])
+    assert len(sent) >= 5
     for text in sent:
         assert graphql.validate(github_schema, graphql.parse(text)) == [], text
 
@@ -322,6 +335,45 @@ def test_the_world_answers_in_github_schema_shapes(
         )
         assert result.errors is None, result.errors
         assert result.data == answer["data"]
+
+
+def test_heads_of_every_kind_of_repository_in_github_schema_shapes(
+    tmp_path: Path, github_schema: graphql.GraphQLSchema
+) -> None:
+    # A copy, one deleted, one taken down, one empty: the world's answers fit GitHub's schema,
+    # and the client reads each for what it is (REST then decides the three without a head).
+    world, _net, _files = network_world(3)
+    world.add(FakeRepo("gone/x", {"a.ts": b"x"}, deleted=True))
+    world.add(FakeRepo("blocked/x", {"a.ts": b"x"}, disabled=True))
+    world.add(FakeRepo("empty/x", {}))
+    names = [ROOT, "gone/x", "blocked/x", "empty/x"]
+    with FakeWorld(world) as fake:
+        services = Services(world_settings(fake, tmp_path), ClientOptions(dry_run=False))
+
+        async def go() -> list[Any]:
+            try:
+                return list(await github_graphql(services).heads(names))
+            finally:
+                await services.aclose()
+
+        heads = asyncio.run(go())
+        ((text, variables, answer),) = fake.graphql.queries
+    assert [h.state.value for h in heads] == ["ok", "missing", "blocked", "empty"]
+    repo = world.repo(ROOT)
+    assert repo is not None and heads[0].default_branch == repo.default_branch
+    assert heads[0].commit and heads[0].tree and heads[0].pushed_at
+    assert "Repository access blocked" in heads[2].reason
+    assert graphql.validate(github_schema, graphql.parse(text)) == []
+    result = graphql.execute_sync(
+        github_schema,
+        graphql.parse(text),
+        root_value=answer["data"],
+        variable_values=variables,
+        field_resolver=answer_by_key,
+        type_resolver=type_by_name,
+    )
+    assert result.errors is None, result.errors
+    assert result.data == answer["data"]
 
 
 def test_the_world_refuses_what_github_refuses(github_schema: graphql.GraphQLSchema) -> None:

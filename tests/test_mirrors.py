@@ -15,7 +15,6 @@ import pytest
 from playbook.clock import utcnow
 from playbook.codec import to_json
 from playbook.config.settings import Mode, Settings
-from playbook.engine.runner import StoreRecords
 from playbook.errors import DryRunViolation
 from playbook.mirrors.fingerprints import manifest_dict
 from playbook.mirrors.model import Verdict
@@ -29,7 +28,7 @@ from playbook.rehearsal.world import (
 )
 from playbook.services.hub import MemoryCache, Services
 from playbook.spec import PackageSpec
-from playbook.steps.base import Records, StepContext, StepOutputs
+from playbook.steps.base import MemoryRecords, Records, StepContext, StepOutputs
 from playbook.steps.mirrors import (
     CheckCdns,
     HuntMirrors,
@@ -117,31 +116,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         yield Run(fake, world, hunt, verify, records.mirrors(), home)
 
 
-class StepRecordsMemory:
+class StepRecordsMemory(MemoryRecords):
     """Records kept in memory, with the store's JSON round trip (what a step really gets back)."""
 
-    def __init__(self) -> None:
-        self.data: dict[tuple[str, str], str] = {}
-
-    def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool:
-        text = json.dumps(data, sort_keys=True)
-        changed = self.data.get((kind, key)) != text
-        self.data[(kind, key)] = text
-        return changed
-
-    def update(self, kind: str, key: str, change: Any) -> bool:
-        data = change(self.get(kind, key))
-        return False if data is None else self.put(kind, key, data)
-
-    def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
-        text = self.data.get((kind, key))
-        return None if text is None else dict(json.loads(text))
-
-    def all(self, kind: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for (k, _), v in sorted(self.data.items()) if k == kind]
-
     def mirrors(self) -> dict[str, dict[str, Any]]:
-        return {m["url"]: m for m in self.all("mirror")}
+        return {m["url"]: m for m in self.rows.records(self.incident_id, "mirror")}
 
 
 def verdicts(run: Run, verdict: str) -> set[str]:
@@ -344,14 +323,13 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
         with FakeWorld(world) as fake:
             settings = world_settings(fake, tmp_path / "home")
             services = Services(settings, ClientOptions(dry_run=False), cache=StoreCache(store))
-            records = StoreRecords(store, "inc-1")
+            records = Records(store, "inc-1")
             asyncio.run(hunt_and_verify(settings, services, workdir, world, records))
             before = {m.url: m for m in list_mirrors(store, "inc-1")}
             assert before[f"{GH}leaker2/mirror"].verdict is Verdict.COPY
             fake.disable("leaker2/mirror")
             fake.delete("renamer/widget-cli-src")
             trees_before = fake.stats.count("github.trees")
-            fresh_before = fake.stats.statuses[200]
             log_before = len(fake.stats.log)
             revalidated_before = fake.stats.not_modified
             services = Services(settings, ClientOptions(dry_run=False), cache=StoreCache(store))
@@ -364,12 +342,16 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
 
             changes = asyncio.run(again())
             trees = fake.stats.count("github.trees") - trees_before
-            fresh = fake.stats.statuses[200] - fresh_before
             fresh_trees = sum(
                 1 for _, route, _, status in fake.stats.log[log_before:]
                 if route == "github.trees" and status == 200
             )  # fmt: skip
             revalidated = fake.stats.not_modified - revalidated_before
+            github = [
+                (route, status)
+                for _, route, _, status in fake.stats.log[log_before:]
+                if route.startswith("github.")
+            ]
     finally:
         after = {m.url: m for m in list_mirrors(store, "inc-1")}
         store.close()
@@ -381,18 +363,22 @@ def test_recheck_uses_304s_and_records_a_takedown(tmp_path: Path) -> None:
     assert after[f"{GH}leaker2/mirror"].status == "resolved"
     assert after[f"{GH}renamer/widget-cli-src"].status == "resolved"
     assert after[f"{GH}leaker0/widget-cli-source"].status == "open"
-    github_repos = sum(1 for m in before.values() if m.host == "github.com")
-    untouched = sum(1 for m in before.values() if "last push" in m.evidence)
-    assert trees == github_repos - untouched  # one tree request per repository, 304 or not
-    # Unchanged trees came back 304, but for the forks the first pass proved by their listed
-    # tree SHA (never fetched then); a commit is asked for each copy the listing had pinned.
-    same_tree = sum(1 for m in before.values() if "the same tree SHA" in m.evidence)
-    assert 0 < fresh_trees <= same_tree + 2  # + the two repositories taken down or deleted
-    copies = sum(1 for m in before.values() if m.verdict is Verdict.COPY)
-    assert fresh <= 10 + same_tree + copies
-    # Every tree fetched before but the three that changed (two taken down now, one already)
-    # answered 304.
-    assert revalidated >= trees - 3 - same_tree
+    rechecked = [
+        m for m in after.values() if m.host == "github.com" and "last push" not in m.evidence
+    ]
+    gone = [m for m in rechecked if m.verdict in (Verdict.DISABLED, Verdict.GONE)]
+    distinct = {m.tree_sha for m in rechecked if m.tree_sha}
+    assert len(gone) == 3 and len(distinct) < len(rechecked) - len(gone)
+    # One tree request per distinct tree, at the oid GraphQL answered (a repository whose tree
+    # oid was verified already costs none), and one by branch for each repository GraphQL did
+    # not resolve (the REST answer tells a takedown from a deletion).
+    assert trees == len(distinct) + len(gone)
+    # Every tree asked for again at the same oid: 304s. The only fresh GitHub answer is the one
+    # GraphQL query for the heads; no commit request.
+    assert fresh_trees == 0
+    assert [route for route, status in github if status == 200] == ["github.graphql"]
+    assert "github.commits" not in {route for route, _ in github}
+    assert revalidated >= trees - len(gone)
 
 
 def test_coverage_names_every_source_searched_and_only_standing_limits(run: Run) -> None:

@@ -218,22 +218,26 @@ def test_reformatted_copies_past_the_download_allowance_are_named_not_guessed(
     from playbook.rehearsal.world.seed import prettier_style
 
     world = World(PKG, VER)
-    for i in range(5):  # 5 samples of 6 files: past the pass's 24 downloads
-        world.add(FakeRepo(f"pretty{i}/leak", {p: prettier_style(d) for p, d in FIRST.items()}))
+    pretty = {p: prettier_style(d) for p, d in FIRST.items()}
+    for i in range(5):  # 5 samples of 6 files: past the pass's 24 downloads (distinct trees)
+        world.add(FakeRepo(f"pretty{i}/leak", {**pretty, "README.md": f"# {i}\n".encode()}))
+    # The same tree as pretty4's: never `unrelated` by identity with a tree left uncompared.
+    world.add(FakeRepo("twin/leak", {**pretty, "README.md": b"# 4\n"}))
 
     async def work(s: Services) -> tuple[list[Mirror], Coverage]:
         verifier = Verifier(MANIFEST, s, Official())
-        names = [f"pretty{i}/leak" for i in range(5)]
+        names = [f"pretty{i}/leak" for i in range(5)] + ["twin/leak"]
         mirrors = await verifier.run(Candidate(GH + n, "github.com", "repo", n) for n in names)
         return mirrors, verification_coverage(verifier, mirrors)
 
     (mirrors, coverage), fake = run(world, tmp_path, work)
     verdicts = [m.verdict for m in mirrors]
-    assert verdicts == [Verdict.COPY] * 4 + [Verdict.UNVERIFIED]  # not compared: no absence
-    assert "allowance was spent" in mirrors[4].evidence
+    assert verdicts == [Verdict.COPY] * 4 + [Verdict.UNVERIFIED] * 2  # not compared: no absence
+    assert mirrors[4].tree_sha == mirrors[5].tree_sha
+    assert all("allowance was spent" in m.evidence for m in mirrors[4:])
     assert fake.stats.count("github.blobs") == 24
     gap = next(g for g in coverage.run_gaps if g.kind == GapKind.UNVERIFIED)
-    assert "1 candidates hold leaked paths" in gap.detail and "pretty4/leak" in gap.detail
+    assert "2 candidates hold leaked paths" in gap.detail and "pretty4/leak" in gap.detail
 
 
 def test_the_scanners_own_manifest_proves_a_prettier_copy(tmp_path: Path) -> None:

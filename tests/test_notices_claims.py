@@ -170,34 +170,39 @@ def test_a_notice_cites_nothing_at_head(checked: dict[str, Mirror]) -> None:
 
 
 class PushBetween(httpx.AsyncBaseTransport):
-    """The real transport, plus a push to one repository right after its tree was read."""
+    """The real transport, plus a push to one repository right after the request `after`."""
 
-    def __init__(self, world: World, name: str, files: dict[str, bytes]) -> None:
+    def __init__(self, world: World, name: str, files: dict[str, bytes], after: str) -> None:
         self.inner = httpx.AsyncHTTPTransport()
-        self.world, self.name, self.files = world, name, files
+        self.world, self.name, self.files, self.after = world, name, files, after
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        if request.url.path.endswith(f"/repos/{self.name}/git/trees/main"):
+        if request.url.path.endswith(self.after):
             repo = self.world.repo(self.name)
             assert repo is not None
-            repo.files = dict(self.files)  # the branch moves before the commit is asked for
+            repo.files = dict(self.files)  # the branch moves
         return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
-def test_a_branch_that_moves_between_tree_and_commit_is_checked_at_the_commit(
-    tmp_path: Path,
-) -> None:
+def moving(tmp_path: Path, after: str, token: str | None) -> tuple[Mirror, FakeWorld, str]:
+    """Verify moving/leak (60 leaked files) while a push (all 120) lands right after `after`;
+    also the commit its branch pointed at before the push."""
+    from playbook.rehearsal.world.github import commit_sha, folder_shas
+
     world = World(package=PKG, version=VER)
-    world.add(FakeRepo("moving/leak", dict(FIRST_60), label="partial"))
+    repo = world.add(FakeRepo("moving/leak", dict(FIRST_60), label="partial"))
+    before = commit_sha(folder_shas(repo)[""])
     pushed = {**LEAK, "README.md": b"# all of it now\n"}
     manifest = manifest_from_json(manifest_dict(LEAK, PKG, VER))
     with FakeWorld(world) as fake:
-        options = ClientOptions(dry_run=False, transport=PushBetween(world, "moving/leak", pushed))
-        services = Services(world_settings(fake, tmp_path), options, cache=MemoryCache())
+        transport = PushBetween(world, "moving/leak", pushed, after)
+        options = ClientOptions(dry_run=False, transport=transport)
+        settings = world_settings(fake, tmp_path, token=token)
+        services = Services(settings, options, cache=MemoryCache())
 
         async def run() -> list[Mirror]:
             try:
@@ -209,7 +214,29 @@ def test_a_branch_that_moves_between_tree_and_commit_is_checked_at_the_commit(
                 await services.aclose()
 
         (mirror,) = asyncio.run(run())
+    assert repo.files == pushed  # the push happened
+    return mirror, fake, before
+
+
+def test_a_branch_that_moves_between_tree_and_commit_is_checked_at_the_commit(
+    tmp_path: Path,
+) -> None:
+    # The REST path (no token, so no GraphQL): the tree by branch, then the branch's commit.
+    mirror, fake, before = moving(tmp_path, "/repos/moving/leak/git/trees/main", None)
     # The evidence is the tree of the commit cited, not the tree read a moment before.
     assert len(mirror.matched_paths) == 120 and mirror.unvendored_files == 121
     assert mirror.verdict is Verdict.COPY and mirror.commit_sha and mirror.tree_sha
+    assert mirror.commit_sha != before
     assert fake.stats.count("github.trees") == 2 and fake.stats.count("github.commits") == 1
+
+
+def test_a_branch_that_moves_after_the_graphql_answer_is_checked_at_the_answered_commit(
+    tmp_path: Path,
+) -> None:
+    # With a token: GraphQL answers the head, the push lands, and the tree is listed at the
+    # answered tree oid: the 60 files of the commit cited, not the 120 pushed a moment later.
+    mirror, fake, before = moving(tmp_path, "/graphql", "fake-github-token")
+    assert mirror.commit_sha == before and mirror.tree_sha
+    assert len(mirror.matched_paths) == 60 and mirror.unvendored_files == 60
+    assert fake.stats.count("github.graphql") == 1
+    assert fake.stats.count("github.trees") == 1 and fake.stats.count("github.commits") == 0

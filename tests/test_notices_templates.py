@@ -15,8 +15,10 @@ from playbook.codec import to_json
 from playbook.config.org import ORG_FIELDS, init_text, load_org
 from playbook.config.settings import Mode, Settings
 from playbook.errors import RespondError, UsageError
+from playbook.mirrors.model import Mirror
 from playbook.net.http import ClientOptions
 from playbook.notices.drafts import draft_notices
+from playbook.notices.model import Notice
 from playbook.notices.render import Renderer
 from playbook.notices.report import render_documents
 from playbook.notices.view import load_view
@@ -195,7 +197,7 @@ def test_the_notices_step_drafts_files_and_records_from_its_context(tmp_path: Pa
     full_org(tmp_path)
     records = MemoryRecords()
     for record in mirrors():
-        records.put("mirror", record["url"], record)
+        records.put(Mirror.from_record(record))
     events: list[tuple[str, object]] = []
     services = Services(Settings(home=tmp_path), ClientOptions(dry_run=False))
     ctx = context(tmp_path, "notices", services, records)
@@ -205,17 +207,17 @@ def test_the_notices_step_drafts_files_and_records_from_its_context(tmp_path: Pa
     assert {n["kind"] for n in notices} >= {"dmca-github", "advisory", "private-info-github"}
     for notice in notices:
         assert (tmp_path / "incident" / notice["file"]).is_file()
-        assert records.get("notice", notice["id"]) is not None
+        assert records.get(Notice, notice["id"]) is not None
     assert ("notice.network_statement_refused") in [k for k, _ in events]
-    root = records.get("mirror", "https://github.com/leaker/acme-cli-src")
-    assert root is not None and root["status"] == "notice_drafted"
+    root = records.get(Mirror, "https://github.com/leaker/acme-cli-src")
+    assert root is not None and root.status == "notice_drafted"
 
 
 def test_the_notices_step_splits_the_dmca_notice_when_the_runbook_asks(tmp_path: Path) -> None:
     full_org(tmp_path)
     records = MemoryRecords()
     for record in mirrors():
-        records.put("mirror", record["url"], record)
+        records.put(Mirror.from_record(record))
     services = Services(Settings(home=tmp_path), ClientOptions(dry_run=False))
     ctx = dataclasses.replace(
         context(tmp_path, "notices", services, records), params={"dmca_per_network": True}

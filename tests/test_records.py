@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from playbook.clock import utcnow
 from playbook.codec import DecodeError
 from playbook.mirrors.model import IllegalTransition, Mirror, MirrorStatus, Verdict, transition
 from playbook.notices.model import IllegalNoticeMove, Notice, NoticeStatus
 from playbook.notices.model import transition as move_notice
+from playbook.store.records import MemoryRecords, Records
+from playbook.store.sqlite import Incident, Store
 
 URL = "https://github.com/leaker/cli-src"
 
@@ -47,3 +52,34 @@ def test_a_notice_moves_from_draft_to_sent_to_resolved_only() -> None:
     done = move_notice(sent, NoticeStatus.RESOLVED, "copies down")
     with pytest.raises(IllegalNoticeMove, match="from resolved to sent"):
         move_notice(done, NoticeStatus.SENT, "sent again")
+
+
+@pytest.mark.parametrize("backend", ["store", "memory"])
+def test_records_hand_out_typed_records_and_keep_rows_as_json(backend: str, tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    try:
+        if backend == "store":
+            incident = Incident("inc-1", utcnow(), "live", ("p@1.0.0",), {}, "rb", "h", "", "open")
+            store.create_incident(incident, [])
+            records: Records = Records(store, "inc-1")
+        else:
+            records = MemoryRecords("inc-1")
+        assert records.get(Mirror, URL) is None and records.all(Notice) == []
+        assert records.put(mirror())
+        assert not records.put(mirror())  # the same data again changes nothing
+        assert records.get(Mirror, URL) == mirror()
+        assert records.all(Notice) == []  # kinds are apart
+        moved = records.update(
+            Mirror, URL, lambda m: None if m is None else transition(m, MirrorStatus.RESOLVED, "t")
+        )
+        assert moved and records.get(Mirror, URL) == mirror(MirrorStatus.RESOLVED)
+        assert not records.update(Mirror, URL, lambda _m: None)  # None leaves it
+        assert not records.update(Notice, "absent", lambda n: n)  # nothing there, nothing made
+        assert records.get(Notice, "absent") is None
+        row = records.rows.record("inc-1", "mirror", URL)
+        assert row is not None and row["status"] == "resolved"  # the stored JSON form
+        records.rows.update_record("inc-1", "mirror", URL, lambda r: {**(r or {}), "verdict": "x"})
+        with pytest.raises(DecodeError, match="verdict"):  # a bad row is refused on the way in
+            records.get(Mirror, URL)
+    finally:
+        store.close()

@@ -26,7 +26,8 @@ from playbook.errors import (
 from playbook.gaps import gaps_of
 from playbook.services.hub import Services
 from playbook.spec import PackageSpec, parse_spec
-from playbook.steps.base import Change, Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.store.records import Records
 from playbook.store.sqlite import Incident, StepRecord, StepStatus, Store
 
 # Errors that a retry cannot fix: the same request would be refused the same way.
@@ -426,7 +427,7 @@ class Engine:
             settings=self.settings,
             services=self.services,
             workdir=self.store.incident_dir(incident_id),
-            records=StoreRecords(self.store, incident_id),
+            records=Records(self.store, incident_id),
             file_prefix=f"{node.target.slug}/" if run.many and not node.wide else "",
             resumed=resumed,
             progress=lambda message: self.reporter.progress(node.key, message),
@@ -462,26 +463,6 @@ class Engine:
         self._transition(run, node.key, status, error=error)
         if node.spec.on_failure == "stop":
             run.stop = True
-
-
-class StoreRecords:
-    """The incident's records (mirrors, notices) through the step contract's Records protocol."""
-
-    def __init__(self, store: Store, incident_id: str) -> None:
-        self.store = store
-        self.incident_id = incident_id
-
-    def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool:
-        return self.store.put_record(self.incident_id, kind, key, data)
-
-    def update(self, kind: str, key: str, change: Change) -> bool:
-        return self.store.update_record(self.incident_id, kind, key, change)
-
-    def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
-        return self.store.record(self.incident_id, kind, key)
-
-    def all(self, kind: str) -> list[dict[str, Any]]:
-        return self.store.records(self.incident_id, kind)
 
 
 def _json(outputs: StepOutputs | None) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from playbook.codec import from_json, to_json
 from playbook.mirrors.coverage import Coverage
@@ -127,6 +127,8 @@ class Candidate:
 class Mirror:
     """One mirror record (contracts.md, kind "mirror"), plus the keys recheck needs."""
 
+    record_kind: ClassVar[str] = "mirror"
+
     url: str
     host: str
     kind: str
@@ -161,6 +163,10 @@ class Mirror:
     tree_sha: str | None = None
     matched_paths: tuple[tuple[str, str], ...] = ()
     unvendored_files: int = 0
+
+    @property
+    def record_key(self) -> str:
+        return self.url
 
     def to_record(self) -> dict[str, Any]:
         return to_json(self)  # type: ignore[no-any-return]

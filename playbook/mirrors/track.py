@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from playbook.clock import utcnow
 from playbook.errors import UsageError
@@ -14,6 +13,7 @@ from playbook.mirrors.model import Change, Mirror, MirrorStatus, Verdict, transi
 from playbook.mirrors.official import read_official
 from playbook.mirrors.verify import Verifier
 from playbook.services.hub import Services
+from playbook.store.records import Records
 from playbook.store.sqlite import Store
 
 GONE = (Verdict.DISABLED, Verdict.GONE)
@@ -23,7 +23,7 @@ WATCHED = ("verdict", "matched", "tree_files")
 def list_mirrors(store: Store, incident_id: str) -> list[Mirror]:
     """Every mirror recorded for the incident, copies first, then by URL."""
     store.get_incident(incident_id)  # a clear error for an unknown incident
-    mirrors = [Mirror.from_record(r) for r in store.records(incident_id, "mirror")]
+    mirrors = Records(store, incident_id).all(Mirror)
     rank = {v: n for n, v in enumerate(Verdict)}
     return sorted(mirrors, key=lambda m: (rank[m.verdict], m.url))
 
@@ -104,15 +104,14 @@ def _settle_stored(store: Store, incident_id: str, new: Mirror, at: str) -> list
     or a `notice sent` that moved the record while the recheck was out on the network stands."""
     found: list[Change] = []
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        if current is None:
+    def change(now: Mirror | None) -> Mirror | None:
+        if now is None:
             return None
-        now = Mirror.from_record(current)
         settled = settle(now, new)
         found[:] = diff(now, settled, at)
-        return settled.to_record()
+        return settled
 
-    store.update_record(incident_id, "mirror", new.url, change)
+    Records(store, incident_id).update(Mirror, new.url, change)
     return found
 
 

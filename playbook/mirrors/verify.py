@@ -1,21 +1,30 @@
 """Proof: each candidate's file tree against the leaked files' hashes, and the verdict it earns.
 
-One request per GitHub candidate, two when anything matches (see "Evidence, kept for the
-notices" below), none for a fork proven by identity (below):
-`git/trees/<default branch or HEAD>?recursive=1` lists every file with its git
-blob SHA-1, intersected with the manifest's first-party blob SHA-1s. A blob SHA
-matches by content wherever the file sits, so renamed and moved files match as they are.
+One request per distinct GitHub tree, and a GraphQL query per HEADS_PER_QUERY (100) GitHub
+candidates found by search (below); none for a repository proven by identity:
+`git/trees/<tree oid>?recursive=1` lists every file with its git blob SHA-1, intersected with the
+manifest's first-party blob SHA-1s. A blob SHA matches by content wherever the file sits, so
+renamed and moved files match as they are.
 A repository whose last push (`pushed_at`, carried by every listing) is older than the publish
 time cannot hold the leak and is `unrelated` at no cost: the vendor's thousands of legitimate
 forks mostly end there.
 
-Forks proven by identity: a fork from a GraphQL listing comes with its default branch's commit
-and that commit's tree oid. When that tree SHA is a tree verified earlier in the pass (forks sort
-after the repositories they were found from), the fork gets that tree's verdict and matched
-files with its own commit and tree SHA as the evidence: git addresses content, so equal tree
-SHAs mean identical files. Only distinct trees are fetched; one whose SHA is the listed tree oid
-is pinned to the listed commit (no commit request either). A fork that removed the leak has
-another tree, is fetched, and is judged for what it holds.
+Heads first: a fork from a GraphQL listing comes with its default branch's commit and that
+commit's tree oid; the repositories found by search (and stored mirrors being rechecked) get
+theirs before verification starts, HEADS_PER_QUERY a GraphQL query (one point each: no
+connection), with their last push (code search's listing does not carry it). The tree is then
+listed by that tree oid, so the files checked are exactly those of the commit a notice cites
+(a branch moving between the query and the tree request changes nothing), and no commit request
+is needed. Without a token, when GraphQL fails or its points run out, or for a repository it
+did not resolve, the REST path stands: the tree by branch, then (for a tree that matched
+anything) the commit the branch points at, the tree at that commit again should the branch have
+moved in between; the coverage says which path each part of the pass took.
+
+Proven by identity: when a candidate's tree oid is a tree verified earlier in the pass (roots
+sort before forks), it gets that tree's verdict and matched files with its own commit and tree
+SHA as the evidence: git addresses content, so equal tree SHAs mean identical files. Only
+distinct trees are fetched. A fork that removed the leak has another tree, is fetched, and is
+judged for what it holds.
 
 Reformatted files (prettier, a re-indent: other blobs at the same paths): when blob matches
 alone do not make a copy but enough tree entries sit at leaked paths (or carry a leaked file's
@@ -29,7 +38,8 @@ leaked file reformatted, the other entries at leaked paths are counted as reform
 first sampled file that is not ends the sample and keeps them out. Takedown claims name the
 proven files only. At most max(DOWNLOAD_FLOOR, DOWNLOAD_SHARE x candidates) downloads in a whole
 pass (a candidate the allowance cannot sample whole is named in the coverage), so verifying N
-candidates costs at most N + max(24, N / 10) GitHub requests besides the commit requests.
+candidates costs at most N / 100 + N + max(24, N / 10) GitHub requests with a token (distinct
+trees only), and N more commit requests at most on the REST path.
 
 Verdicts:
 - `official`: on respond.toml's [official] allowlist, whatever it holds.
@@ -47,12 +57,11 @@ Verdicts:
   repository is `unrelated`.
 
 Evidence, kept for the notices: every matched path (as the candidate's tree names it, beside the
-leaked file it matches), the tree's SHA, the count of files outside vendored folders, and for a
-GitHub repository that matched anything, the commit its branch pointed at (one more request,
-only for those), so every file a notice names is a permalink at the commit that was checked.
-Should the branch have moved between the two requests, the tree at that commit is checked again.
-A GitLab or Codeberg candidate costs two requests, matched or not: its branch's commit, then the
-tree at that commit (playbook.services.forge), so its evidence and its permalinks agree.
+leaked file it matches), the tree's SHA, the count of files outside vendored folders, and the
+commit whose tree was checked (its head, above), so every file a notice names is a permalink at
+the commit that was checked. A GitLab or Codeberg candidate costs two requests, matched or not:
+its branch's commit, then the tree at that commit (playbook.services.forge), so its evidence and
+its permalinks agree.
 """
 
 from __future__ import annotations
@@ -77,6 +86,7 @@ from playbook.scan.winnow import SIMILAR, similarity
 from playbook.services.archive import SWH
 from playbook.services.forge import ForgeRepo, codeberg, gitlab
 from playbook.services.github import GITHUB, Commit, Tree, TreeState, github_api
+from playbook.services.github_graphql import HEADS_PER_QUERY, Head, github_graphql
 from playbook.services.hub import Services
 
 COPY_RATIO = 0.5
@@ -85,6 +95,46 @@ DOWNLOAD_SHARE = 0.1
 DOWNLOAD_FLOOR = 24
 SAMPLE_PATHS = 10
 Progress = Callable[[str], None]
+HEADS = "verify-commits"  # the coverage's name for how the heads were learned
+
+
+@dataclass
+class HeadsPass:
+    """How the GitHub candidates' default-branch commits were learned (the coverage says it)."""
+
+    wanted: int = 0  # GitHub candidates without a listed commit
+    pinned: int = 0  # answered through GraphQL with a commit and tree oid
+    queries: int = 0
+    unresolved: int = 0  # GraphQL answered no commit (missing, blocked, empty): REST decided
+    stopped: str = ""  # why GraphQL stopped (or never started): REST for the rest
+    unserved: int = 0  # a tree oid the host would not list: listed by branch instead
+
+    def describe(self) -> str:
+        parts: list[str] = []
+        if self.pinned:
+            parts.append(
+                f"{self.pinned:,} of {self.wanted:,} GitHub repositories without a listed commit "
+                f"had their default branch's commit and tree oid through GraphQL "
+                f"({self.queries:,} queries), each tree listed at that commit"
+            )
+        if self.stopped:
+            parts.append(f"GraphQL {'stopped' if self.queries else 'not used'}: {self.stopped}")
+        rest = self.wanted - self.pinned
+        if rest:
+            parts.append(
+                f"{rest:,} of {self.wanted:,} checked through REST (the tree by branch, then the "
+                "commit of any that matched)"
+                + (
+                    f", {self.unresolved:,} of them not resolved by GraphQL"
+                    if self.unresolved
+                    else ""
+                )
+            )
+        if self.unserved:
+            parts.append(
+                f"{self.unserved:,} trees not served at their listed oid were listed by branch"
+            )
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -191,9 +241,10 @@ class Verifier:
         # the same files (git addresses content) and is judged from it without a request.
         self._trees: dict[str, tuple[Candidate, Tree, Match]] = {}
         self.by_identity = 0
+        self.heads = HeadsPass()
 
     async def run(self, candidates: Iterable[Candidate]) -> list[Mirror]:
-        cands = sorted(candidates, key=_order)
+        cands = sorted(await self._heads(list(candidates)), key=_order)
         self.downloads_left = max(DOWNLOAD_FLOOR, int(DOWNLOAD_SHARE * len(cands)))
         official = [c for c in cands if c.kind == "repo" and is_official(c, self.official)]
         mirrors = {m.url: m for m in await self._run_group(official)}
@@ -204,6 +255,47 @@ class Verifier:
         for done in await asyncio.gather(*(self._run_group(g) for g in groups)):
             mirrors.update((m.url, m) for m in done)
         return _archives_of_copies(annotate([mirrors[c.url] for c in cands if c.url in mirrors]))
+
+    async def _heads(self, cands: list[Candidate]) -> list[Candidate]:
+        """Each GitHub candidate without a listed commit, with its default branch's commit and
+        tree oid through GraphQL (HEADS_PER_QUERY a query); REST stays the path for the rest."""
+        wanted = [
+            c
+            for c in cands
+            if c.host == GITHUB
+            and c.kind == "repo"
+            and not (c.commit_sha and c.tree_sha)
+            and not self._untouched(c)
+        ]
+        self.heads = HeadsPass(wanted=len(wanted))
+        if not wanted:
+            return cands
+        if not self.services.settings.github_token:
+            self.heads.stopped = "no GitHub token: GitHub's GraphQL API needs one"
+            return cands
+        gql = github_graphql(self.services)
+        found: dict[str, Head] = {}
+        for start in range(0, len(wanted), HEADS_PER_QUERY):
+            batch = wanted[start : start + HEADS_PER_QUERY]
+            try:
+                heads = await gql.heads([c.name for c in batch])
+            except Exception as exc:
+                if not is_outside_failure(exc):
+                    raise
+                self.heads.stopped = reason(exc)
+                self.progress(f"GitHub GraphQL stopped: {self.heads.stopped}; REST goes on")
+                break
+            self.heads.queries += 1
+            for cand, head in zip(batch, heads, strict=True):
+                if head.state is TreeState.OK:
+                    found[cand.url] = head
+                else:
+                    self.heads.unresolved += 1
+        self.heads.pinned = len(found)
+        self.progress(
+            f"GitHub GraphQL: {len(found):,} default-branch commits in {self.heads.queries} queries"
+        )
+        return [_headed(c, found[c.url]) if c.url in found else c for c in cands]
 
     async def _run_group(self, cands: list[Candidate]) -> list[Mirror]:
         out: list[Mirror] = []
@@ -252,15 +344,15 @@ class Verifier:
         if tree.state is not TreeState.OK:
             return self._gone(cand, tree)
         match = match_tree(tree.entries, self.fp, tree.sha)
-        if tree.commit:  # a forge's tree, listed at the commit its branch pointed at
+        if tree.commit:  # listed at a commit: its head's (GitHub) or its branch's (a forge)
             match = replace(match, commit=Commit(tree.commit, tree.sha))
         if is_official(cand, self.official):
             self._public_shas |= {sha for _, sha in tree.entries}
         elif cand.host == GITHUB:
             match = await self._reformatted(cand, tree, match)
-            if match.matched:
+            if match.matched and match.commit is None:
                 tree, match = await self._pinned(cand, tree, match)
-            if tree.sha and not tree.truncated:
+            if tree.sha and not tree.truncated and cand.name not in self.unsampled:
                 self._trees.setdefault(tree.sha, (cand, tree, match))
         mirror = self._judge(cand, match)
         if cand.name in self.unsampled and mirror.verdict is Verdict.UNRELATED:
@@ -309,10 +401,17 @@ class Verifier:
 
     async def _tree(self, cand: Candidate) -> Tree:
         if cand.host == GITHUB:
-            # By branch, not by the listed commit: a recheck asks the same URL (an ETag 304),
-            # and a tree SHA equal to the listed one pins it to the listed commit (_pinned).
-            ref = cand.default_branch or "HEAD"
-            return await github_api(self.services).tree(cand.name, ref)
+            gh = github_api(self.services)
+            if cand.commit_sha and cand.tree_sha:
+                # At the listed tree oid: the files of the commit cited, whatever the branch
+                # did since (a recheck asks the same URL while nothing changed: an ETag 304).
+                pinned = await gh.tree(cand.name, cand.tree_sha)
+                if pinned.state is TreeState.OK and pinned.sha == cand.tree_sha:
+                    return replace(pinned, commit=cand.commit_sha)
+                if pinned.state is not TreeState.MISSING:
+                    return pinned  # blocked or empty: the REST answer says so
+                self.heads.unserved += 1  # not served at that oid (gone since?): by branch
+            return await gh.tree(cand.name, cand.default_branch or "HEAD")
         forge = gitlab(self.services) if cand.host == "gitlab.com" else codeberg(self.services)
         repo = ForgeRepo(
             cand.host, cand.name, cand.url, cand.api_id or cand.name, cand.default_branch
@@ -444,6 +543,18 @@ class Verifier:
         )
 
 
+def _headed(cand: Candidate, head: Head) -> Candidate:
+    """The candidate with what GraphQL said its default branch holds now."""
+    return replace(
+        cand,
+        default_branch=head.default_branch or cand.default_branch,
+        commit_sha=head.commit,
+        tree_sha=head.tree,
+        pushed_at=head.pushed_at or cand.pushed_at,
+        fork=cand.fork or head.fork,
+    )
+
+
 def _truncated(mirror: Mirror, subtrees: int) -> Mirror:
     """A tree not listed whole proves no absence: never `unrelated`, at most what matched."""
     why = (
@@ -501,7 +612,10 @@ def verification_coverage(verifier: Verifier, mirrors: Iterable[Mirror]) -> Cove
         )
     done = len(items) - len(left)
     what = f"{done:,} of {len(items):,} candidates verified"
-    return Coverage((Searched("verify", what),), tuple(gaps))
+    searched = [Searched("verify", what)]
+    if verifier.heads.wanted:
+        searched.append(Searched(HEADS, verifier.heads.describe()))
+    return Coverage(tuple(searched), tuple(gaps))
 
 
 def _spread(items: list[str], n: int) -> list[str]:

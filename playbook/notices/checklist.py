@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
 
 from markupsafe import Markup
 
@@ -39,28 +38,71 @@ def secret_places(secrets: Sequence[SecretSummary], claims: Iterable[Claim]) -> 
     return places
 
 
+# What only some notices carry. Each field is a template variable of the same name (all of a
+# notice's fields, None ones too: a template tells "none" from "not this notice's").
+
+
+@dataclass(frozen=True)
+class DmcaExtra:
+    networks: tuple[Network, ...]
+    claim_kind: str  # ClaimKind: "entire" or "files"
+    sibling: str | None  # the id of the notice with the other claim kind, if there is one
+    decisions: Mapping[str, StatementDecision]  # by network root
+
+
+@dataclass(frozen=True)
+class NpmCopiesExtra:
+    claims: tuple[Claim, ...]
+
+
+@dataclass(frozen=True)
+class ForgeCopiesExtra:
+    host_label: str
+    claims: tuple[Claim, ...]
+
+
+@dataclass(frozen=True)
+class SecretsExtra:
+    secrets: tuple[SecretSummary, ...]
+    places: tuple[SecretPlace, ...]
+
+
+@dataclass(frozen=True)
+class CdnExtra:
+    base_url: str
+    urls: tuple[str, ...]
+
+
+Extra = DmcaExtra | NpmCopiesExtra | ForgeCopiesExtra | SecretsExtra | CdnExtra | None
+
+
+def template_vars(extra: Extra) -> dict[str, object]:
+    """The extra's fields as template variables (none for a notice without extras)."""
+    if extra is None:
+        return {}
+    return {f.name: getattr(extra, f.name) for f in fields(extra)}
+
+
 def checklist(
-    view: IncidentView, kind: str, extra: Mapping[str, Any], mirrors: Sequence[Mirror],
+    view: IncidentView, kind: str, extra: Extra, mirrors: Sequence[Mirror],
     gaps: Sequence[str], now: str,
 ) -> tuple[str, ...]:  # fmt: skip
     """What a person must check before this draft is sent, from what the draft says."""
     items: list[str] = []
-    networks = extra.get("networks")
-    if isinstance(networks, tuple):
+    if isinstance(extra, DmcaExtra):
+        networks = extra.networks
         items += _claim_items([c for n in networks for c in n.claims], len(networks))
-        sibling = extra.get("sibling")
-        if sibling:
-            other = "specific-file" if extra.get("claim_kind") == "entire" else "entire-repository"
+        if extra.sibling:
+            other = "specific-file" if extra.claim_kind == "entire" else "entire-repository"
             items.append(
-                f"The {other} claims of this incident are in notice {sibling}: GitHub's form takes "
-                "one answer to 'Based on the above, I confirm that', so file it separately."
+                f"The {other} claims of this incident are in notice {extra.sibling}: GitHub's form "
+                "takes one answer to 'Based on the above, I confirm that', so file it separately."
             )
-        items += _statement_items(extra.get("decisions") or {}, networks)
-    claims = extra.get("claims")
-    if isinstance(claims, tuple):
-        items += _claim_items(list(claims), 0)
-    places = extra.get("places")
-    if isinstance(places, tuple):
+        items += _statement_items(extra.decisions, networks)
+    if isinstance(extra, NpmCopiesExtra | ForgeCopiesExtra):
+        items += _claim_items(list(extra.claims), 0)
+    if isinstance(extra, SecretsExtra):
+        places = extra.places
         repos = {p.claim.mirror.url for p in places}
         items.append(
             f"Credentials: {len(places)} file location(s) in {len(repos)} repositories; revoke "

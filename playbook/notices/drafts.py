@@ -14,7 +14,17 @@ from playbook.clock import utcnow
 from playbook.config.org import ORG_FIELDS, OrgConfig
 from playbook.mirrors.model import Mirror
 from playbook.notices import dmca
-from playbook.notices.checklist import checklist, secret_places
+from playbook.notices.checklist import (
+    CdnExtra,
+    DmcaExtra,
+    Extra,
+    ForgeCopiesExtra,
+    NpmCopiesExtra,
+    SecretsExtra,
+    checklist,
+    secret_places,
+    template_vars,
+)
 from playbook.notices.claims import ClaimKind, claims
 from playbook.notices.model import Notice, NoticeStatus, StatementRecord
 from playbook.notices.render import Renderer, blanks, missing
@@ -48,7 +58,7 @@ class Spec:
     template: str
     target: TargetView | None
     mirrors: tuple[Mirror, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Extra = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,9 @@ def _not_yet_sent(spec: Spec, notices: tuple[Notice, ...]) -> Spec | None:
     When a notice of the same id was sent already, the copies found since get a further notice
     (`<id>-2`, redrafted in place until it is sent in turn).
     """
-    networks: tuple[dmca.Network, ...] = spec.extra["networks"]
+    if not isinstance(spec.extra, DmcaExtra):
+        raise TypeError(f"notice {spec.id} is a DMCA notice without its networks")
+    networks = spec.extra.networks
     covered = {u for n in notices if n.kind == spec.kind and n.status.final for u in n.mirrors}
     later = tuple(n for n in (_uncovered(n, covered) for n in networks) if n is not None)
     if not later:
@@ -129,7 +141,7 @@ def _not_yet_sent(spec: Spec, notices: tuple[Notice, ...]) -> Spec | None:
         id=notice_id,
         title=f"{spec.title} (copies found later)" if cut else spec.title,
         mirrors=tuple(m for n in later for m in n.listed),
-        extra={**spec.extra, "networks": later},
+        extra=dataclasses.replace(spec.extra, networks=later),
     )
 
 
@@ -202,12 +214,12 @@ def _dmca_specs(group: list[dmca.Network], requested: bool, base: str) -> list[S
                 template="notices/dmca-github.md.j2",
                 target=None,
                 mirrors=tuple(m for n in networks for m in n.listed),
-                extra={
-                    "networks": tuple(networks),
-                    "claim_kind": str(kind),
-                    "sibling": ids[other] if cut[other] else None,
-                    "decisions": {n.root: decisions[n.root] for n in networks},
-                },
+                extra=DmcaExtra(
+                    networks=tuple(networks),
+                    claim_kind=str(kind),
+                    sibling=ids[other] if cut[other] else None,
+                    decisions={n.root: decisions[n.root] for n in networks},
+                ),
             )
         )
     return specs
@@ -236,7 +248,7 @@ def _npm_copyright(view: IncidentView, org: OrgConfig) -> list[Spec]:
             "notices/dmca-npm.md.j2",
             None,
             copies,
-            {"claims": tuple(found[m.url] for m in copies)},
+            NpmCopiesExtra(tuple(found[m.url] for m in copies)),
         )
     ]
 
@@ -271,7 +283,7 @@ def _forge_copyright(view: IncidentView, org: OrgConfig) -> list[Spec]:
                     "notices/forge-copyright.md.j2",
                     None,
                     copies,
-                    {"host_label": label, "claims": tuple(claims(copies).values())},
+                    ForgeCopiesExtra(label, tuple(claims(copies).values())),
                 )
             )
     return specs
@@ -291,7 +303,7 @@ def _target_specs(view: IncidentView, org: OrgConfig, t: TargetView) -> list[Spe
                 "notices/private-info-github.md.j2",
                 t,
                 tuple(dict.fromkeys(p.claim.mirror for p in places)),
-                {"secrets": secrets, "places": tuple(places)},
+                SecretsExtra(secrets, tuple(places)),
             )
         )
     if t.unpublish and t.unpublish.support_request_needed:
@@ -341,7 +353,7 @@ def _cdn_specs(t: TargetView) -> list[Spec]:
                 f"Removal request to {'jsDelivr' if cdn == 'jsdelivr' else 'unpkg'}: {t.spec}",
                 f"notices/{cdn}.md.j2",
                 t,
-                extra={"base_url": f"{base}/{t.name}@{t.version}/", "urls": urls},
+                extra=CdnExtra(f"{base}/{t.name}@{t.version}/", urls),
             )
         )
     return specs
@@ -361,7 +373,7 @@ def _draft(view: IncidentView, org: OrgConfig, spec: Spec, renderer: Renderer, n
         "mirrors": spec.mirrors,
         "generated_at": now,
         "checklist": (),
-        **spec.extra,
+        **template_vars(spec.extra),
     }
     # Twice: the checklist names the blanks the text is left with (it adds none of its own).
     gaps = blanks(renderer.render(spec.template, context))
@@ -370,8 +382,9 @@ def _draft(view: IncidentView, org: OrgConfig, spec: Spec, renderer: Renderer, n
     gaps = blanks(text)
     prefix = f"{spec.target.slug}/" if spec.target and len(view.targets) > 1 else ""
     file = f"{prefix}notices/{spec.id}.md"
-    decisions = spec.extra.get("decisions") or {}
-    networks = {n.root: n.name for n in spec.extra.get("networks") or ()}
+    dmca_extra = spec.extra if isinstance(spec.extra, DmcaExtra) else None
+    decisions = dmca_extra.decisions if dmca_extra else {}
+    networks = {n.root: n.name for n in dmca_extra.networks} if dmca_extra else {}
     statements = {networks[root]: d for root, d in decisions.items() if root in networks}
     notice = Notice(
         id=spec.id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from playbook.clock import utcnow
 from playbook.errors import UsageError
@@ -11,6 +11,7 @@ from playbook.mirrors.model import Mirror, MirrorStatus, Verdict, can_move, tran
 from playbook.notices.model import Notice, NoticeStatus
 from playbook.notices.model import transition as move_notice
 from playbook.notices.render import blanks
+from playbook.store.records import Records
 
 if TYPE_CHECKING:
     from playbook.store.sqlite import Store
@@ -26,19 +27,20 @@ MIRROR_STATUS = {
 
 def list_notices(store: Store, incident_id: str) -> list[Notice]:
     store.get_incident(incident_id)
-    return [Notice.from_record(r) for r in store.records(incident_id, "notice")]
+    return Records(store, incident_id).all(Notice)
 
 
 def _get(store: Store, incident_id: str, notice_id: str) -> Notice:
     store.get_incident(incident_id)
-    record = store.record(incident_id, "notice", notice_id)
-    if record is None:
-        known = ", ".join(r["id"] for r in store.records(incident_id, "notice")) or "none"
+    records = Records(store, incident_id)
+    notice = records.get(Notice, notice_id)
+    if notice is None:
+        known = ", ".join(n.id for n in records.all(Notice)) or "none"
         raise UsageError(
             f"Incident {incident_id} has no notice {notice_id!r} (notices: {known}).",
             f"List them with `respond notices {incident_id}`.",
         )
-    return Notice.from_record(record)
+    return notice
 
 
 def _move(
@@ -51,14 +53,16 @@ def _move(
     """Move a notice from its status as it is now, in one store transaction (a live run may be
     re-drafting it, another command marking it): `move` returns the moved notice, or None."""
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
+    def change(current: Notice | None) -> Notice | None:
         if current is None:
             raise UsageError(f"Incident {incident_id} has no notice {notice_id!r}.")
-        moved = move(Notice.from_record(current))
-        return None if moved is None else moved.to_record()
+        return move(current)
 
-    store.update_record(incident_id, "notice", notice_id, change, actor=who)
-    notice = Notice.from_record(store.record(incident_id, "notice", notice_id) or {})
+    records = Records(store, incident_id, actor=who)
+    records.update(Notice, notice_id, change)
+    notice = records.get(Notice, notice_id)
+    if notice is None:  # update_record refused a missing one above; a store never drops one
+        raise UsageError(f"Incident {incident_id} has no notice {notice_id!r}.")
     _mark_mirrors(store, incident_id, notice, who)
     return notice
 
@@ -98,9 +102,7 @@ def mark_resolved(store: Store, incident_id: str, notice_id: str, who: str) -> N
 
 def auto_resolve(store: Store, incident_id: str, who: str = "respond") -> list[Notice]:
     """Resolve every open notice whose copies the latest mirror recheck found disabled or gone."""
-    mirrors = {
-        m.url: m for m in (Mirror.from_record(r) for r in store.records(incident_id, "mirror"))
-    }
+    mirrors = {m.url: m for m in Records(store, incident_id).all(Mirror)}
     resolved = []
     for notice in list_notices(store, incident_id):
         if notice.status is NoticeStatus.RESOLVED or not notice.mirrors:
@@ -133,13 +135,11 @@ def _mark_mirrors(store: Store, incident_id: str, notice: Notice, who: str) -> N
         return
     why = f"notice {notice.id} {notice.status}"
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        if current is None:
+    def change(mirror: Mirror | None) -> Mirror | None:
+        if mirror is None or mirror.status is status or not can_move(mirror, status):
             return None
-        mirror = Mirror.from_record(current)
-        if mirror.status is status or not can_move(mirror, status):
-            return None
-        return transition(mirror, status, why).to_record()
+        return transition(mirror, status, why)
 
+    records = Records(store, incident_id, actor=who)
     for url in notice.mirrors:
-        store.update_record(incident_id, "mirror", url, change, actor=who)
+        records.update(Mirror, url, change)

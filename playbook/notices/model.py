@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from playbook.codec import from_json, to_json
 
@@ -52,6 +52,8 @@ class StatementRecord:
 class Notice:
     """One notice (record kind "notice", keyed by id)."""
 
+    record_kind: ClassVar[str] = "notice"
+
     id: str
     kind: str
     title: str = ""
@@ -68,6 +70,10 @@ class Notice:
     drafted_at: str | None = None
     network_statement: StatementRecord | None = None  # records from one notice per network
     network_statements: tuple[StatementRecord, ...] = ()  # one per fork network the notice covers
+
+    @property
+    def record_key(self) -> str:
+        return self.id
 
     def to_record(self) -> dict[str, Any]:
         return to_json(self)  # type: ignore[no-any-return]

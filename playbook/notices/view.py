@@ -201,8 +201,8 @@ def view_from_context(ctx: StepContext) -> IncidentView:
         steps=(),
         events=(),
         approvals=(),
-        mirrors=tuple(Mirror.from_record(r) for r in ctx.records.all("mirror")),
-        notices=tuple(Notice.from_record(r) for r in ctx.records.all("notice")),
+        mirrors=tuple(ctx.records.all(Mirror)),
+        notices=tuple(ctx.records.all(Notice)),
     )
 
 

@@ -24,9 +24,12 @@ from urllib.parse import urlsplit
 
 from playbook.config.settings import Mode, Settings
 from playbook.errors import UsageError
+from playbook.mirrors.model import Mirror, Verdict
 from playbook.net.http import is_loopback
+from playbook.notices.model import Notice
 from playbook.rehearsal.sandbox import write_npmrc
 from playbook.secret import Secret
+from playbook.store.records import Records
 from playbook.store.sqlite import Store
 
 REHEARSAL_SCOPE = "@rehearsal"
@@ -202,9 +205,6 @@ def rehearse(
         store.close()
 
 
-RECONSTRUCTION_KEYS = ("sources", "first_party", "seed", "source_bytes", "secret")
-
-
 def _publish(registry: Any, chosen: Scenario, token: Secret) -> dict[str, bytes]:
     from playbook.rehearsal.synth import make_package, reconstructed_files
 
@@ -215,25 +215,31 @@ def _publish(registry: Any, chosen: Scenario, token: Secret) -> dict[str, bytes]
                 package, version, sources=0, first_party=0, with_map=False, seed=index
             )
             registry.publish(clean, package, version, token=token.reveal())
-        kwargs: dict[str, Any] = {
-            "sources": chosen.sources,
-            "first_party": chosen.first_party,
-            "with_map": True,
-            "seed": index,
-            "source_bytes": chosen.source_bytes,
-            "bundle_bytes": chosen.bundle_bytes,
-        }
-        if chosen.secret:
-            kwargs |= {"secret": _fake_secret(), "env_file": True}
-        leaky = make_package(package, chosen.leaked_version, **kwargs)
+        secret = _fake_secret() if chosen.secret else None
+        leaky = make_package(
+            package,
+            chosen.leaked_version,
+            sources=chosen.sources,
+            first_party=chosen.first_party,
+            with_map=True,
+            seed=index,
+            source_bytes=chosen.source_bytes,
+            bundle_bytes=chosen.bundle_bytes,
+            secret=secret,
+            env_file=secret is not None,
+        )
         registry.publish(leaky, package, chosen.leaked_version, token=token.reveal())
         if chosen.past_policy:
             registry.backdate(package, chosen.leaked_version, datetime.now(UTC) - timedelta(days=5))
         if index == 0:
-            leaked_files = reconstructed_files(
+            leaked_files = reconstructed_files(  # the same arguments: the same files
                 package,
                 chosen.leaked_version,
-                **{k: v for k, v in kwargs.items() if k in RECONSTRUCTION_KEYS},
+                sources=chosen.sources,
+                first_party=chosen.first_party,
+                seed=index,
+                source_bytes=chosen.source_bytes,
+                secret=secret,
             )
     return leaked_files
 
@@ -347,12 +353,13 @@ def _score(
         ]
         done = len(ends) == len(chosen.packages)
         milestones[label] = round(max(ends) - start, 3) if done else None
-    copies = {m["url"] for m in store.records(incident_id, "mirror") if m.get("verdict") == "copy"}
+    records = Records(store, incident_id)
+    copies = {m.url for m in records.all(Mirror) if m.verdict is Verdict.COPY}
     planted = set(world.expected_copies)
     true = copies & planted
     notices: dict[str, int] = {}
-    for notice in store.records(incident_id, "notice"):
-        notices[notice["status"]] = notices.get(notice["status"], 0) + 1
+    for notice in records.all(Notice):
+        notices[notice.status.value] = notices.get(notice.status.value, 0) + 1
     report = store.incident_dir(incident_id) / "report" / "report.html"
     return Scorecard(
         scenario=chosen.name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,35 +72,31 @@ def _size(n: int) -> str:
 
 def summary_lines(result: ScanResult) -> list[str]:
     """A one-screen text summary for the CLI and the report (plain text; callers escape it)."""
-    s = result.summary()
+    s = result.scan_summary()
     name = f"{result.package}@{result.version}" if result.package else "package"
     lines = [
-        f"{name}: {s['files']:,} files, {_size(s['bytes'])}"
+        f"{name}: {s.files:,} files, {_size(s.bytes)}"
         + (" (PARTIAL scan)" if result.partial else ""),
         f"verdict: {'LEAKY' if result.leaky else 'clean'}",
     ]
     lines += [f"  - {r}" for r in result.reasons]
-    if s["sourcemaps"]:
+    if s.sourcemaps:
         lines.append(
-            f"source maps: {s['sourcemaps']}, sources: {s['sources']:,} "
-            f"({s['sources_with_content']:,} with content; {s['first_party']:,} first-party, "
-            f"{s['node_modules']:,} node_modules)"
+            f"source maps: {s.sourcemaps}, sources: {s.sources:,} "
+            f"({s.sources_with_content:,} with content; {s.first_party:,} first-party, "
+            f"{s.node_modules:,} node_modules)"
         )
-        lines.append(
-            f"original source: {_size(s['original_bytes'])}, {s['original_lines']:,} lines"
-        )
-    if s["top_dirs"]:
-        lines.append("top dirs: " + ", ".join(f"{d} ({n})" for d, n in s["top_dirs"][:6]))
-    lines += _list("sensitive files", s["sensitive_files"])
-    lines += _list(
-        "secrets", [f"{x['kind']} {x['file']}:{x['line']} {x['redacted']}" for x in s["secrets"]]
-    )
-    lines += _list("internal hosts", s["internal_hosts"])
-    lines += _list("notes", s["notes"])
+        lines.append(f"original source: {_size(s.original_bytes)}, {s.original_lines:,} lines")
+    if s.top_dirs:
+        lines.append("top dirs: " + ", ".join(f"{d} ({n})" for d, n in s.top_dirs[:6]))
+    lines += _list("sensitive files", s.sensitive_files)
+    lines += _list("secrets", [f"{x.kind} {x.file}:{x.line} {x.redacted}" for x in s.secrets])
+    lines += _list("internal hosts", s.internal_hosts)
+    lines += _list("notes", s.notes)
     return lines
 
 
-def _list(title: str, items: list[str], limit: int = 8) -> list[str]:
+def _list(title: str, items: Sequence[str], limit: int = 8) -> list[str]:
     if not items:
         return []
     out = [f"{title}: {len(items)}"] + [f"  {i}" for i in items[:limit]]

@@ -1,4 +1,5 @@
-"""GitHub's GraphQL API for the hunt: fork listings, up to 100 forks a page, with tree oids.
+"""GitHub's GraphQL API for the hunt: fork listings (up to 100 forks a page) and the heads of
+repositories found by search, each with its default branch's commit and tree oid.
 
 One query lists a page of forks for each of several repositories (one alias each), and for every
 fork its default branch, the commit that branch points at and that commit's tree `oid`: git
@@ -7,6 +8,11 @@ files. Queries go through the host's one governor (serial with the REST calls, i
 budget), priced beforehand by GitHub's point formula so a query never starts on fewer points
 than it costs; each answer's `rateLimit` is fed back to the governor. The dry-run guard reads
 the document and lets these queries through (playbook.net.http.changes_something).
+
+Repositories found by search come without a commit: `heads` asks for up to HEADS_PER_QUERY of
+them in one query (one alias each, no connection, so one point), each with its default branch's
+commit and tree oid and its last push. Verification then lists the tree by that tree oid, so the
+files checked are the files of the commit a notice cites, and needs no commit request.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
     from playbook.services.hub import Services
 
 PAGE = 100
+HEADS_PER_QUERY = 100  # aliases a query: no connection is selected, so one point whatever
 FORK_FIELDS = """fragment ForkFields on Repository {
   nameWithOwner
   url
@@ -68,6 +75,50 @@ class ForkPage:
     total: int = 0
     after: str | None = None  # the cursor of the next page; None at the end
     reason: str = ""
+
+
+HEAD_FIELDS = """fragment HeadFields on Repository {
+  nameWithOwner
+  isFork
+  pushedAt
+  defaultBranchRef { name target { __typename ... on Commit { oid tree { oid } } } }
+}"""
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a repository's default branch holds now: the commit and its tree oid.
+
+    `state` is OK with `commit` and `tree` set, EMPTY for a repository without a branch, MISSING
+    or BLOCKED when GitHub would not resolve it (`reason` says what GitHub said)."""
+
+    repo: str  # owner/name as asked
+    state: TreeState
+    default_branch: str | None = None
+    commit: str | None = None
+    tree: str | None = None
+    fork: bool = False
+    pushed_at: str | None = None
+    reason: str = ""
+
+
+def heads_query(repos: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """One query for the default-branch commit and tree oid of each repository (owner/name)."""
+    decls: list[str] = []
+    parts: list[str] = []
+    variables: dict[str, Any] = {}
+    for n, repo in enumerate(repos):
+        owner, name = repo.split("/", 1)
+        decls.append(f"$o{n}: String!, $n{n}: String!")
+        variables |= {f"o{n}": owner, f"n{n}": name}
+        parts.append(f"  r{n}: repository(owner: $o{n}, name: $n{n}) {{ ...HeadFields }}")
+    text = (
+        f"query Heads({', '.join(decls)}) {{\n  rateLimit {{ cost remaining resetAt }}\n"
+        + "\n".join(parts)
+        + "\n}\n"
+        + HEAD_FIELDS
+    )
+    return text, variables
 
 
 def forks_query(wanted: Sequence[PageWanted]) -> tuple[str, dict[str, Any]]:
@@ -123,7 +174,7 @@ class GraphQLGitHub:
             raise RemoteError(
                 f"GitHub's GraphQL API answered HTTP {fetched.status} ({fetched.url}): "
                 f"{fetched.message or 'no message'}.",
-                "Check RESPOND_GITHUB_API and GITHUB_TOKEN; fork listings fall back to REST.",
+                "Check RESPOND_GITHUB_API and GITHUB_TOKEN; the hunt falls back to REST.",
                 status=fetched.status,
             )
         data = body.get("data") or {}
@@ -131,7 +182,7 @@ class GraphQLGitHub:
         if not data and errors:
             raise RemoteError(
                 f"GitHub's GraphQL API refused the query: {errors[0].get('message', errors[0])}.",
-                "Fork listings fall back to REST for what is left.",
+                "The hunt falls back to REST for what is left.",
                 status=fetched.status,
             )
         rate = data.get("rateLimit")
@@ -149,10 +200,7 @@ class GraphQLGitHub:
         for n, want in enumerate(wanted):
             repo = data.get(f"r{n}")
             if repo is None:
-                err = trouble.get(f"r{n}", {})
-                message = str(err.get("message", "no answer"))
-                blocked = err.get("type") == "FORBIDDEN" or "blocked" in message.lower()
-                state = TreeState.BLOCKED if blocked else TreeState.MISSING
+                state, message = _refused(trouble.get(f"r{n}", {}))
                 pages.append(ForkPage(want.repo, state, reason=message))
                 continue
             conn = repo["forks"]
@@ -161,6 +209,42 @@ class GraphQLGitHub:
             after = info["endCursor"] if info["hasNextPage"] else None
             pages.append(ForkPage(want.repo, TreeState.OK, nodes, int(conn["totalCount"]), after))
         return pages
+
+    async def heads(self, repos: Sequence[str]) -> list[Head]:
+        """The default-branch commit and tree oid of each repository, in one query."""
+        text, variables = heads_query(repos)
+        data, errors = await self.query(text, variables)
+        trouble = {str(e["path"][0]): e for e in errors if e.get("path")}
+        out = []
+        for n, name in enumerate(repos):
+            repo = data.get(f"r{n}")
+            if repo is None:
+                state, message = _refused(trouble.get(f"r{n}", {}))
+                out.append(Head(name, state, reason=message))
+                continue
+            ref = repo.get("defaultBranchRef") or {}
+            target = ref.get("target") or {}
+            commit, tree = target.get("oid"), (target.get("tree") or {}).get("oid")
+            state = TreeState.OK if commit and tree else TreeState.EMPTY
+            out.append(
+                Head(
+                    name,
+                    state,
+                    ref.get("name"),
+                    commit if state is TreeState.OK else None,
+                    tree if state is TreeState.OK else None,
+                    bool(repo.get("isFork")),
+                    repo.get("pushedAt"),
+                )
+            )
+        return out
+
+
+def _refused(err: Mapping[str, Any]) -> tuple[TreeState, str]:
+    """A repository GitHub did not resolve: blocked by a takedown, or not found."""
+    message = str(err.get("message", "no answer"))
+    blocked = err.get("type") == "FORBIDDEN" or "blocked" in message.lower()
+    return (TreeState.BLOCKED if blocked else TreeState.MISSING), message
 
 
 def _node(data: Mapping[str, Any], parent: str) -> ForkNode:

@@ -7,11 +7,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from playbook.clock import SYSTEM_CLOCK, Clock
 from playbook.errors import UsageError
 from playbook.fileio import write_atomic
+
+# Records tracked with the incident: typed, each kind parsed by its type's one parser.
+from playbook.store.records import MemoryRecords as MemoryRecords
+from playbook.store.records import Records as Records
 
 if TYPE_CHECKING:
     from playbook.config.org import OrgConfig
@@ -64,47 +68,6 @@ class Outcome:
     changed: bool = False
     summary: str = ""
     skipped: bool = False
-
-
-Change = Callable[[dict[str, Any] | None], Mapping[str, Any] | None]
-
-
-class Records(Protocol):
-    """Records tracked with the incident (kind "mirror" keyed by URL, kind "notice" by id)."""
-
-    def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool: ...
-
-    def update(self, kind: str, key: str, change: Change) -> bool:
-        """Read, change and write one record atomically (see Store.update_record): for any
-        write whose new value depends on the old one, so a concurrent command is never undone."""
-        ...
-
-    def get(self, kind: str, key: str) -> Mapping[str, Any] | None: ...
-
-    def all(self, kind: str) -> list[dict[str, Any]]: ...
-
-
-class MemoryRecords:
-    """Records kept in memory: for unit tests of a single step."""
-
-    def __init__(self) -> None:
-        self.data: dict[tuple[str, str], Mapping[str, Any]] = {}
-
-    def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool:
-        changed = self.data.get((kind, key)) != data
-        self.data[(kind, key)] = data
-        return changed
-
-    def update(self, kind: str, key: str, change: Change) -> bool:
-        current = self.data.get((kind, key))
-        data = change(dict(current) if current is not None else None)
-        return False if data is None else self.put(kind, key, data)
-
-    def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
-        return self.data.get((kind, key))
-
-    def all(self, kind: str) -> list[dict[str, Any]]:
-        return [dict(v) for (k, _), v in sorted(self.data.items()) if k == kind]
 
 
 ProgressHook = Callable[[str], None]

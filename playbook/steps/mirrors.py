@@ -14,12 +14,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 from playbook.clock import utcnow
+from playbook.codec import from_json
 from playbook.errors import RemoteError
 from playbook.gaps import Gap, is_outside_failure, reason
 from playbook.mirrors.collect import NO_TOKEN, collect
@@ -33,7 +34,7 @@ from playbook.net.governor import Governor
 from playbook.services.cdn import cdns, jsdelivr_purge
 from playbook.services.github import github_api
 from playbook.steps import register
-from playbook.steps.base import Action, Change, Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.steps.base import Action, Outcome, Plan, StepContext, StepOutputs, StepType
 from playbook.steps.npm import LookupOutput, ScanOutput
 
 __all__ = ["CheckCdns", "HuntMirrors", "PurgeCdnTags", "VerifyMirrors", "list_mirrors", "recheck"]
@@ -213,12 +214,12 @@ def _record_candidate(ctx: StepContext, cand: Candidate, manifest_file: str) -> 
         manifest_file=manifest_file,
     )
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        if current is not None and Mirror.from_record(current).verdict is not Verdict.UNVERIFIED:
+    def change(current: Mirror | None) -> Mirror | None:
+        if current is not None and current.verdict is not Verdict.UNVERIFIED:
             return None
-        return mirror.to_record()
+        return mirror
 
-    ctx.records.update("mirror", cand.url, change)
+    ctx.records.update(Mirror, cand.url, change)
 
 
 COUNTED = ("copy", "partial", "unrelated", "official", "disabled", "gone", "unreachable")
@@ -293,13 +294,11 @@ def _strength(verdict: object) -> int:
 
 def _known(ctx: StepContext, url: str) -> Mirror | None:
     """The mirror already recorded at `url`, if any."""
-    record = ctx.records.get("mirror", url)
-    return Mirror.from_record(record) if record is not None else None
+    return ctx.records.get(Mirror, url)
 
 
 def _record_mirror(ctx: StepContext, mirror: Mirror) -> None:
-    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        known = Mirror.from_record(current) if current is not None else None
+    def change(known: Mirror | None) -> Mirror | None:
         if (
             known is not None
             and known.target not in ("", str(ctx.target))
@@ -308,9 +307,9 @@ def _record_mirror(ctx: StepContext, mirror: Mirror) -> None:
             return None
         # A new verdict keeps the takedown status the record has now (its owner moves it).
         status = known.status if known else MirrorStatus.OPEN
-        return replace(mirror, status=status).to_record()
+        return replace(mirror, status=status)
 
-    ctx.records.update("mirror", mirror.url, change)
+    ctx.records.update(Mirror, mirror.url, change)
 
 
 def _verify_outputs(
@@ -367,7 +366,7 @@ class CheckCdns(StepType):
             return Outcome(skipped=True, summary=f"{ctx.target}: no map or source files to probe")
         copies, gaps = await _probe(ctx, files)
         for copy in copies:
-            ctx.records.update("mirror", copy.url, _cdn_record(ctx, copy))
+            ctx.records.update(Mirror, copy.url, _cdn_record(ctx, copy))
         serving = tuple(sorted({c.cdn for c in copies}))
         outputs = CdnOutput(copies=tuple(copies), requests_needed=serving, gaps=tuple(gaps))
         summary = (
@@ -407,7 +406,7 @@ async def _probe(ctx: StepContext, files: list[str]) -> tuple[list[CdnCopy], lis
     return copies, gaps
 
 
-def _cdn_record(ctx: StepContext, copy: CdnCopy) -> Change:
+def _cdn_record(ctx: StepContext, copy: CdnCopy) -> Callable[[Mirror | None], Mirror]:
     host = "cdn.jsdelivr.net" if copy.cdn == "jsdelivr" else "unpkg.com"
     size = f", {copy.size:,} bytes" if copy.size else ""
     mirror = Mirror(
@@ -423,9 +422,9 @@ def _cdn_record(ctx: StepContext, copy: CdnCopy) -> Change:
         target=str(ctx.target),
     )
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        status = Mirror.from_record(current).status if current is not None else MirrorStatus.OPEN
-        return replace(mirror, status=status).to_record()
+    def change(current: Mirror | None) -> Mirror:
+        status = current.status if current is not None else MirrorStatus.OPEN
+        return replace(mirror, status=status)
 
     return change
 
@@ -436,7 +435,26 @@ class PurgeOutput(StepOutputs):
     gaps: tuple[Gap, ...] = ()
 
 
-PURGE_RECORD = "cdn.purge"
+@dataclass(frozen=True)
+class PurgeRecord:
+    """A jsDelivr purge already asked for (record kind "cdn.purge", keyed by its URL)."""
+
+    record_kind: ClassVar[str] = "cdn.purge"
+
+    url: str = ""  # the key; rows written before it was kept here have none
+    ok: bool = False
+    status: int = 0
+
+    @property
+    def record_key(self) -> str:
+        return self.url
+
+    def to_record(self) -> dict[str, Any]:
+        return {"ok": self.ok, "status": self.status}  # the row's shape: the key is the URL
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> PurgeRecord:
+        return from_json(cls, data)
 
 
 def _purge_urls(ctx: StepContext) -> list[tuple[str, str]]:
@@ -461,8 +479,8 @@ class PurgeCdnTags(StepType):
         actions, planned = [], []
         for tag, file in _purge_urls(ctx):
             url = purge.url(ctx.target.name, tag, file)
-            done = ctx.records.get(PURGE_RECORD, url)
-            if done is not None and done.get("ok"):
+            done = ctx.records.get(PurgeRecord, url)
+            if done is not None and done.ok:
                 continue  # purged by an earlier run: a purge is idempotent, but not free
             actions.append(Action("GET", url, f"purge jsDelivr's cache of @{tag}/{file}"))
             planned.append(Purge(url, "planned"))
@@ -481,7 +499,7 @@ class PurgeCdnTags(StepType):
                     raise
                 gaps.append(Gap("jsdelivr_purge", f"purge of {action.url}", reason(exc)))
                 break  # the purge service is failing: the other purges would too
-            ctx.records.put(PURGE_RECORD, action.url, {"ok": result.ok, "status": result.status})
+            ctx.records.put(PurgeRecord(action.url, result.ok, result.status))
             out.append(Purge(result.url, result.status, result.ok))
         summary = f"{sum(1 for p in out if p.ok)} of {len(plan.actions)} tag purges accepted"
         return Outcome(

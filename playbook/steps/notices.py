@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from playbook.mirrors.model import Mirror, MirrorStatus, transition
 from playbook.notices.drafts import draft_notices
 from playbook.notices.model import Notice, NoticeStatus
 from playbook.notices.view import step_view
 from playbook.steps import register
-from playbook.steps.base import Change, Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.steps.base import Outcome, Plan, StepContext, StepOutputs, StepType
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class DraftNotices(StepType):
         for draft in drafts:
             notice = draft.notice
             ctx.write_file(draft.file, draft.text.encode("utf-8"))
-            changed |= ctx.records.update("notice", notice.id, _keep_final(notice))
+            changed |= ctx.records.update(Notice, notice.id, _keep_final(notice))
             for network, decision in draft.statements.items():
                 if decision.requested and not decision.included:
                     ctx.event(
@@ -86,22 +86,21 @@ class DraftNotices(StepType):
         )
 
 
-def _keep_final(notice: Notice) -> Change:
+def _keep_final(notice: Notice) -> Callable[[Notice | None], Notice | None]:
     """The drafted notice, unless a person marked it sent or resolved meanwhile (then theirs)."""
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        if current is not None and Notice.from_record(current).status.final:
-            return None if not notice.status.final else notice.to_record()
-        return notice.to_record()
+    def change(current: Notice | None) -> Notice | None:
+        if current is not None and current.status.final:
+            return None if not notice.status.final else notice
+        return notice
 
     return change
 
 
 def _mark_drafted(ctx: StepContext, url: str) -> None:
-    def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        mirror = Mirror.from_record(current) if current is not None else None
+    def change(mirror: Mirror | None) -> Mirror | None:
         if mirror is None or mirror.status is not MirrorStatus.OPEN:
             return None
-        return transition(mirror, MirrorStatus.NOTICE_DRAFTED, "a notice names it").to_record()
+        return transition(mirror, MirrorStatus.NOTICE_DRAFTED, "a notice names it")
 
-    ctx.records.update("mirror", url, change)
+    ctx.records.update(Mirror, url, change)

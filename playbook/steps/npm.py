@@ -16,9 +16,10 @@ import nodesemver
 
 from playbook import scan
 from playbook.clock import utcnow
-from playbook.codec import from_json
 from playbook.errors import PolicyRefused, RemoteError, UsageError
 from playbook.scan import ScanResult
+from playbook.scan.model import ScanSummary as ScanSummary
+from playbook.scan.model import SecretSummary as SecretSummary
 from playbook.scan.verdict import Verdict
 from playbook.services.hub import Cache
 from playbook.services.npm import (
@@ -67,37 +68,6 @@ class LookupOutput(StepOutputs):
     tarball_still_served: bool = False
     integrity: str | None = None
     shasum: str | None = None
-
-
-@dataclass(frozen=True)
-class SecretSummary:
-    """A secret the scan found, only ever in its redacted form."""
-
-    kind: str = "secret"
-    file: str = ""
-    line: int | None = None
-    redacted: str = "<redacted>"
-
-
-@dataclass(frozen=True)
-class ScanSummary:
-    """The numbers that size the leak (the `summary` of a scan result)."""
-
-    files: int = 0
-    bytes: int = 0
-    sourcemaps: int = 0
-    sources: int = 0
-    sources_with_content: int = 0
-    first_party: int = 0
-    node_modules: int = 0
-    original_bytes: int = 0
-    original_lines: int = 0
-    top_dirs: tuple[tuple[str, int], ...] = ()
-    sensitive_files: tuple[str, ...] = ()
-    secrets: tuple[SecretSummary, ...] = ()
-    internal_hosts: tuple[str, ...] = ()
-    partial: bool = False
-    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -381,7 +351,7 @@ class Scan(StepType):
             reasons=tuple(result.reasons),
             findings_file=findings,
             manifest_file=manifest,
-            summary=from_json(ScanSummary, result.summary()),
+            summary=result.scan_summary(),
             baseline=judged.baseline,
             comparison=judged.comparison if judged.baseline else judged.baseline_note,
             verdict=judged.headline,

@@ -1,9 +1,16 @@
-"""GitHub's REST API as the world plays it: repositories, forks, trees, blobs, search, limits."""
+"""GitHub's REST API as the world plays it: repositories, forks, trees, blobs, search, limits.
+
+A repository's files are its default branch's commit (one commit per tree). A commit once
+answered (by GET /commits/{ref} or by GraphQL's `defaultBranchRef`) stays listable by its commit
+id and its tree oid after the branch moves (git keeps it, as GitHub does): a push replaces a
+repository's `files` with a new dict, and the old one is what such a tree request lists.
+"""
 
 from __future__ import annotations
 
 import base64
 import collections
+import dataclasses
 import functools
 import hashlib
 import json
@@ -32,6 +39,14 @@ class GitHub(Service):
             collections.deque
         )
         self._code_index: list[tuple[FakeRepo, str, bytes, frozenset[bytes]]] | None = None
+        # (full_name, commit id or tree oid) -> the files of a commit once answered
+        self.kept: dict[tuple[str, str], dict[str, bytes]] = {}
+
+    def keep(self, repo: FakeRepo, tree_sha: str) -> None:
+        """The default branch's commit was answered: its tree stays listable by either id."""
+        if (repo.full_name, tree_sha) not in self.kept:
+            self.kept[(repo.full_name, tree_sha)] = repo.files
+            self.kept[(repo.full_name, commit_sha(tree_sha))] = repo.files
 
     def __call__(
         self, path: str, query: dict[str, str], base: str, headers: Mapping[str, str]
@@ -175,6 +190,7 @@ class GitHub(Service):
         if m:
             if unquote(m[1]) not in (repo.default_branch, "HEAD"):
                 return json_reply(404, {"message": "Not Found"}, route)
+            self.keep(repo, folder_shas(repo)[""])
             return json_reply(200, _commit_json(repo, base), route)
         m = re.fullmatch(r"/git/blobs/([0-9a-f]{40})", sub)
         if m:
@@ -203,6 +219,10 @@ class GitHub(Service):
         folder: str | None = ""
         if ref not in (repo.default_branch, "HEAD", commit_sha(root_sha), root_sha):
             folder = next((d for d, sha in shas.items() if sha == ref), None)
+        if folder is None and (repo.full_name, ref) in self.kept:  # a commit the branch left
+            repo = dataclasses.replace(repo, files=self.kept[(repo.full_name, ref)])
+            shas = folder_shas(repo)
+            folder = "" if ref in (shas[""], commit_sha(shas[""])) else None
         if folder is None:
             return json_reply(404, {"message": "Not Found"}, route)
         limit = self.world.limits.tree_entries

@@ -12,7 +12,8 @@ world's clock; `first`/`last` within 1 to 100 and required where items are selec
 Modelled, not documented by GitHub: a repository disabled by a takedown answers a `FORBIDDEN`
 error ("Repository access blocked") and, listed as a fork, shows no `defaultBranchRef` (its
 content is not served); a deleted repository is `NOT_FOUND` and is not listed. Mutations are
-not played: the hunt never sends one.
+not played: the hunt never sends one. A commit answered as a `defaultBranchRef` target stays
+listable through the REST trees endpoint by its commit id and tree oid after the branch moves.
 """
 
 from __future__ import annotations
@@ -78,8 +79,16 @@ def _iso(epoch: float) -> str:
 class GraphQL(Service):
     """`POST /graphql`: parses the query, charges its points, resolves it over the world."""
 
-    def __init__(self, world: World, clock: Clock, stats: Stats, lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        world: World,
+        clock: Clock,
+        stats: Stats,
+        lock: threading.Lock,
+        keep: Callable[[FakeRepo, str], None] = lambda _repo, _tree: None,
+    ) -> None:
         super().__init__(world, clock, stats, lock)
+        self._keep = keep  # a commit answered stays listable through REST (world.github)
         self._spent: collections.deque[tuple[float, int]] = collections.deque()
         self._children: dict[str, list[FakeRepo]] = {}
         self._children_of = -1  # len(world.repos) when the index was built
@@ -313,6 +322,7 @@ class GraphQL(Service):
         tree = self._trees.get(key)
         if tree is None:
             tree = self._trees[key] = str(git_tree(repo, base)["sha"])
+        self._keep(repo, tree)
         return {"name": repo.default_branch, "commit": {"oid": commit_sha(tree), "tree": tree}}
 
     def _forks(self, repo: FakeRepo) -> list[FakeRepo]:

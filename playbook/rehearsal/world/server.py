@@ -42,7 +42,7 @@ class FakeWorld:
         self._lock = threading.Lock()
         shared = (world, clock, self.stats, self._lock)
         self.github = GitHub(*shared)
-        self.graphql = GraphQL(*shared)
+        self.graphql = GraphQL(*shared, keep=self.github.keep)
         cdn, forges = Cdn(*shared), Forges(*shared)
         self._routes: dict[str, Callable[[str, dict[str, str], str, Mapping[str, str]], Reply]] = {
             "github": self.github,
