@@ -23,6 +23,7 @@ from playbook.services.hub import MemoryCache, Services
 from playbook.spec import PackageSpec
 from playbook.steps import get
 from playbook.steps.base import MemoryRecords, Outcome, Plan, StepContext, StepOutputs
+from playbook.steps.npm import Intent
 
 pytestmark = pytest.mark.registry
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_wait=0.05)
@@ -217,10 +218,10 @@ def test_a_step_run_again_after_its_write_landed_tells_its_own_write_from_anothe
             was.pop("sequence")
         assert same == was, step_id
         needs[step_id] = was
-    intents = ours.all("npm.intent")
-    assert [i["write"] for i in intents] == ["deprecate", "dist-tag:latest", "unpublish"]
-    assert all(i["package"] == spec.name and i["version"] == spec.version for i in intents)
-    assert all(i["at"] for i in intents)
+    intents = ours.all(Intent)
+    assert [i.write for i in intents] == ["deprecate", "dist-tag:latest", "unpublish"]
+    assert all(i.package == spec.name and i.version == spec.version and i.at for i in intents)
+    assert intents[1].detail == {"tag": "latest", "from": "2.0.0", "to": "1.0.0"}
 
 
 def test_dry_run_plans_everything_and_writes_nothing(

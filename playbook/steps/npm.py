@@ -9,13 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, ClassVar, TypedDict
 from urllib.parse import urlsplit
 
 import nodesemver
 
 from playbook import scan
 from playbook.clock import utcnow
+from playbook.codec import from_json, to_json
 from playbook.errors import PolicyRefused, RemoteError, UsageError
 from playbook.scan import ScanResult
 from playbook.scan.model import ScanSummary as ScanSummary
@@ -184,25 +185,47 @@ def confirmed_note(ctx: StepContext) -> str:
     return CONFIRMED if ctx.attempt == 1 else f"confirmed on attempt {ctx.attempt}"
 
 
+@dataclass(frozen=True)
+class Intent:
+    """A registry write a step is about to send, recorded before it goes (kind "npm.intent",
+    keyed by step, target and write)."""
+
+    record_kind: ClassVar[str] = INTENT
+
+    key: str = ""
+    write: str = ""  # "dist-tag:<tag>", "deprecate", "unpublish"
+    package: str = ""
+    version: str = ""
+    at: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def record_key(self) -> str:
+        return self.key
+
+    def to_record(self) -> dict[str, Any]:
+        return to_json(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> Intent:
+        return from_json(cls, data)
+
+
 def _intent_key(ctx: StepContext, write: str) -> str:
     return f"{ctx.step_id}:{ctx.target}:{write}"
 
 
 def intent_of(ctx: StepContext, write: str) -> Mapping[str, Any] | None:
-    """The intent an earlier run of this step recorded for `write` (None: none)."""
-    return ctx.records.get(INTENT, _intent_key(ctx, write))
+    """What an earlier run of this step recorded it would send for `write` (None: nothing)."""
+    found = ctx.records.get(Intent, _intent_key(ctx, write))
+    return None if found is None else found.detail
 
 
 def record_intent(ctx: StepContext, write: str, **detail: Any) -> None:
     """Write-ahead: committed to the store before the write is sent."""
-    data = {
-        "write": write,
-        "package": ctx.target.name,
-        "version": ctx.target.version,
-        "at": utcnow(),
-        **detail,
-    }
-    ctx.records.put(INTENT, _intent_key(ctx, write), data)
+    key = _intent_key(ctx, write)
+    target = ctx.target
+    ctx.records.put(Intent(key, write, target.name, target.version, utcnow(), dict(detail)))
 
 
 def mark_unpublished(cache: Cache, reg: NpmRegistry, spec: PackageSpec) -> None:
