@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -370,3 +371,56 @@ def test_a_governed_429_is_handed_back_at_once_and_5xx_still_retried() -> None:
 
     assert asyncio.run(go(429, 200)) == (429, ["GET"])  # the governor decides when to ask again
     assert asyncio.run(go(503, 200)) == (200, ["GET", "GET"])
+
+
+def test_the_loopback_guard_connects_to_the_address_it_judged_not_to_a_second_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: a name that answers loopback to the guard's check and something else to
+    the connect must not get past it. The guard pins the request to the address it judged; the
+    server still sees the name in Host, and the system resolver is never asked for the name."""
+    import http.server
+    import threading
+
+    seen_hosts: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen_hosts.append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def system_resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(str(host))
+        if host == "rebind.test":  # the second answer a rebinding resolver would give
+            return real("203.0.113.7", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", system_resolver)
+    guarded = LoopbackGuard(
+        httpx.AsyncHTTPTransport(), fake_resolver({"rebind.test": ["127.0.0.1"]})
+    )
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=guarded) as client:
+            return await client.get(f"http://rebind.test:{port}/x")
+
+    try:
+        answer = asyncio.run(go())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answer.status_code == 200 and answer.text == "ok"
+    assert seen_hosts == [f"rebind.test:{port}"]
+    assert "rebind.test" not in asked

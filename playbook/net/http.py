@@ -150,19 +150,36 @@ def is_loopback(host: str, resolver: Resolver | None = None) -> bool:
     and `localhost.attacker` are names, and a name counts only when it resolves, and every
     address it resolves to is loopback. Numeric forms `ipaddress` refuses are refused.
     """
+    return loopback_addresses(host, resolver) is not None
+
+
+def loopback_addresses(host: str, resolver: Resolver | None = None) -> list[str] | None:
+    """The addresses `host` stands for when every one is loopback (an IP literal: itself), else
+    None. The guard connects to one of these, so the name is not resolved a second time."""
     host = host.strip().rstrip(".")
     if not host:
-        return False
+        return None
     literal = _loopback_ip(host)
     if literal is not None:
-        return literal
+        return [host.strip("[]")] if literal else None
     if _numeric_looking(host) or "[" in host or "]" in host:
-        return False
+        return None
     try:
         addresses = (resolver or resolve)(host)
     except (OSError, UnicodeError):
-        return False
-    return bool(addresses) and all(_loopback_ip(a) is True for a in addresses)
+        return None
+    if addresses and all(_loopback_ip(a) is True for a in addresses):
+        return addresses
+    return None
+
+
+def _pin(request: httpx.Request, name: str, address: str) -> None:
+    """Send to the address the guard judged, not to a second lookup of `name` (a resolver that
+    answers loopback to the check and a public address to the connect would slip past it).
+    The Host header stays the name's; TLS still checks the certificate against the name."""
+    request.url = request.url.copy_with(host=address)
+    if request.url.scheme == "https":
+        request.extensions = {**request.extensions, "sni_hostname": name}
 
 
 class LoopbackGuard(Layer):
@@ -175,8 +192,11 @@ class LoopbackGuard(Layer):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
         ok = _loopback_ip(host)
-        if ok is None:  # a name: resolved off the event loop
-            ok = await asyncio.to_thread(is_loopback, host, self.resolver)
+        if ok is None:  # a name: resolved off the event loop, then pinned
+            addresses = await asyncio.to_thread(loopback_addresses, host, self.resolver)
+            ok = addresses is not None
+            if addresses is not None:
+                _pin(request, host, addresses[0])
         if not ok:
             raise LoopbackViolation(
                 f"Refused {request.method} {request.url.copy_with(query=None)}: "
