@@ -235,7 +235,7 @@ class Verifier:
         self.downloads_left = DOWNLOAD_FLOOR
         self.budget_note = ""
         self.truncated: list[str] = []  # trees that could not be listed whole
-        self.unsampled: list[str] = []  # could be reformatted copies; the allowance was spent
+        self.unsampled: set[str] = set()  # could be reformatted copies; the allowance was spent
         self._public_shas: set[str] = set()
         # Trees verified in this pass, by tree SHA: a fork listed with the same tree oid holds
         # the same files (git addresses content) and is judged from it without a request.
@@ -451,7 +451,7 @@ class Verifier:
         if len(pending) < needed:
             return match  # not a copy whatever the downloads said
         if self.downloads_left < limit:
-            self.unsampled.append(cand.name)  # the pass's allowance is spent: said, not guessed
+            self.unsampled.add(cand.name)  # the pass's allowance is spent: said, not guessed
             return match
         content: set[str] = set()
         similar: set[str] = set()
@@ -576,15 +576,14 @@ def verification_coverage(verifier: Verifier, mirrors: Iterable[Mirror]) -> Cove
     """What verification proved and what it left open (budget, truncated trees)."""
     items = list(mirrors)
     left = [m for m in items if m.verdict is Verdict.UNVERIFIED and m.kind != "archive"]
-    named = set(verifier.unsampled) | set(verifier.truncated)  # their own gaps say why
+    named = verifier.unsampled | set(verifier.truncated)  # their own gaps say why
     failed = [m for m in items if m.error]
     gaps: list[Gap] = []
     if verifier.budget_note:
         gaps.append(
             Gap("verify", GapKind.BUDGET, f"{verifier.budget_note} ({len(left):,} unverified)")
         )
-    elif [m for m in left if m.name not in named]:
-        rest = len([m for m in left if m.name not in named])
+    elif rest := sum(1 for m in left if m.name not in named):
         gaps.append(Gap("verify", GapKind.UNVERIFIED, f"{rest:,} candidates not verified"))
     if verifier.truncated:
         names = ", ".join(sorted(verifier.truncated)[:3])
