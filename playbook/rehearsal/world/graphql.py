@@ -38,7 +38,7 @@ from playbook.net.graphql import (
     parse,
     resolve,
 )
-from playbook.rehearsal.world.github import commit_sha, git_tree
+from playbook.rehearsal.world.github import commit_sha, folder_shas
 from playbook.rehearsal.world.model import Clock, FakeRepo, World
 from playbook.rehearsal.world.wire import Reply, Service, Stats, json_reply
 
@@ -321,7 +321,7 @@ class GraphQL(Service):
         key = id(repo.files)
         tree = self._trees.get(key)
         if tree is None:
-            tree = self._trees[key] = str(git_tree(repo, base)["sha"])
+            tree = self._trees[key] = folder_shas(repo)[""]
         self._keep(repo, tree)
         return {"name": repo.default_branch, "commit": {"oid": commit_sha(tree), "tree": tree}}
 
