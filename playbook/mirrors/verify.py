@@ -239,7 +239,7 @@ class Verifier:
         self._public_shas: set[str] = set()
         # Trees verified in this pass, by tree SHA: a fork listed with the same tree oid holds
         # the same files (git addresses content) and is judged from it without a request.
-        self._trees: dict[str, tuple[Candidate, Tree, Match]] = {}
+        self._trees: dict[str, tuple[Candidate, Match]] = {}
         self.by_identity = 0
         self.heads = HeadsPass()
 
@@ -353,7 +353,7 @@ class Verifier:
             if match.matched and match.commit is None:
                 tree, match = await self._pinned(cand, tree, match)
             if tree.sha and not tree.truncated and cand.name not in self.unsampled:
-                self._trees.setdefault(tree.sha, (cand, tree, match))
+                self._trees.setdefault(tree.sha, (cand, match))
         mirror = self._judge(cand, match)
         if cand.name in self.unsampled and mirror.verdict is Verdict.UNRELATED:
             mirror = replace(
@@ -386,7 +386,7 @@ class Verifier:
             return None
         if is_official(cand, self.official):
             return None
-        first, _tree, match = known
+        first, match = known
         match = replace(
             match, tree_sha=str(cand.tree_sha), commit=Commit(cand.commit_sha, str(cand.tree_sha))
         )
