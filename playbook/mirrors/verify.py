@@ -443,7 +443,7 @@ class Verifier:
         for path, sha in tree.entries:
             if sha in self.fp.by_sha or is_vendored(path):
                 continue
-            leaked = self.fp.same_path(path) or next(iter(self.fp.paths_for_tree_path(path)), None)
+            leaked = self.fp.leaked_path(path)
             if leaked and leaked not in match.blob and leaked not in pending:
                 pending[leaked] = (path, sha)
         # Files already matched by blob tie the repository to the leak: half the sample then.
