@@ -51,11 +51,9 @@ class GitHub(Service):
     def __call__(
         self, path: str, query: dict[str, str], base: str, headers: Mapping[str, str]
     ) -> Reply:
-        with self._lock:
-            self.stats.github += 1
-            number = self.stats.github
-        if number in self.world.limits.secondary_at:
-            return self._secondary()
+        limited = self.count_request()
+        if limited is not None:
+            return limited
         if path == "/search/code" and not headers.get("authorization"):
             msg = {
                 "message": "Requires authentication",
@@ -75,6 +73,14 @@ class GitHub(Service):
             return self._primary(resource, reply.route)
         reply.headers.update(quota)
         return reply
+
+    def count_request(self) -> Reply | None:
+        """Count one GitHub request, REST or GraphQL (they share the secondary limits); the
+        secondary limit's answer when this request's number is one of `secondary_at`."""
+        with self._lock:
+            self.stats.github += 1
+            number = self.stats.github
+        return self._secondary() if number in self.world.limits.secondary_at else None
 
     def _limit_of(self, resource: str) -> tuple[int, float]:
         lim = self.world.limits
