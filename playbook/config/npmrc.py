@@ -23,7 +23,6 @@ import base64
 import binascii
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -369,7 +368,7 @@ def _token(found: Credential | None) -> Secret | None:
 
 def ask_npm(settings: Settings) -> str:
     """`npm config get registry`: npm's global config and built-in default, naming no host."""
-    npm = shutil.which("npm", path=settings.npm_env.get("PATH"))
+    npm = settings.npm
     if npm is None:
         raise RespondError(
             "No registry is configured and npm is not installed to say which one it would use.",
