@@ -40,15 +40,6 @@ class Exposure:
     license: str | None = None
     partial: bool = False
 
-    def as_json(self) -> dict[str, Any]:
-        return {**vars(self), "secrets": [list(s) for s in self.secrets]}
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Exposure:
-        fields = {**doc, "secrets": tuple(tuple(s) for s in doc.get("secrets", ()))}
-        fields["sensitive_files"] = tuple(doc.get("sensitive_files", ()))
-        return cls(**fields)
-
 
 def exposure(result: ScanResult, label: str = "") -> Exposure:
     """The comparable digest of a scan."""
