@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import stat
 from collections.abc import AsyncIterable, Iterable, Iterator
@@ -17,7 +16,7 @@ from playbook.scan.detect import WindowScanner
 from playbook.scan.model import Limits, ScanResult
 from playbook.scan.names import printable
 from playbook.scan.npmpack import files_to_ship
-from playbook.scan.scanner import Collector
+from playbook.scan.scanner import Collector, package_meta
 from playbook.scan.stream import ChunkFeed, Inflater, file_chunks
 from playbook.scan.worker import MapWorker
 
@@ -206,13 +205,10 @@ def scan_directory(path: Path, *, npm: str | None, limits: Limits = DEFAULT_LIMI
 
 def _package_fields(path: Path) -> tuple[str, str]:
     try:
-        doc = json.loads((path / "package.json").read_text("utf-8"))
-    except (OSError, ValueError):
+        meta = package_meta((path / "package.json").read_bytes())
+    except OSError:
         return "", ""
-    if not isinstance(doc, dict):
-        return "", ""
-    name, version = doc.get("name"), doc.get("version")
-    return (name if isinstance(name, str) else "", version if isinstance(version, str) else "")
+    return meta.name, meta.version
 
 
 def scan_path(path: Path, *, npm: str | None = None, limits: Limits = DEFAULT_LIMITS) -> ScanResult:
