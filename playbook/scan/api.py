@@ -13,7 +13,7 @@ from typing import BinaryIO
 from playbook.errors import UnsafeArchive, UsageError
 from playbook.scan.archive import ArchiveLog, Entry, safe_path, walk
 from playbook.scan.detect import WindowScanner
-from playbook.scan.model import Limits, ScanResult
+from playbook.scan.model import Limits, ScanResult, package_label
 from playbook.scan.names import printable
 from playbook.scan.npmpack import files_to_ship
 from playbook.scan.scanner import Collector, package_meta
@@ -22,10 +22,6 @@ from playbook.scan.worker import MapWorker
 
 DEFAULT_LIMITS = Limits()
 _BUNDLES = (".js", ".mjs", ".cjs")
-
-
-def _label(package: str, version: str, fallback: str) -> str:
-    return f"{package}@{version}" if package and version else package or fallback
 
 
 def scan_chunks(
@@ -37,7 +33,7 @@ def scan_chunks(
     label: str = "",
 ) -> ScanResult:
     """Scan a `.tgz` (or plain `.tar`) given as a stream of byte chunks, e.g. an HTTP body."""
-    name = _label(package, version, label or "the package")
+    name = package_label(package, version, label or "the package")
     log = ArchiveLog()
     collector = Collector(package, version, limits, log)
     reader = Inflater(chunks, max_total=limits.max_total_bytes, label=name)

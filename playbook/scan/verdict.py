@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from playbook.scan.license import is_open_source
-from playbook.scan.model import ScanResult
+from playbook.scan.model import ScanResult, package_label
 
 # A jump in original-source bytes: at least half as much again, and at least this many bytes.
 GROWTH_RATIO = 1.5
@@ -64,8 +64,7 @@ def exposure(result: ScanResult, label: str = "") -> Exposure:
 
 def _label(result: ScanResult) -> str:
     name = result.package or result.meta.name
-    version = result.version or result.meta.version
-    return f"{name}@{version}" if name and version else name or "this package"
+    return package_label(name, result.version or result.meta.version, "this package")
 
 
 @dataclass(frozen=True)
