@@ -285,7 +285,7 @@ def _jumped(before: int, after: int) -> bool:
 
 
 def _secret_findings(result: ScanResult, base: Exposure | None) -> list[Finding]:
-    known = {(k, f, r) for k, f, r in base.secrets} if base is not None else set()
+    known = set(base.secrets) if base is not None else set()
     out = []
     for s in result.secrets:
         at = f"{s.kind} at {s.file}:{s.line} ({s.redacted})"
