@@ -23,8 +23,6 @@ Cases:
 from __future__ import annotations
 
 import argparse
-import gzip
-import io
 import json
 import os
 import random
@@ -42,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playbook.rehearsal.synth import NPM_MTIME, make_real_case  # noqa: E402
+from playbook.rehearsal.synth import _tar as npm_tar  # noqa: E402
 from playbook.scan.detect import checksummed_token  # noqa: E402
 
 # Planted, must be found once: npm's token format, checksum included; not a real token.
@@ -83,14 +82,7 @@ class Case:
 
 
 def _tgz(path: Path, entries: list[tuple[str, bytes]]) -> Path:
-    raw = io.BytesIO()
-    gz = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
-    with gz, tarfile.open(fileobj=gz, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in entries:
-            info = tarfile.TarInfo("package/" + name)
-            info.size, info.mtime, info.mode = len(data), NPM_MTIME, 0o644
-            tar.addfile(info, io.BytesIO(data))
-    path.write_bytes(raw.getvalue())
+    path.write_bytes(npm_tar(entries, compresslevel=6))  # the synth packages' npm-shaped tarball
     return path
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import stat
 from collections.abc import AsyncIterable, Iterable, Iterator
@@ -14,19 +13,15 @@ from typing import BinaryIO
 from playbook.errors import UnsafeArchive, UsageError
 from playbook.scan.archive import ArchiveLog, Entry, safe_path, walk
 from playbook.scan.detect import WindowScanner
-from playbook.scan.model import Limits, ScanResult
+from playbook.scan.model import Limits, ScanResult, package_label
 from playbook.scan.names import printable
 from playbook.scan.npmpack import files_to_ship
-from playbook.scan.scanner import Collector
+from playbook.scan.scanner import Collector, package_meta
 from playbook.scan.stream import ChunkFeed, Inflater, file_chunks
 from playbook.scan.worker import MapWorker
 
 DEFAULT_LIMITS = Limits()
 _BUNDLES = (".js", ".mjs", ".cjs")
-
-
-def _label(package: str, version: str, fallback: str) -> str:
-    return f"{package}@{version}" if package and version else package or fallback
 
 
 def scan_chunks(
@@ -38,7 +33,7 @@ def scan_chunks(
     label: str = "",
 ) -> ScanResult:
     """Scan a `.tgz` (or plain `.tar`) given as a stream of byte chunks, e.g. an HTTP body."""
-    name = _label(package, version, label or "the package")
+    name = package_label(package, version, label or "the package")
     log = ArchiveLog()
     collector = Collector(package, version, limits, log)
     reader = Inflater(chunks, max_total=limits.max_total_bytes, label=name)
@@ -206,13 +201,10 @@ def scan_directory(path: Path, *, npm: str | None, limits: Limits = DEFAULT_LIMI
 
 def _package_fields(path: Path) -> tuple[str, str]:
     try:
-        doc = json.loads((path / "package.json").read_text("utf-8"))
-    except (OSError, ValueError):
+        meta = package_meta((path / "package.json").read_bytes())
+    except OSError:
         return "", ""
-    if not isinstance(doc, dict):
-        return "", ""
-    name, version = doc.get("name"), doc.get("version")
-    return (name if isinstance(name, str) else "", version if isinstance(version, str) else "")
+    return meta.name, meta.version
 
 
 def scan_path(path: Path, *, npm: str | None = None, limits: Limits = DEFAULT_LIMITS) -> ScanResult:

@@ -205,6 +205,11 @@ class ScanResult:
         return to_json(self.scan_summary())  # type: ignore[no-any-return]
 
 
+def package_label(name: str, version: str, fallback: str) -> str:
+    """`name@version`, or the name alone, or `fallback` when there is no name."""
+    return f"{name}@{version}" if name and version else name or fallback
+
+
 def top_dirs(paths: list[str], n: int = 10) -> tuple[tuple[str, int], ...]:
     """The directories (two levels deep) holding the most files."""
     counts = Counter(

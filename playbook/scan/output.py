@@ -132,6 +132,7 @@ _RULES: dict[str, tuple[str, str]] = {
         "Check that the name reveals nothing the package should not.",
     ),
 }
+_RULE_INDEX = {rule: i for i, rule in enumerate(_RULES)}  # its place in the driver's rules
 _SOURCE_RULES = ("original-source", "source-map", "source-growth")
 
 
@@ -177,8 +178,8 @@ def sarif_doc(
         if artifact is not None and path != "package.json":
             text = f"{text} (in {path})"
         found: dict[str, Any] = {"ruleId": rule}
-        if rule in _RULES:
-            found["ruleIndex"] = list(_RULES).index(rule)
+        if rule in _RULE_INDEX:
+            found["ruleIndex"] = _RULE_INDEX[rule]
         found |= {
             "level": level,
             "message": {"text": text},

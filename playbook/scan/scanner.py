@@ -20,7 +20,7 @@ from playbook.scan.model import (
 )
 from playbook.scan.names import printable
 from playbook.scan.sourcemap import ParsedMap, inline_maps, parse
-from playbook.scan.winnow import winnow
+from playbook.scan.winnow import MIN_BYTES, winnow
 from playbook.scan.work import WINNOWED, Found, Row, found, line, locate, process
 from playbook.scan.worker import MapWorker, shares
 
@@ -145,7 +145,7 @@ class Collector:
         sha1, sha256, norm = fp.hashes(entry.data)
         first = fp.is_first_party(entry.path)
         prints: tuple[int, ...] = ()
-        if first and len(entry.data) >= 64 and self.shipped_winnowed < WINNOWED:
+        if first and len(entry.data) >= MIN_BYTES and self.shipped_winnowed < WINNOWED:
             self.shipped_winnowed += 1  # the first few shipped sources: token fingerprints
             prints = winnow(entry.data)
         self.manifest[entry.path] = ManifestFile(

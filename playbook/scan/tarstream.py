@@ -192,7 +192,7 @@ class TarReader:
             first = self.offset == 0
             block = self._take(BLOCK)
             if len(block) < BLOCK:
-                if extended or (first and block) or (block and not first):
+                if extended or block:
                     raise TarReadError("unexpected end of data" if block else "empty file")
                 if first:
                     raise TarReadError("empty file")

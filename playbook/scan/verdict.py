@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from playbook.scan.license import is_open_source
-from playbook.scan.model import ScanResult
+from playbook.scan.model import ScanResult, package_label
 
 # A jump in original-source bytes: at least half as much again, and at least this many bytes.
 GROWTH_RATIO = 1.5
@@ -39,15 +39,6 @@ class Exposure:
     sensitive_files: tuple[str, ...] = ()
     license: str | None = None
     partial: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        return {**vars(self), "secrets": [list(s) for s in self.secrets]}
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Exposure:
-        fields = {**doc, "secrets": tuple(tuple(s) for s in doc.get("secrets", ()))}
-        fields["sensitive_files"] = tuple(doc.get("sensitive_files", ()))
-        return cls(**fields)
 
 
 def exposure(result: ScanResult, label: str = "") -> Exposure:
@@ -73,8 +64,7 @@ def exposure(result: ScanResult, label: str = "") -> Exposure:
 
 def _label(result: ScanResult) -> str:
     name = result.package or result.meta.name
-    version = result.version or result.meta.version
-    return f"{name}@{version}" if name and version else name or "this package"
+    return package_label(name, result.version or result.meta.version, "this package")
 
 
 @dataclass(frozen=True)
@@ -295,7 +285,7 @@ def _jumped(before: int, after: int) -> bool:
 
 
 def _secret_findings(result: ScanResult, base: Exposure | None) -> list[Finding]:
-    known = {(k, f, r) for k, f, r in base.secrets} if base is not None else set()
+    known = set(base.secrets) if base is not None else set()
     out = []
     for s in result.secrets:
         at = f"{s.kind} at {s.file}:{s.line} ({s.redacted})"

@@ -24,6 +24,7 @@ W = 4
 MAX_BYTES = 8 * 1024  # of each leaked file, fingerprinted for the manifest
 SIMILAR = 0.8  # a file this similar is the leaked file reformatted
 MIN_FINGERPRINTS = 8  # fewer say too little to prove a file
+MIN_BYTES = 64  # a leaked file shorter than this is not fingerprinted for the manifest
 
 _LEX = re.compile(
     rb"(//[^\n]*|/\*.*?\*/)"  # comments: dropped

@@ -15,7 +15,7 @@ import msgspec
 from playbook.scan import fingerprint as fp
 from playbook.scan.detect import Hit, generic_in, hosts_in, redact, secrets_in
 from playbook.scan.sourcemap import Source
-from playbook.scan.winnow import winnow
+from playbook.scan.winnow import MIN_BYTES, winnow
 
 # Sources adding up to this many bytes are hashed on a thread beside the tokenizing.
 _THREAD_BYTES = 1 << 20
@@ -76,7 +76,7 @@ def winnowed(sources: Sequence[Source]) -> frozenset[int]:
     first = [
         i
         for i, s in enumerate(sources)
-        if s.first_party and s.content is not None and len(s.content) >= 64
+        if s.first_party and s.content is not None and len(s.content) >= MIN_BYTES
     ]
     return frozenset(first[:: max(1, -(-len(first) // WINNOWED))])
 
