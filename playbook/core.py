@@ -246,21 +246,6 @@ def incident_of_notice(store: Store, notice_id: str, incident_id: str | None) ->
     )
 
 
-def scan_target(settings: Settings, target: str) -> ScanResult:
-    """The pre-publish guard's scan: a package folder, a tarball, or a published name@version."""
-    from playbook.scan import scan_path
-
-    path = Path(target).expanduser()
-    if path.exists():
-        return scan_path(path, npm=settings.npm)
-    if "@" not in target.lstrip("@"):
-        raise UsageError(
-            f"{target!r} is neither a file nor a folder here, nor a package spec; "
-            "accepted: a package folder, a .tgz, or name@1.2.3"
-        )
-    return asyncio.run(_scan_published(settings, parse_spec(target)))
-
-
 @contextlib.asynccontextmanager
 async def _own_services(settings: Settings) -> AsyncIterator[Services]:
     """A store and its services for one guard command, both closed however it ends."""
@@ -271,11 +256,6 @@ async def _own_services(settings: Settings) -> AsyncIterator[Services]:
     finally:
         await services.aclose()
         store.close()
-
-
-async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
-    async with _own_services(settings) as services:
-        return await _download_and_scan(services, spec)
 
 
 async def _download_and_scan(services: Services, spec: PackageSpec) -> ScanResult:
