@@ -4,16 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REGISTRY_STAMP := registry/node_modules/.installed
-ORACLE_STAMP := oracle/npm/node_modules/.installed
+# Node tools the tests need, and the one only `make bench` needs (see their rule below).
+NODE_TOOLS := oracle/npm contracts/graphql contracts/rest tests/sarif
+BENCH_TOOLS := bench/tools/secretlint
 
-GRAPHQL_STAMP := contracts/graphql/node_modules/.installed
-SARIF_STAMP := tests/sarif/node_modules/.installed
-CONTRACTS_REST_STAMP := contracts/rest/node_modules/.installed
-SECRETLINT_STAMP := bench/tools/secretlint/node_modules/.installed
+.PHONY: setup oracle chromium rehearse test lint typecheck pytest bench clean
 
-.PHONY: setup oracle contracts-graphql contracts-rest chromium rehearse test lint typecheck pytest bench clean
-
-setup: $(STAMP) $(REGISTRY_STAMP) oracle contracts-graphql contracts-rest $(SARIF_STAMP)
+setup: $(STAMP) $(REGISTRY_STAMP) $(NODE_TOOLS:%=%/node_modules/.installed)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,40 +23,16 @@ $(REGISTRY_STAMP): registry/package.json registry/package-lock.json
 	cd registry && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The npm CLI itself, the oracle the differential tests and the containment bench drive:
-# pinned by oracle/npm/package-lock.json, run only against the local registry.
-oracle: $(ORACLE_STAMP)
-
-$(ORACLE_STAMP): oracle/npm/package.json oracle/npm/package-lock.json
-	cd oracle/npm && npm ci --no-audit --no-fund --loglevel=error
+# Node tools beside the local registry, each pinned by the lockfile in its own folder, installed
+# by one rule with no install scripts run: the npm CLI itself (oracle/npm, the differential tests'
+# and the containment bench's oracle, run only against the local registry), GitHub's GraphQL schema
+# and REST description (contracts/graphql, contracts/rest: the world's contract tests), the SARIF
+# 2.1.0 schema (tests/sarif) and secretlint (bench/tools/secretlint: only `make bench` needs it).
+%/node_modules/.installed: %/package.json %/package-lock.json
+	cd $* && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-# GitHub's official GraphQL schema (@octokit/graphql-schema), pinned by its lockfile: the contract
-# test validates every GraphQL query respond sends against it.
-contracts-graphql: $(GRAPHQL_STAMP)
-
-$(GRAPHQL_STAMP): contracts/graphql/package.json contracts/graphql/package-lock.json
-	cd contracts/graphql && npm ci --no-audit --no-fund --loglevel=error
-	touch $@
-
-# GitHub's official REST description (@octokit/openapi), pinned by contracts/rest/package-lock.json:
-# tests/test_contracts_rest.py validates the local world's GitHub answers against it.
-contracts-rest: $(CONTRACTS_REST_STAMP)
-
-$(CONTRACTS_REST_STAMP): contracts/rest/package.json contracts/rest/package-lock.json
-	cd contracts/rest && npm ci --no-audit --no-fund --loglevel=error
-	touch $@
-
-# The SARIF 2.1.0 schema `respond scan --format sarif` is validated against (pinned by its lock).
-$(SARIF_STAMP): tests/sarif/package.json tests/sarif/package-lock.json
-	cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-	touch $@
-
-# secretlint, the peer guard bench/bench_guard.py runs on the same files: pinned by its lockfile.
-# Only `make bench` needs it.
-$(SECRETLINT_STAMP): bench/tools/secretlint/package.json bench/tools/secretlint/package-lock.json
-	cd bench/tools/secretlint && npm ci --no-audit --no-fund --loglevel=error
-	touch $@
+oracle: oracle/npm/node_modules/.installed
 
 # Headless Chromium renders the HTML report in a test (Debian's package; needs root to install).
 chromium:
@@ -82,10 +55,9 @@ typecheck:
 pytest:
 	$(BIN)/python -m pytest
 
-bench: setup $(SECRETLINT_STAMP)
+bench: setup $(BENCH_TOOLS:%=%/node_modules/.installed)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) registry/node_modules oracle/npm/node_modules contracts/graphql/node_modules \
-	  contracts/rest/node_modules tests/sarif/node_modules \
-	  bench/tools/secretlint/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) registry/node_modules $(NODE_TOOLS:%=%/node_modules) $(BENCH_TOOLS:%=%/node_modules) \
+	  .mypy_cache .pytest_cache .ruff_cache

@@ -26,7 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from playbook.config.npmrc import nerf_dart
 from playbook.config.settings import Settings
 from playbook.net.http import ClientOptions
 from playbook.rehearsal.run import SCENARIOS, Scenario, Scorecard, rehearse
@@ -36,7 +35,7 @@ from playbook.services.npm import HttpNpmRegistry, registry_for
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.support.npm_oracle import NPM_CLI, npm_env, run_npm  # noqa: E402
+from tests.support.npm_oracle import NPM_CLI, npm_home, run_npm  # noqa: E402
 
 ROUNDS = 5
 
@@ -106,10 +105,7 @@ def npm_cli_versus_respond() -> bool:
     with LocalRegistry() as registry, tempfile.TemporaryDirectory() as tmp:
         token = registry.add_user(f"bench-{uuid.uuid4().hex[:8]}", "bench-horse-battery")
         home = Path(tmp) / "home"
-        env = npm_env(home, {"T": token})
-        (home / ".npmrc").write_text(
-            f"registry={registry.url}\n{nerf_dart(registry.url)}:_authToken=${{T}}\n"
-        )
+        env = npm_home(home, registry.url, token)
 
         def fresh() -> str:
             name = f"bench-{uuid.uuid4().hex[:10]}"

@@ -11,11 +11,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from playbook.rehearsal.run import ORG_DETAILS
-from playbook.rehearsal.sandbox import LocalRegistry, write_npmrc
+from playbook.rehearsal.sandbox import LocalRegistry
 from playbook.rehearsal.synth import make_package, reconstructed_files
 from playbook.rehearsal.world import FakeWorld, World
-from tests.support.cli import cli_env, respond
+from tests.support.cli import cli_env, respond, world_project
 
 pytestmark = pytest.mark.registry
 SHAPE = {"sources": 60, "first_party": 40, "seed": 3}
@@ -47,12 +46,7 @@ def incident(
         reconstructed_files(name, "1.0.1", **SHAPE), name, "1.0.1", official_forks=5
     )
     with FakeWorld(world) as fake:
-        cwd = tmp_path / "work"
-        cwd.mkdir()
-        write_npmrc(cwd, local_registry.url, "T")
-        (cwd / "respond.toml").write_text(ORG_DETAILS + world.respond_toml)
-        env = cli_env(cwd, tmp_path / "home", T=registry_token, GITHUB_TOKEN="fake-token")
-        env |= fake.env()
+        cwd, env = world_project(tmp_path, local_registry.url, registry_token, fake)
         cli = Cli(cwd, env)
         run = cli.json("leak", f"{name}@1.0.1", "--yes", "--non-interactive")
         assert isinstance(run, dict) and run["status"] == "done", run

@@ -155,11 +155,9 @@ def test_recheck_and_notice_sent_during_a_live_run_wait_for_it_and_lose_nothing(
     import subprocess
     from urllib.parse import urlsplit
 
-    from playbook.rehearsal.run import ORG_DETAILS
-    from playbook.rehearsal.sandbox import write_npmrc
     from playbook.rehearsal.synth import make_package, reconstructed_files
     from playbook.rehearsal.world import FakeWorld, World
-    from tests.support.cli import RESPOND, cli_env, respond
+    from tests.support.cli import RESPOND, respond, world_project
 
     shape = {"sources": 60, "first_party": 40, "seed": 4}
     name = f"@conc/cli-{os.getpid()}-{tmp_path.name[-6:]}".lower()
@@ -169,12 +167,7 @@ def test_recheck_and_notice_sent_during_a_live_run_wait_for_it_and_lose_nothing(
     local_registry.publish(leaky, name, "1.0.1", token=registry_token)
     world = World.seeded(reconstructed_files(name, "1.0.1", **shape), name, "1.0.1")
     with FakeWorld(world) as fake:
-        cwd = tmp_path / "work"
-        cwd.mkdir()
-        write_npmrc(cwd, local_registry.url, "T")
-        (cwd / "respond.toml").write_text(ORG_DETAILS + world.respond_toml)
-        env = cli_env(cwd, tmp_path / "home", T=registry_token, GITHUB_TOKEN="fake-token")
-        env |= fake.env()
+        cwd, env = world_project(tmp_path, local_registry.url, registry_token, fake)
 
         def cli(*args: str) -> Any:
             return json.loads(respond(env, *args, "--json", cwd=cwd, check=0).stdout)

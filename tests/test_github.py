@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from playbook.services.cdn import CdnProbe, PurgeResult, cdns, jsdelivr_purge
 from playbook.services.forge import codeberg, gitlab
 from playbook.services.github import RepoLookup, Tree, TreeState, github_api
 from playbook.services.hub import MemoryCache, Services
+from tests.support.services import run_closing
 
 PKG, VER = "@acme/widget-cli", "2.1.88"
 T = TypeVar("T")
@@ -41,14 +41,7 @@ def fake() -> Iterator[FakeWorld]:
 
 def call(fake: FakeWorld, tmp: Path, work: Callable[[Services], Awaitable[T]]) -> T:
     services = Services(world_settings(fake, tmp), ClientOptions(dry_run=False), MemoryCache())
-
-    async def run() -> T:
-        try:
-            return await work(services)
-        finally:
-            await services.aclose()
-
-    return asyncio.run(run())
+    return run_closing(services, work)
 
 
 def test_forks_follow_every_page(fake: FakeWorld, tmp_path: Path) -> None:

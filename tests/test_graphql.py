@@ -42,6 +42,7 @@ from playbook.services.github_graphql import (
     heads_query,
 )
 from playbook.services.hub import MemoryCache, Services
+from tests.support.services import run_closing
 
 PKG, VER = "@acme/widget-cli", "2.1.88"
 ROOT = "leaker/widget-cli-source"
@@ -303,6 +304,20 @@ def type_by_name(value: Any, _info: Any, _abstract: Any) -> str | None:
     return value.get("__typename") if isinstance(value, dict) else None
 
 
+def replay(
+    schema: graphql.GraphQLSchema, text: str, variables: dict[str, Any], answer: dict[str, Any]
+) -> graphql.ExecutionResult:
+    """Execute `text` over `schema` with the world's answer as the data, resolved by key."""
+    return graphql.execute_sync(
+        schema,
+        graphql.parse(text),
+        root_value=answer["data"],
+        variable_values=variables,
+        field_resolver=answer_by_key,
+        type_resolver=type_by_name,
+    )
+
+
 def test_every_query_respond_sent_validates_against_github_schema(
     network: Hunt, github_schema: graphql.GraphQLSchema
 ) -> None:
@@ -325,14 +340,7 @@ def test_the_world_answers_in_github_schema_shapes(
     # value must fit its declared type (nullability, lists, scalars, enums, interfaces).
     assert network.queries
     for text, variables, answer in network.queries:
-        result = graphql.execute_sync(
-            github_schema,
-            graphql.parse(text),
-            root_value=answer["data"],
-            variable_values=variables,
-            field_resolver=answer_by_key,
-            type_resolver=type_by_name,
-        )
+        result = replay(github_schema, text, variables, answer)
         assert result.errors is None, result.errors
         assert result.data == answer["data"]
 
@@ -349,14 +357,7 @@ def test_heads_of_every_kind_of_repository_in_github_schema_shapes(
     names = [ROOT, "gone/x", "blocked/x", "empty/x"]
     with FakeWorld(world) as fake:
         services = Services(world_settings(fake, tmp_path), ClientOptions(dry_run=False))
-
-        async def go() -> list[Any]:
-            try:
-                return list(await github_graphql(services).heads(names))
-            finally:
-                await services.aclose()
-
-        heads = asyncio.run(go())
+        heads = list(run_closing(services, lambda s: github_graphql(s).heads(names)))
         ((text, variables, answer),) = fake.graphql.queries
     assert [h.state.value for h in heads] == ["ok", "missing", "blocked", "empty"]
     repo = world.repo(ROOT)
@@ -364,14 +365,7 @@ def test_heads_of_every_kind_of_repository_in_github_schema_shapes(
     assert heads[0].commit and heads[0].tree and heads[0].pushed_at
     assert "Repository access blocked" in heads[2].reason
     assert graphql.validate(github_schema, graphql.parse(text)) == []
-    result = graphql.execute_sync(
-        github_schema,
-        graphql.parse(text),
-        root_value=answer["data"],
-        variable_values=variables,
-        field_resolver=answer_by_key,
-        type_resolver=type_by_name,
-    )
+    result = replay(github_schema, text, variables, answer)
     assert result.errors is None, result.errors
     assert result.data == answer["data"]
 

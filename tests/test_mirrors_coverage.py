@@ -3,7 +3,6 @@ capped searches, budgets; each recorded as a gap the report can show."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -29,6 +28,7 @@ from playbook.rehearsal.world import (
 )
 from playbook.services.github import RestGitHub, Tree, github_api
 from playbook.services.hub import MemoryCache, Services
+from tests.support.services import run_closing
 
 PKG, VER = "@acme/widget-cli", "2.1.88"
 GH = "https://github.com/"
@@ -52,13 +52,7 @@ def run(
         options = ClientOptions(dry_run=False, retry=RetryPolicy(attempts=1))
         services = Services(settings, options, MemoryCache(), clock=clocked)
 
-        async def go() -> T:
-            try:
-                return await work(services)
-            finally:
-                await services.aclose()
-
-        return asyncio.run(go()), fake
+        return run_closing(services, work), fake
 
 
 def hunt(services: Services) -> Awaitable[Collection]:

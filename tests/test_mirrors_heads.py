@@ -5,7 +5,6 @@ without a token or when GraphQL fails, and the coverage says which path was take
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -33,6 +32,7 @@ from playbook.rehearsal.world.github import commit_sha, folder_shas
 from playbook.rehearsal.world.server import world_settings
 from playbook.services.github_graphql import HEADS_PER_QUERY
 from playbook.services.hub import MemoryCache, Services
+from tests.support.services import run_closing
 
 PKG, VER = "@acme/widget-cli", "2.1.88"
 GH = "https://github.com/"
@@ -63,13 +63,7 @@ def run(
             clock=Clock(clock, clock.sleep),
         )
 
-        async def go() -> T:
-            try:
-                return await work(services)
-            finally:
-                await services.aclose()
-
-        return asyncio.run(go()), fake
+        return run_closing(services, work), fake
 
 
 def searched(world: World) -> list[Candidate]:

@@ -74,6 +74,15 @@ def call(
     return run(with_registry(make_services(tmp_path, proxy.url, token, **kw), name, body))
 
 
+@pytest.fixture
+def two_versions(publish: Any, unique_name: Any) -> str:
+    """A fresh package with 1.0.0 and 1.0.1 published, so one of them may be unpublished."""
+    name = unique_name()
+    publish(name, "1.0.0")
+    publish(name, "1.0.1")
+    return name
+
+
 @pytest.mark.parametrize("scope", [None, "acme"])
 def test_packument_tags_and_deprecate(
     tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any,
@@ -188,11 +197,9 @@ def test_unpublish_resumes_between_put_and_delete(
 
 
 def test_whole_package_unpublish_needs_the_flag(
-    tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any
+    tmp_path: Path, proxy: RegistryProxy, registry_token: str, two_versions: str
 ) -> None:
-    name = unique_name()
-    publish(name, "1.0.0")
-    publish(name, "1.0.1")
+    name = two_versions
 
     async def refused(reg: HttpNpmRegistry) -> Any:
         return await reg.unpublish_package(name, confirmed=False)
@@ -239,12 +246,10 @@ def test_download_checks_integrity_and_shasum(
 
 @pytest.mark.parametrize("form", ["header", "body"])
 def test_otp_challenge_is_answered_with_the_given_code(
-    tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any,
+    tmp_path: Path, proxy: RegistryProxy, registry_token: str, two_versions: str,
     form: str,
 ) -> None:  # fmt: skip
-    name = unique_name()
-    publish(name, "1.0.0")
-    publish(name, "1.0.1")
+    name = two_versions
     proxy.require_otp("123456", form=form)
 
     async def tag(reg: HttpNpmRegistry) -> Any:
@@ -323,11 +328,9 @@ def test_otp_web_flow_polls_until_approved(
 
 
 def test_policy_refusal_carries_the_registry_message(
-    tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any
+    tmp_path: Path, proxy: RegistryProxy, registry_token: str, two_versions: str
 ) -> None:
-    name = unique_name()
-    publish(name, "1.0.0")
-    publish(name, "1.0.1")
+    name = two_versions
     proxy.refuse_unpublish()
 
     async def body(reg: HttpNpmRegistry) -> Any:
@@ -348,12 +351,10 @@ def test_policy_refusal_carries_the_registry_message(
     ],
 )
 def test_each_policy_status_is_a_refusal_in_one_line(
-    tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any,
+    tmp_path: Path, proxy: RegistryProxy, registry_token: str, two_versions: str,
     status: int, message: str,
 ) -> None:  # fmt: skip
-    name = unique_name()
-    publish(name, "1.0.0")
-    publish(name, "1.0.1")
+    name = two_versions
     proxy.refuse_unpublish(message + "\n(see the unpublish policy)", status=status)
 
     async def body(reg: HttpNpmRegistry) -> Any:
@@ -366,11 +367,9 @@ def test_each_policy_status_is_a_refusal_in_one_line(
 
 
 def test_a_403_without_policy_words_stays_a_permission_error(
-    tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any
+    tmp_path: Path, proxy: RegistryProxy, registry_token: str, two_versions: str
 ) -> None:
-    name = unique_name()
-    publish(name, "1.0.0")
-    publish(name, "1.0.1")
+    name = two_versions
     proxy.refuse_unpublish("You do not have permission to publish this package", status=403)
 
     async def body(reg: HttpNpmRegistry) -> Any:
@@ -496,11 +495,9 @@ def test_dry_run_client_cannot_write(
 
 
 def test_a_conflict_rereads_the_document_and_redoes_once(
-    tmp_path: Path, proxy: RegistryProxy, registry_token: str, publish: Any, unique_name: Any
+    tmp_path: Path, proxy: RegistryProxy, registry_token: str, two_versions: str
 ) -> None:
-    name = unique_name()
-    for version in ("1.0.0", "1.0.1"):
-        publish(name, version)
+    name = two_versions
     proxy.fail("PUT", rf"^/{name}$", status=409, times=1)
     proxy.fail("PUT", rf"^/{name}/-rev/", status=409, times=1)
 

@@ -7,7 +7,6 @@ else must match, and every document read of the sequence carries `?write=true` o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable, Coroutine
@@ -17,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from playbook.config.npmrc import nerf_dart
 from playbook.config.settings import Settings
 from playbook.net.http import ClientOptions, RetryPolicy
 from playbook.rehearsal.proxy import Recorded, RegistryProxy
 from playbook.secret import Secret
 from playbook.services.hub import Services
 from playbook.services.npm import HttpNpmRegistry, registry_for
-from tests.support.npm_oracle import npm_env, require_oracle, run_npm
+from tests.support.npm_oracle import npm_home, require_oracle, run_npm
+from tests.support.services import run_closing
 
 pytestmark = pytest.mark.registry
 FAST = RetryPolicy(attempts=1, backoff=0.01, max_wait=0.05)
@@ -105,11 +104,7 @@ def test_respond_writes_what_npm_writes(
         publish(name, "1.0.1", tag="next")
     if op.otp:
         proxy.require_otp(OTP)
-    home = tmp_path / "home"
-    env = npm_env(home, {"T": registry_token})
-    (home / ".npmrc").write_text(
-        f"registry={proxy.url}\n{nerf_dart(proxy.url)}:_authToken=${{T}}\n"
-    )
+    env = npm_home(tmp_path / "home", proxy.url, registry_token)
     work = tmp_path / "work"
 
     proxy.clear()
@@ -122,14 +117,7 @@ def test_respond_writes_what_npm_writes(
         home=tmp_path / "respond", npm_env=env, cwd=work, otp=Secret(OTP) if op.otp else None
     )
     services = Services(settings, ClientOptions(dry_run=False, retry=FAST, timeout=10.0))
-
-    async def body() -> None:
-        try:
-            await op.respond(registry_for(services, names[1]), names[1])
-        finally:
-            await services.aclose()
-
-    asyncio.run(body())
+    run_closing(services, lambda s: op.respond(registry_for(s, names[1]), names[1]))
     by_respond = proxy.requests
 
     assert writes(by_respond, names[1]) == writes(by_npm, names[0])
@@ -150,23 +138,12 @@ def test_unpublishing_the_only_version_is_refused_by_npm_and_respond(
     require_oracle()
     name = unique_name()
     publish(name, "1.0.0")
-    home = tmp_path / "home"
-    env = npm_env(home, {"T": registry_token})
-    (home / ".npmrc").write_text(
-        f"registry={proxy.url}\n{nerf_dart(proxy.url)}:_authToken=${{T}}\n"
-    )
+    env = npm_home(tmp_path / "home", proxy.url, registry_token)
     proxy.clear()
     done = run_npm(["unpublish", f"{name}@1.0.0"], registry=proxy.url, env=env, cwd=tmp_path / "w")
     assert done.returncode != 0 and "Refusing to delete the last version" in done.stderr
     settings = Settings(home=tmp_path / "respond", npm_env=env, cwd=tmp_path / "w")
     services = Services(settings, ClientOptions(dry_run=False, retry=FAST, timeout=10.0))
-
-    async def body() -> None:
-        try:
-            await registry_for(services, name).unpublish_version(name, "1.0.0")
-        finally:
-            await services.aclose()
-
     with pytest.raises(LastVersion, match="Refusing to delete the last version of the package"):
-        asyncio.run(body())
+        run_closing(services, lambda s: registry_for(s, name).unpublish_version(name, "1.0.0"))
     assert proxy.writes == []

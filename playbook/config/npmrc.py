@@ -23,7 +23,6 @@ import base64
 import binascii
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -356,14 +355,20 @@ def find_token(
     """The `_authToken` npm would send to `url` (None when it would send another kind, or none).
     `env` is unused: npm never falls back to NPM_TOKEN, and neither does respond any more."""
     found = Credentials(url, config).for_url(url)
+    token = _token(found)
+    return (None, None) if token is None else (token, found.where if found else None)
+
+
+def _token(found: Credential | None) -> Secret | None:
+    """The bare `_authToken` behind a Bearer credential; None for any other kind."""
     if found is None or found.kind != "token":
-        return None, None
-    return Secret(found.authorization.reveal().removeprefix("Bearer ")), found.where
+        return None
+    return Secret(found.authorization.reveal().removeprefix("Bearer "))
 
 
 def ask_npm(settings: Settings) -> str:
     """`npm config get registry`: npm's global config and built-in default, naming no host."""
-    npm = shutil.which("npm", path=settings.npm_env.get("PATH"))
+    npm = settings.npm
     if npm is None:
         raise RespondError(
             "No registry is configured and npm is not installed to say which one it would use.",
@@ -410,12 +415,9 @@ def resolve(settings: Settings, package: str | None = None) -> RegistryConfig:
     _refuse_unset_keys(config)
     credentials = Credentials(url, config)
     found = credentials.for_url(url)
-    token = None
-    if found is not None and found.kind == "token":
-        token = Secret(found.authorization.reveal().removeprefix("Bearer "))
     return RegistryConfig(
         url=url,
-        token=token,
+        token=_token(found),
         source=source,
         token_source=found.where if found is not None else None,
         credentials=credentials,

@@ -118,13 +118,16 @@ class Settings:
     limits: RateLimits = field(default_factory=RateLimits)
     step_modules: tuple[str, ...] = ()  # RESPOND_STEP_MODULES: a team's own step types
     templates: Path | None = None  # RESPOND_TEMPLATES: wins over respond.toml's templates_dir
-    # npm's executable, found on PATH (None: not installed); `respond scan DIR` asks it for the
-    # file list (`npm pack --dry-run`).
-    npm: str | None = None
 
     @property
     def dry_run(self) -> bool:
         return self.mode is Mode.DRY_RUN
+
+    @functools.cached_property
+    def npm(self) -> str | None:
+        """npm's executable on npm_env's PATH (None: not installed), looked up on first use:
+        `respond scan DIR` asks it for the file list, npmrc for the default registry."""
+        return shutil.which("npm", path=self.npm_env.get("PATH"))
 
     @functools.cached_property
     def org(self) -> OrgConfig:
@@ -160,7 +163,6 @@ class Settings:
             "templates": Path(env["RESPOND_TEMPLATES"]).expanduser()
             if env.get("RESPOND_TEMPLATES")
             else None,
-            "npm": shutil.which("npm", path=env.get("PATH")),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -163,17 +163,12 @@ class Fingerprints:
             {p: w for p, w in manifest.winnow.items() if p in by_path},
         )
 
-    def same_path(self, tree_path: str) -> str | None:
-        """The leaked path a tree entry sits at (itself, or under a folder), if any."""
+    def leaked_path(self, tree_path: str) -> str | None:
+        """The leaked file a tree entry may be a (reformatted) copy of: the same path, else a
+        leaked path it ends with (the copy sits under a folder), else the first leaked file of
+        the same name; None when no leaked file has its name."""
         if tree_path in self.by_path:
             return tree_path
-        for leaked in self.by_base.get(posixpath.basename(tree_path), ()):
-            if tree_path.endswith("/" + leaked):
-                return leaked
-        return None
-
-    def paths_for_tree_path(self, tree_path: str) -> list[str]:
-        """Manifest paths a tree entry may be a reformatted copy of (by suffix, else file name)."""
         same_name = self.by_base.get(posixpath.basename(tree_path), ())
-        suffix = [p for p in same_name if tree_path == p or tree_path.endswith("/" + p)]
-        return suffix or list(same_name)
+        under = (p for p in same_name if tree_path.endswith("/" + p))
+        return next(under, same_name[0] if same_name else None)

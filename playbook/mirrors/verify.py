@@ -235,11 +235,11 @@ class Verifier:
         self.downloads_left = DOWNLOAD_FLOOR
         self.budget_note = ""
         self.truncated: list[str] = []  # trees that could not be listed whole
-        self.unsampled: list[str] = []  # could be reformatted copies; the allowance was spent
+        self.unsampled: set[str] = set()  # could be reformatted copies; the allowance was spent
         self._public_shas: set[str] = set()
         # Trees verified in this pass, by tree SHA: a fork listed with the same tree oid holds
         # the same files (git addresses content) and is judged from it without a request.
-        self._trees: dict[str, tuple[Candidate, Tree, Match]] = {}
+        self._trees: dict[str, tuple[Candidate, Match]] = {}
         self.by_identity = 0
         self.heads = HeadsPass()
 
@@ -353,7 +353,7 @@ class Verifier:
             if match.matched and match.commit is None:
                 tree, match = await self._pinned(cand, tree, match)
             if tree.sha and not tree.truncated and cand.name not in self.unsampled:
-                self._trees.setdefault(tree.sha, (cand, tree, match))
+                self._trees.setdefault(tree.sha, (cand, match))
         mirror = self._judge(cand, match)
         if cand.name in self.unsampled and mirror.verdict is Verdict.UNRELATED:
             mirror = replace(
@@ -386,7 +386,7 @@ class Verifier:
             return None
         if is_official(cand, self.official):
             return None
-        first, _tree, match = known
+        first, match = known
         match = replace(
             match, tree_sha=str(cand.tree_sha), commit=Commit(cand.commit_sha, str(cand.tree_sha))
         )
@@ -443,7 +443,7 @@ class Verifier:
         for path, sha in tree.entries:
             if sha in self.fp.by_sha or is_vendored(path):
                 continue
-            leaked = self.fp.same_path(path) or next(iter(self.fp.paths_for_tree_path(path)), None)
+            leaked = self.fp.leaked_path(path)
             if leaked and leaked not in match.blob and leaked not in pending:
                 pending[leaked] = (path, sha)
         # Files already matched by blob tie the repository to the leak: half the sample then.
@@ -451,7 +451,7 @@ class Verifier:
         if len(pending) < needed:
             return match  # not a copy whatever the downloads said
         if self.downloads_left < limit:
-            self.unsampled.append(cand.name)  # the pass's allowance is spent: said, not guessed
+            self.unsampled.add(cand.name)  # the pass's allowance is spent: said, not guessed
             return match
         content: set[str] = set()
         similar: set[str] = set()
@@ -576,15 +576,14 @@ def verification_coverage(verifier: Verifier, mirrors: Iterable[Mirror]) -> Cove
     """What verification proved and what it left open (budget, truncated trees)."""
     items = list(mirrors)
     left = [m for m in items if m.verdict is Verdict.UNVERIFIED and m.kind != "archive"]
-    named = set(verifier.unsampled) | set(verifier.truncated)  # their own gaps say why
+    named = verifier.unsampled | set(verifier.truncated)  # their own gaps say why
     failed = [m for m in items if m.error]
     gaps: list[Gap] = []
     if verifier.budget_note:
         gaps.append(
             Gap("verify", GapKind.BUDGET, f"{verifier.budget_note} ({len(left):,} unverified)")
         )
-    elif [m for m in left if m.name not in named]:
-        rest = len([m for m in left if m.name not in named])
+    elif rest := sum(1 for m in left if m.name not in named):
         gaps.append(Gap("verify", GapKind.UNVERIFIED, f"{rest:,} candidates not verified"))
     if verifier.truncated:
         names = ", ".join(sorted(verifier.truncated)[:3])

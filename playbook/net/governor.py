@@ -265,9 +265,7 @@ class Governor:
                 f"{self.host} could not be reached for {url}: {exc!r}.",
                 "Check the network or the RESPOND_*_API setting.",
             ) from exc
-        kept = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
-        self._remember(response.headers, resource)
-        self._notify(self.status(resource))
+        kept = self._received(response, resource)
         return Fetched(url, response.status_code, response.content, kept)
 
     async def _before(self, resource: str, url: str, cost: int = 1) -> None:
@@ -322,9 +320,7 @@ class Governor:
             ) from exc
         if response.status_code >= 500:
             self.down = f"HTTP {response.status_code} after retries"
-        kept = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
-        self._remember(response.headers, resource)
-        self._notify(self.status(resource))
+        kept = self._received(response, resource)
         if response.status_code == 304 and entry is not None:
             self.not_modified += 1
             return Fetched(url, 200, entry["body"].encode(), entry["headers"], cached=True)
@@ -335,6 +331,12 @@ class Governor:
             self.cache.put(key, json.dumps(record))
             body = small
         return Fetched(url, response.status_code, body, kept)
+
+    def _received(self, response: httpx.Response, resource: str) -> dict[str, str]:
+        """The headers callers keep from an answer, once its quota headers are noted and shown."""
+        self._remember(response.headers, resource)
+        self._notify(self.status(resource))
+        return {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
 
     def _remember(self, headers: httpx.Headers, resource: str) -> None:
         remaining, reset = headers.get("x-ratelimit-remaining"), headers.get("x-ratelimit-reset")

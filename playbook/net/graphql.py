@@ -17,6 +17,7 @@ selected. A field is a connection here when it selects `nodes`, `edges`, `pageIn
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -290,6 +291,7 @@ def operation_kinds(text: str) -> frozenset[str]:
     return frozenset(op.kind for op in parse(text).operations)
 
 
+@functools.lru_cache(maxsize=8)  # each transport layer judges the same body: parse it once
 def only_reads(body: bytes) -> bool:
     """True when a GraphQL request body holds queries only; anything unreadable is a write."""
     try:

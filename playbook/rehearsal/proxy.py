@@ -357,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
         """A stale copy of a document read (see RegistryProxy.serve_stale), else None."""
         with self.state.lock:
             window = self.state.stale_window
-            if not window or request.method != "GET" or request.path.startswith("/-/"):
+            if not window or request.method != "GET":
                 return None
             if "write=true" in request.path or "/-/" in request.path:
                 return None

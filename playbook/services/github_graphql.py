@@ -17,10 +17,10 @@ files checked are the files of the commit a notice cites, and needs no commit re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from playbook.errors import RemoteError
 from playbook.net.governor import Governor
@@ -195,12 +195,9 @@ class GraphQLGitHub:
         """A page of forks for each repository in `wanted`, in one query."""
         text, variables = forks_query(wanted)
         data, errors = await self.query(text, variables)
-        trouble = {str(e["path"][0]): e for e in errors if e.get("path")}
         pages = []
-        for n, want in enumerate(wanted):
-            repo = data.get(f"r{n}")
+        for want, repo, state, message in _by_alias(data, errors, wanted):
             if repo is None:
-                state, message = _refused(trouble.get(f"r{n}", {}))
                 pages.append(ForkPage(want.repo, state, reason=message))
                 continue
             conn = repo["forks"]
@@ -214,12 +211,9 @@ class GraphQLGitHub:
         """The default-branch commit and tree oid of each repository, in one query."""
         text, variables = heads_query(repos)
         data, errors = await self.query(text, variables)
-        trouble = {str(e["path"][0]): e for e in errors if e.get("path")}
         out = []
-        for n, name in enumerate(repos):
-            repo = data.get(f"r{n}")
+        for name, repo, state, message in _by_alias(data, errors, repos):
             if repo is None:
-                state, message = _refused(trouble.get(f"r{n}", {}))
                 out.append(Head(name, state, reason=message))
                 continue
             ref = repo.get("defaultBranchRef") or {}
@@ -238,6 +232,22 @@ class GraphQLGitHub:
                 )
             )
         return out
+
+
+T = TypeVar("T")
+
+
+def _by_alias(
+    data: Mapping[str, Any], errors: Sequence[Mapping[str, Any]], asked: Sequence[T]
+) -> Iterator[tuple[T, Mapping[str, Any] | None, TreeState, str]]:
+    """Each item asked for beside its aliased answer `r{n}`, or None and why GitHub refused it."""
+    trouble = {str(e["path"][0]): e for e in errors if e.get("path")}
+    for n, item in enumerate(asked):
+        repo = data.get(f"r{n}")
+        if repo is None:
+            yield item, None, *_refused(trouble.get(f"r{n}", {}))
+        else:
+            yield item, repo, TreeState.OK, ""
 
 
 def _refused(err: Mapping[str, Any]) -> tuple[TreeState, str]:

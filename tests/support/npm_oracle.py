@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from playbook.config.npmrc import nerf_dart
+
 ROOT = Path(__file__).resolve().parents[2]
 NPM_CLI = ROOT / "oracle" / "npm" / "node_modules" / "npm" / "bin" / "npm-cli.js"
 LOOPBACK = ("127.", "localhost", "[::1]")
@@ -46,6 +48,15 @@ def npm_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str
         "RESPOND_LOOPBACK_ONLY": "1",
         **(extra or {}),
     }
+
+
+def npm_home(home: Path, registry_url: str, token: str) -> dict[str, str]:
+    """`npm_env(home)` whose userconfig points npm at `registry_url`, authenticated by ${T}=token."""
+    env = npm_env(home, {"T": token})
+    (home / ".npmrc").write_text(
+        f"registry={registry_url}\n{nerf_dart(registry_url)}:_authToken=${{T}}\n"
+    )
+    return env
 
 
 def run_npm(

@@ -51,11 +51,9 @@ class GitHub(Service):
     def __call__(
         self, path: str, query: dict[str, str], base: str, headers: Mapping[str, str]
     ) -> Reply:
-        with self._lock:
-            self.stats.github += 1
-            number = self.stats.github
-        if number in self.world.limits.secondary_at:
-            return self._secondary()
+        limited = self.count_request()
+        if limited is not None:
+            return limited
         if path == "/search/code" and not headers.get("authorization"):
             msg = {
                 "message": "Requires authentication",
@@ -75,6 +73,14 @@ class GitHub(Service):
             return self._primary(resource, reply.route)
         reply.headers.update(quota)
         return reply
+
+    def count_request(self) -> Reply | None:
+        """Count one GitHub request, REST or GraphQL (they share the secondary limits); the
+        secondary limit's answer when this request's number is one of `secondary_at`."""
+        with self._lock:
+            self.stats.github += 1
+            number = self.stats.github
+        return self._secondary() if number in self.world.limits.secondary_at else None
 
     def _limit_of(self, resource: str) -> tuple[int, float]:
         lim = self.world.limits
@@ -190,8 +196,9 @@ class GitHub(Service):
         if m:
             if unquote(m[1]) not in (repo.default_branch, "HEAD"):
                 return json_reply(404, {"message": "Not Found"}, route)
-            self.keep(repo, folder_shas(repo)[""])
-            return json_reply(200, _commit_json(repo, base), route)
+            answer = _commit_json(repo, base)
+            self.keep(repo, answer["commit"]["tree"]["sha"])
+            return json_reply(200, answer, route)
         m = re.fullmatch(r"/git/blobs/([0-9a-f]{40})", sub)
         if m:
             for data in repo.files.values():
@@ -226,7 +233,7 @@ class GitHub(Service):
         if folder is None:
             return json_reply(404, {"message": "Not Found"}, route)
         limit = self.world.limits.tree_entries
-        return json_reply(200, git_tree(repo, base, folder, recursive, limit), route)
+        return json_reply(200, git_tree(repo, base, folder, recursive, limit, shas), route)
 
     def _repojson_reply(self, repo: FakeRepo, full: bool = False, base: str = "") -> dict[str, Any]:
         """A repository as GitHub's listings give it (`minimal-repository` and the fields the
@@ -391,8 +398,10 @@ def git_tree(
     folder: str = "",
     recursive: bool = True,
     limit: int | None = None,
+    shas: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The tree of `folder` ("" for the root) as GitHub's git/trees answers it."""
+    """The tree of `folder` ("" for the root) as GitHub's git/trees answers it; `shas` is
+    folder_shas(repo) when the caller has it already."""
     api = f"{base}/repos/{repo.full_name}/git"
     prefix = f"{folder}/" if folder else ""
     below = {p[len(prefix) :]: d for p, d in repo.files.items() if p.startswith(prefix)}
@@ -401,7 +410,7 @@ def git_tree(
         dirs = [d for d in dirs if "/" not in d]
         below = {p: d for p, d in below.items() if "/" not in p}
     entries: list[dict[str, Any]] = []
-    shas = folder_shas(repo)
+    shas = shas if shas is not None else folder_shas(repo)
     for d in dirs:
         sha = shas[prefix + d]
         entries.append(

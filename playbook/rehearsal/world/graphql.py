@@ -38,7 +38,7 @@ from playbook.net.graphql import (
     parse,
     resolve,
 )
-from playbook.rehearsal.world.github import commit_sha, git_tree
+from playbook.rehearsal.world.github import commit_sha, folder_shas
 from playbook.rehearsal.world.model import Clock, FakeRepo, World
 from playbook.rehearsal.world.wire import Reply, Service, Stats, json_reply
 
@@ -92,7 +92,8 @@ class GraphQL(Service):
         self._spent: collections.deque[tuple[float, int]] = collections.deque()
         self._children: dict[str, list[FakeRepo]] = {}
         self._children_of = -1  # len(world.repos) when the index was built
-        self._trees: dict[int, str] = {}
+        # id(files) -> (files, root tree SHA): the files are held so their id is never reused
+        self._trees: dict[int, tuple[dict[str, bytes], str]] = {}
         # Every query answered, with its variables and the answer (tests check them against
         # GitHub's published schema).
         self.queries: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
@@ -318,10 +319,10 @@ class GraphQL(Service):
     def _ref(self, repo: FakeRepo, base: str) -> dict[str, Any] | None:
         if repo.disabled or not repo.files:
             return None  # content not served / an empty repository has no branch
-        key = id(repo.files)
-        tree = self._trees.get(key)
-        if tree is None:
-            tree = self._trees[key] = str(git_tree(repo, base)["sha"])
+        known = self._trees.get(id(repo.files))
+        if known is None:
+            known = self._trees[id(repo.files)] = (repo.files, folder_shas(repo)[""])
+        tree = known[1]
         self._keep(repo, tree)
         return {"name": repo.default_branch, "commit": {"oid": commit_sha(tree), "tree": tree}}
 

@@ -123,12 +123,8 @@ class FakeWorld:
 
     def _graphql(self, body: bytes, headers: Mapping[str, str], base: str) -> Reply:
         """GitHub's GraphQL endpoint: counted and limited as a GitHub request (secondary too)."""
-        with self._lock:
-            self.stats.github += 1
-            number = self.stats.github
-        if number in self.world.limits.secondary_at:
-            return self.github._secondary()
-        return self.graphql(body, headers, base)
+        limited = self.github.count_request()
+        return limited if limited is not None else self.graphql(body, headers, base)
 
     def handle(
         self, method: str, raw_path: str, headers: Mapping[str, str], host: str, body: bytes = b""
