@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,26 +246,13 @@ def incident_of_notice(store: Store, notice_id: str, incident_id: str | None) ->
     )
 
 
-def scan_target(settings: Settings, target: str) -> ScanResult:
-    """The pre-publish guard's scan: a package folder, a tarball, or a published name@version."""
-    from playbook.scan import scan_path
-
-    path = Path(target).expanduser()
-    if path.exists():
-        return scan_path(path, npm=settings.npm)
-    if "@" not in target.lstrip("@"):
-        raise UsageError(
-            f"{target!r} is neither a file nor a folder here, nor a package spec; "
-            "accepted: a package folder, a .tgz, or name@1.2.3"
-        )
-    return asyncio.run(_scan_published(settings, parse_spec(target)))
-
-
-async def _scan_published(settings: Settings, spec: PackageSpec) -> ScanResult:
+@contextlib.asynccontextmanager
+async def _own_services(settings: Settings) -> AsyncIterator[Services]:
+    """A store and its services for one guard command, both closed however it ends."""
     store = open_store(settings)
     services = Session(settings, store).services()
     try:
-        return await _download_and_scan(services, spec)
+        yield services
     finally:
         await services.aclose()
         store.close()
@@ -375,13 +362,8 @@ async def _local_baseline(
 
     if no_baseline:
         return Baseline(None, "--no-baseline: absolute view")
-    store = open_store(settings)
-    services = Session(settings, store).services()
-    try:
+    async with _own_services(settings) as services:
         return await _baseline(settings, services, result.meta.name, result.meta.version, given)
-    finally:
-        await services.aclose()
-        store.close()
 
 
 async def _guard_published(
@@ -390,18 +372,13 @@ async def _guard_published(
     from playbook.scan.baseline import Baseline
     from playbook.services.npm import registry_for
 
-    store = open_store(settings)
-    services = Session(settings, store).services()
-    try:
+    async with _own_services(settings) as services:
         result = await _download_and_scan(services, spec)
         if no_baseline:
             return result, Baseline(None, "--no-baseline: absolute view")
         doc = await registry_for(services, spec.name).packument(spec.name)
         base = await _baseline(settings, services, spec.name, spec.version, given, doc)
         return result, base
-    finally:
-        await services.aclose()
-        store.close()
 
 
 def recheck_mirrors(session: Session, incident_id: str) -> list[Change]:

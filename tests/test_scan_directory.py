@@ -197,7 +197,7 @@ def test_without_npm_the_fallback_list_says_it_is_one(tmp_path: Path) -> None:
     empty.mkdir()
     settings = Settings.resolve(env={"PATH": str(empty), "RESPOND_HOME": str(tmp_path / "h")})
     assert settings.npm is None
-    result = core.scan_target(settings, str(root))
+    result = core.guard(settings, str(root), no_baseline=True).result
     assert result.notes[0] == FALLBACK_NOTE
     assert [m.path for m in result.sourcemaps] == ["dist/index.js.map"]
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from playbook.codec import from_json, to_json
+from playbook.store.records import JsonRecord
 
 
 class NoticeStatus(StrEnum):
@@ -49,7 +48,7 @@ class StatementRecord:
 
 
 @dataclass(frozen=True)
-class Notice:
+class Notice(JsonRecord):
     """One notice (record kind "notice", keyed by id)."""
 
     record_kind: ClassVar[str] = "notice"
@@ -74,14 +73,6 @@ class Notice:
     @property
     def record_key(self) -> str:
         return self.id
-
-    def to_record(self) -> dict[str, Any]:
-        return to_json(self)  # type: ignore[no-any-return]
-
-    @classmethod
-    def from_record(cls, data: Mapping[str, Any]) -> Notice:
-        """The one parser of a stored notice record."""
-        return from_json(cls, data)
 
 
 def transition(notice: Notice, status: NoticeStatus, why: str, **changes: Any) -> Notice:

@@ -14,13 +14,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
 from playbook.clock import utcnow
-from playbook.codec import from_json
 from playbook.errors import RemoteError
 from playbook.gaps import Gap, is_outside_failure, reason
 from playbook.mirrors.collect import NO_TOKEN, collect
@@ -36,6 +35,7 @@ from playbook.services.github import github_api
 from playbook.steps import register
 from playbook.steps.base import Action, Outcome, Plan, StepContext, StepOutputs, StepType
 from playbook.steps.npm import LookupOutput, ScanOutput
+from playbook.store.records import JsonRecord
 
 __all__ = ["CheckCdns", "HuntMirrors", "PurgeCdnTags", "VerifyMirrors", "list_mirrors", "recheck"]
 MAX_CDN_PROBES = 4
@@ -436,7 +436,7 @@ class PurgeOutput(StepOutputs):
 
 
 @dataclass(frozen=True)
-class PurgeRecord:
+class PurgeRecord(JsonRecord):
     """A jsDelivr purge already asked for (record kind "cdn.purge", keyed by its URL)."""
 
     record_kind: ClassVar[str] = "cdn.purge"
@@ -451,10 +451,6 @@ class PurgeRecord:
 
     def to_record(self) -> dict[str, Any]:
         return {"ok": self.ok, "status": self.status}  # the row's shape: the key is the URL
-
-    @classmethod
-    def from_record(cls, data: Mapping[str, Any]) -> PurgeRecord:
-        return from_json(cls, data)
 
 
 def _purge_urls(ctx: StepContext) -> list[tuple[str, str]]:

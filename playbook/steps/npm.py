@@ -16,7 +16,6 @@ import nodesemver
 
 from playbook import scan
 from playbook.clock import utcnow
-from playbook.codec import from_json, to_json
 from playbook.errors import PolicyRefused, RemoteError, UsageError
 from playbook.scan import ScanResult
 from playbook.scan.model import ScanSummary as ScanSummary
@@ -34,6 +33,7 @@ from playbook.services.npm import (
 from playbook.spec import PackageSpec, default_tarball_url, escape_name, tarball_filename
 from playbook.steps import register
 from playbook.steps.base import Action, Outcome, Plan, StepContext, StepOutputs, StepType
+from playbook.store.records import JsonRecord
 
 POLICY_HOURS = 72.0
 MAX_CANDIDATE_SCANS = 5
@@ -186,7 +186,7 @@ def confirmed_note(ctx: StepContext) -> str:
 
 
 @dataclass(frozen=True)
-class Intent:
+class Intent(JsonRecord):
     """A registry write a step is about to send, recorded before it goes (kind "npm.intent",
     keyed by step, target and write)."""
 
@@ -202,13 +202,6 @@ class Intent:
     @property
     def record_key(self) -> str:
         return self.key
-
-    def to_record(self) -> dict[str, Any]:
-        return to_json(self)  # type: ignore[no-any-return]
-
-    @classmethod
-    def from_record(cls, data: Mapping[str, Any]) -> Intent:
-        return from_json(cls, data)
 
 
 def _intent_key(ctx: StepContext, write: str) -> str:

@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, Self, TypeVar
 
+from playbook.codec import from_json, to_json
+
 # The store's row boundary: a record's JSON data, and a change from the row now to the new one.
 Row = dict[str, Any]
 RowChange = Callable[[Row | None], Mapping[str, Any] | None]
@@ -31,6 +33,19 @@ class Record(Protocol):
 
 
 R = TypeVar("R", bound=Record)
+
+
+class JsonRecord:
+    """A frozen-dataclass record whose row is its whole codec JSON form, both ways: subclasses
+    give `record_kind` and `record_key` only (and override `to_record` for another row shape)."""
+
+    def to_record(self) -> dict[str, Any]:
+        return to_json(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> Self:
+        """The one parser of a stored row (unknown keys ignored, bad values refused)."""
+        return from_json(cls, data)
 
 
 class RecordRows(Protocol):
