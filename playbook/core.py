@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from playbook.scan import ScanResult
     from playbook.scan.baseline import Baseline
     from playbook.scan.verdict import Verdict
+    from playbook.services.npm import Packument
 
 DEFAULT_RUNBOOK = "npm-leak.yaml"
 
@@ -258,8 +259,11 @@ async def _own_services(settings: Settings) -> AsyncIterator[Services]:
         store.close()
 
 
-async def _download_and_scan(services: Services, spec: PackageSpec) -> ScanResult:
-    """Scan a published version: its tarball, checked against the packument, in a temp folder."""
+async def _download_and_scan(
+    services: Services, spec: PackageSpec, doc: Packument | None = None
+) -> ScanResult:
+    """Scan a published version: its tarball, checked against the packument (`doc`, when the
+    caller read it already), in a temp folder."""
     import tempfile
 
     from playbook.scan import scan_tarball
@@ -267,7 +271,7 @@ async def _download_and_scan(services: Services, spec: PackageSpec) -> ScanResul
 
     registry = registry_for(services, spec.name)
     with tempfile.TemporaryDirectory(prefix="respond-scan-") as tmp:
-        path = await download_version(registry, spec.name, spec.version, Path(tmp))
+        path = await download_version(registry, spec.name, spec.version, Path(tmp), doc)
         if path is None:
             raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
         return await asyncio.to_thread(scan_tarball, path, package=spec.name, version=spec.version)
@@ -373,10 +377,10 @@ async def _guard_published(
     from playbook.services.npm import registry_for
 
     async with _own_services(settings) as services:
-        result = await _download_and_scan(services, spec)
+        doc = await registry_for(services, spec.name).packument(spec.name)  # read once, used twice
+        result = await _download_and_scan(services, spec, doc)
         if no_baseline:
             return result, Baseline(None, "--no-baseline: absolute view")
-        doc = await registry_for(services, spec.name).packument(spec.name)
         base = await _baseline(settings, services, spec.name, spec.version, given, doc)
         return result, base
 

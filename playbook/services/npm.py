@@ -171,10 +171,14 @@ class NpmRegistry(Protocol):
 # -- pure helpers ---------------------------------------------------------------------------------
 
 
-async def download_version(reg: NpmRegistry, name: str, version: str, folder: Path) -> Path | None:
+async def download_version(
+    reg: NpmRegistry, name: str, version: str, folder: Path, doc: Packument | None = None
+) -> Path | None:
     """The published version's tarball, downloaded into `folder` and checked against the
-    packument's integrity and shasum; None when the registry serves no such version."""
-    doc = await reg.packument(name)
+    packument's integrity and shasum (`doc`, when the caller read it already); None when the
+    registry serves no such version."""
+    if doc is None:
+        doc = await reg.packument(name)
     info = doc.versions.get(version) if doc is not None else None
     if info is None or not info.dist.tarball:
         return None
