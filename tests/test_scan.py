@@ -90,6 +90,8 @@ def test_manifest_hashes_match_the_original_files() -> None:
         assert entry.source == "../" + path and entry.map == "dist/index.js.map"
     nested = [f for f in result.manifest if f.path.count("node_modules") == 2]
     assert nested and not any(f.first_party for f in nested)
+    # Library sources are never evidence: no whitespace-free hash is spent on them.
+    assert {f.norm_sha256 for f in result.manifest if not f.first_party} == {""}
 
 
 def test_secret_in_bundle_without_map_has_file_and_line() -> None:

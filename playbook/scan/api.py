@@ -17,7 +17,7 @@ from playbook.scan.model import Limits, ScanResult, package_label
 from playbook.scan.names import printable
 from playbook.scan.npmpack import files_to_ship
 from playbook.scan.scanner import Collector, package_meta
-from playbook.scan.stream import ChunkFeed, Inflater, file_chunks
+from playbook.scan.stream import ChunkFeed, Inflater, file_chunks, quick_handoffs
 from playbook.scan.worker import MapWorker
 
 DEFAULT_LIMITS = Limits()
@@ -56,8 +56,9 @@ def scan_chunks(
         return workers[0]
 
     try:
-        for entry in walk(reader, limits, name, log, tee):
-            collector.add(entry)
+        with quick_handoffs():
+            for entry in walk(reader, limits, name, log, tee):
+                collector.add(entry)
     finally:
         for worker in workers:
             worker.abandon()

@@ -390,6 +390,11 @@ def hosts_in(buf: bytes, start: int = 0, stop: int | None = None) -> Iterator[Hi
             yield Hit("internal-host", host, begin)
 
 
+# Bytes scanned per regex call. A regex holds the GIL for its whole call: over a 4 MB chunk that is
+# ~10 ms in which the inflater thread cannot take the GIL back (quick_handoffs in `stream`).
+_WINDOW = 1 << 18
+
+
 class WindowScanner:
     """Scans a byte stream chunk by chunk; windows overlap so a match is never cut in two."""
 
@@ -400,6 +405,13 @@ class WindowScanner:
         self.hosts: list[Hit] = []
 
     def feed(self, chunk: bytes, final: bool = False) -> None:
+        if len(chunk) <= _WINDOW:
+            self._feed(chunk, final)
+            return
+        for start in range(0, len(chunk), _WINDOW):
+            self._feed(chunk[start : start + _WINDOW], final and start + _WINDOW >= len(chunk))
+
+    def _feed(self, chunk: bytes, final: bool) -> None:
         window = self._carry + chunk if self._carry else chunk
         stop = len(window) if final else max(0, len(window) - MAX_MATCH)
         offset = self._base

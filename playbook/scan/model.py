@@ -68,6 +68,8 @@ class ManifestFile:
     lines: int
     blob_sha1: str
     sha256: str
+    # SHA-256 without whitespace: what verification compares a reformatted copy with. Empty for a
+    # node_modules source of a map: library code, never evidence.
     norm_sha256: str
     first_party: bool
     # Token fingerprints (playbook.scan.winnow) of a spread sample of first-party files: how the

@@ -1,7 +1,9 @@
 """Byte sources for the scanner: a bounded gzip inflater on its own thread, and chunk feeds.
 
-Inflating runs on a worker thread (zlib releases the GIL) while the scanner reads entries on the
-caller's thread, so on two cores the scan mostly hides behind decompression. The inflater counts
+Inflating runs on a worker thread (the inflater releases the GIL) while the scanner reads entries
+on the caller's thread, so on two cores the scan mostly hides behind decompression. The inflater
+is ISA-L's (`isal`) when installed: 2.3x zlib's speed on the 2.1.88-shaped tarball (0.22 s against
+0.51 s for 74 MB), with the same gzip checks (CRC-32 and length); zlib otherwise. It counts
 every byte it produces: past `max_total` it stops with `TooLarge`, which is how a gzip bomb ends
 without ever being held in memory. A feed (`ChunkFeed`) lets a download push bytes in as they
 arrive, so the scan finishes moments after the last byte.
@@ -10,15 +12,55 @@ arrive, so the scan finishes moments after the last byte.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any, BinaryIO
 
 from playbook.errors import UnsafeArchive
 
+_gzip: ModuleType = zlib
+INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, OSError, ValueError)
+try:
+    from isal import isal_zlib
+
+    _isal_error: type[Exception] = isal_zlib.IsalError  # type: ignore[assignment]  # stub: instance
+    _gzip, INFLATE_ERRORS = isal_zlib, (*INFLATE_ERRORS, _isal_error)
+except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+    pass
+_GZIP_WBITS = zlib.MAX_WBITS | 16
+
 CHUNK = 1 << 22
 _DONE = object()
+# While a scan runs, a thread waiting for the GIL gets it within this many seconds (Python's
+# default is 5 ms). The inflater gives the GIL up for every block it inflates and waits to take it
+# back while the scanner's regexes run: about 90 waits for a 60 MB map, up to 5 ms each, made the
+# inflate of the 2.1.88-shaped tarball 0.25 s slower than the inflate alone.
+_HANDOFF_SECONDS = 0.0002
+_handoff_lock = threading.Lock()
+_handoff_users = 0
+_handoff_saved = 0.0
+
+
+@contextmanager
+def quick_handoffs() -> Iterator[None]:
+    """Shorten the GIL switch interval while at least one scan runs (restored after the last)."""
+    global _handoff_users, _handoff_saved
+    with _handoff_lock:
+        if _handoff_users == 0:
+            _handoff_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_handoff_saved, _HANDOFF_SECONDS))
+        _handoff_users += 1
+    try:
+        yield
+    finally:
+        with _handoff_lock:
+            _handoff_users -= 1
+            if _handoff_users == 0:
+                sys.setswitchinterval(_handoff_saved)
 
 
 class TooLarge(UnsafeArchive):
@@ -128,7 +170,7 @@ class Inflater:
             self._put(_DONE)
         except UnsafeArchive as exc:
             self._put(exc)
-        except (zlib.error, OSError, ValueError) as exc:
+        except INFLATE_ERRORS as exc:
             self._put(self._corrupt(f"is not a valid gzip stream ({exc})"))
 
     def _corrupt(self, what: str) -> UnsafeArchive:
@@ -142,7 +184,7 @@ class Inflater:
         if not first.startswith(b"\x1f\x8b"):
             self._passthrough(first)
             return
-        d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        d = _gzip.decompressobj(_GZIP_WBITS)
         data = first
         while True:
             if not self._feed(d, data):
@@ -150,7 +192,7 @@ class Inflater:
             if d.eof:
                 rest = d.unused_data
                 if rest.startswith(b"\x1f\x8b"):
-                    d, data = zlib.decompressobj(zlib.MAX_WBITS | 16), rest
+                    d, data = _gzip.decompressobj(_GZIP_WBITS), rest
                     continue
                 self.trailing_garbage = bool(rest.strip(b"\0")) or self._has_more()
                 return
@@ -161,7 +203,7 @@ class Inflater:
     def _has_more(self) -> bool:
         return any(c.strip(b"\0") for c in self._chunks)
 
-    def _feed(self, d: zlib._Decompress, data: bytes) -> bool:
+    def _feed(self, d: Any, data: bytes) -> bool:
         """Inflate `data` in bounded pieces so a bomb never sits in memory whole."""
         while data and not d.eof:
             out = d.decompress(data, CHUNK)

@@ -7,8 +7,10 @@ redacted, with digests of their tokens (to keep them out of the identifier queri
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
+from queue import SimpleQueue
 
 import msgspec
 
@@ -17,7 +19,7 @@ from playbook.scan.detect import Hit, generic_in, hosts_in, redact, secrets_in
 from playbook.scan.sourcemap import Source
 from playbook.scan.winnow import MIN_BYTES, winnow
 
-# Sources adding up to this many bytes are hashed on a thread beside the tokenizing.
+# Sources adding up to this many bytes are hashed on a thread beside the tokenizing (`_Digests`).
 _THREAD_BYTES = 1 << 20
 # Beyond this many distinct hits in one map, scan each source instead of searching per hit.
 _LOCATE_BY_VALUE = 16
@@ -66,8 +68,46 @@ def line(data: bytes | str, pos: int) -> int:
     return data.count(b"\n" if isinstance(data, bytes) else "\n", 0, pos) + 1  # type: ignore[arg-type]
 
 
-def _digest_all(datas: list[bytes]) -> list[tuple[str, str, str, int]]:
-    return [(*fp.hashes(data), fp.count_lines(data)) for data in datas]
+class _Digests:
+    """Each source's git blob SHA-1 and SHA-256, and the SHA-256 of its whitespace-free form.
+
+    For a big map they are computed on a thread beside the tokenizing (hashlib lets go of the GIL
+    while it digests): the sources are known up front, the squeezed forms are handed over as the
+    tokenizing makes them. Not for a small map (most library maps): a thread per map cost more
+    than the hashing (9,000-file package with 450 small maps: 2.3 s of thread start and join on a
+    loaded machine).
+    """
+
+    def __init__(self, datas: list[bytes]) -> None:
+        self.plain: list[tuple[str, str]] = []
+        self.norm: dict[int, str] = {}
+        self._squeezed: SimpleQueue[tuple[int, bytes] | None] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        if sum(map(len, datas)) >= _THREAD_BYTES:
+            self._thread = threading.Thread(target=self._run, args=(datas,), name="respond-hash")
+            self._thread.start()
+        else:
+            self.plain = [_plain(data) for data in datas]
+
+    def _run(self, datas: list[bytes]) -> None:
+        self.plain = [_plain(data) for data in datas]
+        while (item := self._squeezed.get()) is not None:
+            self.norm[item[0]] = hashlib.sha256(item[1]).hexdigest()
+
+    def squeezed(self, slot: int, data: bytes) -> None:
+        if self._thread is None:
+            self.norm[slot] = hashlib.sha256(data).hexdigest()
+        else:
+            self._squeezed.put((slot, data))
+
+    def finish(self) -> None:
+        if self._thread is not None:
+            self._squeezed.put(None)
+            self._thread.join()
+
+
+def _plain(data: bytes) -> tuple[str, str]:
+    return fp.blob_sha1(data), hashlib.sha256(data).hexdigest()
 
 
 def winnowed(sources: Sequence[Source]) -> frozenset[int]:
@@ -82,47 +122,42 @@ def winnowed(sources: Sequence[Source]) -> frozenset[int]:
 
 
 def process(sources: Sequence[Source], indices: Sequence[int], head: int) -> list[Row]:
-    """Rows for the sources at `indices` that carry content."""
+    """Rows for the sources at `indices` that carry content.
+
+    Every source gets its hashes, lines and head tokens. First-party sources also get the
+    whitespace-free hash (what verification compares a reformatted copy with), the generic
+    secret rule, and for a spread few the token fingerprints; node_modules sources are public
+    library code, never evidence, and their test keys are noise.
+    """
     todo = [
-        (i, sources[i], sources[i].content.encode("utf-8", "surrogatepass"))  # type: ignore[union-attr]
+        (i, src, src.content.encode("utf-8", "surrogatepass"))
         for i in indices
-        if sources[i].content is not None
+        if (src := sources[i]).content is not None
     ]
-    # Hashing runs beside the tokenizing: hashlib lets go of the GIL while it digests. Not for a
-    # small map (most library maps): a thread per map cost more than the hashing (9,000-file
-    # package with 450 small maps: 2.3 s of thread start and join on a loaded machine).
-    hashed: list[tuple[str, str, str, int]] = []
-    datas = [data for _, _, data in todo]
-    thread = None
-    if sum(map(len, datas)) >= _THREAD_BYTES:
-        thread = threading.Thread(
-            target=lambda: hashed.extend(_digest_all(datas)), name="respond-hash"
-        )
-        thread.start()
-    else:
-        hashed = _digest_all(datas)
+    digests = _Digests([data for _, _, data in todo])
     chosen = winnowed(sources)
+    rows = []
     try:
-        extra = [_tokens_and_generic(src, data, head) for _, src, data in todo]
-        prints = [list(winnow(data)) if i in chosen else [] for i, _, data in todo]
+        for slot, (i, src, data) in enumerate(todo):
+            assert src.content is not None
+            toks = list(fp.tokens(src.content, head))
+            gen: list[Found] = []
+            prints: list[int] = []
+            if src.first_party:
+                digests.squeezed(slot, fp.squeeze(data))
+                hits = generic_in(data)
+                gen = [found(h.kind, src.path, line(data, h.pos), h.value) for h in hits]
+                if i in chosen:
+                    prints = list(winnow(data))
+            rows.append((i, data, fp.count_lines(data), toks, gen, prints))
     finally:
-        if thread is not None:
-            thread.join()
+        digests.finish()
     return [
-        Row(i, len(data), lines, sha1, sha256, norm, toks, gen, wn)
-        for (i, _, data), (sha1, sha256, norm, lines), (toks, gen), wn in zip(
-            todo, hashed, extra, prints, strict=True
+        Row(i, len(data), lines, sha1, sha256, digests.norm.get(slot, ""), toks, gen, prints)
+        for slot, ((i, data, lines, toks, gen, prints), (sha1, sha256)) in enumerate(
+            zip(rows, digests.plain, strict=True)
         )
     ]
-
-
-def _tokens_and_generic(src: Source, data: bytes, head: int) -> tuple[list[str], list[Found]]:
-    assert src.content is not None
-    toks = sorted(fp.tokens(src.content, head))
-    if not src.first_party:
-        return toks, []  # library code: public, and its test keys are noise
-    gen = [found(h.kind, src.path, line(data, h.pos), h.value) for h in generic_in(data)]
-    return toks, gen
 
 
 def locate(

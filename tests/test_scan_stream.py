@@ -1,0 +1,114 @@
+"""The scan's fast paths give what the plain ones give: ISA-L against zlib, scanner windows
+against one pass, `translate`-and-`split` tokens against the regex they replace."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import sys
+import threading
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from playbook.errors import UnsafeArchive
+from playbook.rehearsal.synth import make_package
+from playbook.scan import fingerprint, scan_tarball, stream
+from playbook.scan.detect import WindowScanner, checksummed_token, hosts_in, secrets_in
+
+TOKEN = checksummed_token("npm_", "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0")  # real format, not real
+_REGEX_TOKENS = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]{11,}")
+
+
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "zlib":
+        monkeypatch.setattr(stream, "_gzip", zlib)
+    else:
+        assert stream._gzip is not zlib, "isal is a dependency: the fast inflater must be in use"
+    return str(request.param)
+
+
+def _crc_broken(data: bytes) -> bytes:
+    return data[:-8] + bytes(b ^ 0xFF for b in data[-8:-4]) + data[-4:]
+
+
+def test_both_inflaters_give_the_same_scan(inflater: str) -> None:
+    data = make_package(
+        "@acme/cli", "1.0.0", sources=40, first_party=15, with_map=True, secret=TOKEN
+    )
+    result = scan_tarball(data, package="@acme/cli", version="1.0.0")
+    baseline = scan_tarball(gzip.decompress(data), package="@acme/cli", version="1.0.0")
+    assert result.summary() == baseline.summary()  # the plain tar needs no inflater at all
+    assert result.manifest == baseline.manifest
+    assert [s.kind for s in result.secrets] == ["npm-token"]
+
+
+@pytest.mark.parametrize("damage", ["crc", "length"])
+def test_both_inflaters_check_the_gzip_trailer(inflater: str, damage: str) -> None:
+    data = make_package("p", "1.0.0", sources=10, first_party=4, with_map=True)
+    bad = _crc_broken(data) if damage == "crc" else data[:-4] + b"\x01\x00\x00\x00"
+    with pytest.raises(UnsafeArchive) as err:
+        scan_tarball(bad)
+    assert "gzip" in str(err.value)
+
+
+def test_quick_handoffs_restore_the_switch_interval_after_the_last_scan() -> None:
+    before = sys.getswitchinterval()
+    with stream.quick_handoffs():
+        inner = sys.getswitchinterval()
+        with stream.quick_handoffs():
+            assert sys.getswitchinterval() == inner
+        assert sys.getswitchinterval() == inner  # one scan still runs
+    assert inner < before and sys.getswitchinterval() == before
+
+
+def test_concurrent_scans_leave_the_switch_interval_as_they_found_it() -> None:
+    before = sys.getswitchinterval()
+    data = make_package("p", "1.0.0", sources=30, first_party=10, with_map=True, secret=TOKEN)
+    found: list[int] = []
+
+    def scan() -> None:
+        found.append(len(scan_tarball(data).secrets))
+
+    threads = [threading.Thread(target=scan) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert found == [1, 1, 1, 1] and sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize("at", [0, 1, 17, 255, 256, 300])
+def test_a_secret_across_a_window_edge_is_found_once(at: int) -> None:
+    # A chunk bigger than a window is scanned window by window; place the token across an edge.
+    edge = 1 << 18
+    data = bytearray(b"x = 1;\n" * ((3 * edge) // 7))
+    value = f' "{TOKEN}" "https://h.corp.internal/x" '.encode()
+    pos = edge - at
+    data[pos : pos + len(value)] = value
+    scanner = WindowScanner()
+    scanner.feed(bytes(data), final=True)
+    whole = bytes(data)
+    assert [(h.kind, h.value, h.pos) for h in scanner.secrets] == [
+        (h.kind, h.value, h.pos) for h in secrets_in(whole)
+    ]
+    assert len(scanner.secrets) == 1
+    assert [(h.value, h.pos) for h in scanner.hosts] == [(h.value, h.pos) for h in hosts_in(whole)]
+    assert {h.value for h in scanner.hosts} == {b"h.corp.internal"}
+
+
+_SEPARATORS = [" ", ".", "\n", "_", "$", '"', "é", "ß", "\u4e2d", "\ud800"]
+# Alphanumeric runs of every length around the 12 that counts, digit-led ones among them.
+_TEXT = st.lists(
+    st.one_of(st.text(alphabet="aZq09", min_size=1, max_size=16), st.sampled_from(_SEPARATORS)),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_TEXT, head=st.integers(min_value=0, max_value=420))
+def test_tokens_are_the_regex_tokens(text: str, head: int) -> None:
+    assert fingerprint.tokens(text, head) == set(_REGEX_TOKENS.findall(text, 0, head))
