@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import stat
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from playbook.errors import UnsafeArchive, UsageError
 from playbook.scan.archive import ArchiveLog, Entry, safe_path, walk
 from playbook.scan.detect import WindowScanner
 from playbook.scan.model import Limits, ScanResult, package_label
 from playbook.scan.names import printable
-from playbook.scan.npmpack import files_to_ship
 from playbook.scan.scanner import Collector, package_meta
 from playbook.scan.stream import ChunkFeed, Inflater, file_chunks, quick_handoffs
-from playbook.scan.worker import MapWorker
+from playbook.scan.worker import Helpers
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio (scan_stream) and npm's file list (directories) are imported where they are used: a
+# fresh `respond scan` of a tarball needs neither, and their imports were 40 of its 150 ms.
 
 DEFAULT_LIMITS = Limits()
-_BUNDLES = (".js", ".mjs", ".cjs")
 
 
 def scan_chunks(
@@ -35,33 +38,15 @@ def scan_chunks(
     """Scan a `.tgz` (or plain `.tar`) given as a stream of byte chunks, e.g. an HTTP body."""
     name = package_label(package, version, label or "the package")
     log = ArchiveLog()
-    collector = Collector(package, version, limits, log)
+    helpers = Helpers(limits.parallel_map_bytes)
+    collector = Collector(package, version, limits, log, helpers=helpers)
     reader = Inflater(chunks, max_total=limits.max_total_bytes, label=name)
-    workers: list[MapWorker] = []
-
-    def tee(path: str, size: int) -> MapWorker | None:
-        """One helper, for the first big map: that is where the time goes."""
-        threshold = limits.parallel_map_bytes
-        if threshold <= 0 or (workers and workers[0].started):
-            return None
-        if not workers and path.endswith(_BUNDLES) and size >= threshold // 2:
-            # A big bundle usually comes just before its map: start the helper now, so it is
-            # ready when the map streams in (if no map comes, it is stopped unused).
-            workers.append(MapWorker(limits.max_map_sources, limits.identifier_head_chars))
-        if not path.endswith(".map") or size < threshold:
-            return None
-        if not workers:
-            workers.append(MapWorker(limits.max_map_sources, limits.identifier_head_chars))
-        workers[0].start(path)
-        return workers[0]
-
     try:
         with quick_handoffs():
-            for entry in walk(reader, limits, name, log, tee):
+            for entry in walk(reader, limits, name, log, helpers.ahead):
                 collector.add(entry)
     finally:
-        for worker in workers:
-            worker.abandon()
+        helpers.close()
     return collector.result()
 
 
@@ -110,6 +95,8 @@ async def scan_stream(
     the same chunks for the integrity check (and must discard the result if it fails). If the scan
     stops early (an unsafe archive), the download is abandoned and the error raised.
     """
+    import asyncio
+
     feed = ChunkFeed()
     task = asyncio.create_task(
         asyncio.to_thread(_scan_feed, feed, limits=limits, package=package, version=version)
@@ -132,12 +119,18 @@ def _scan_feed(feed: ChunkFeed, *, limits: Limits, package: str, version: str) -
         feed.closed.set()  # wakes a producer blocked on a full queue
 
 
+async def _to_thread(put: Callable[[bytes], bool], chunk: bytes) -> bool:
+    import asyncio
+
+    return await asyncio.to_thread(put, chunk)
+
+
 async def _pump(chunks: AsyncIterable[bytes], feed: ChunkFeed, task: asyncio.Task[object]) -> None:
     try:
         async for chunk in chunks:
             if task.done():
                 return
-            if not feed.try_put(chunk) and not await asyncio.to_thread(feed.put, chunk):
+            if not feed.try_put(chunk) and not await _to_thread(feed.put, chunk):
                 return
     except BaseException as exc:
         feed.finish(UnsafeArchive("The download of the tarball failed before its end.", str(exc)))
@@ -146,6 +139,8 @@ async def _pump(chunks: AsyncIterable[bytes], feed: ChunkFeed, task: asyncio.Tas
 
 
 def _dir_entries(root: Path, npm: str | None, limits: Limits, log: ArchiveLog) -> Iterator[Entry]:
+    from playbook.scan.npmpack import files_to_ship
+
     paths, notes = files_to_ship(root, npm)
     log.notes += notes
     total = 0

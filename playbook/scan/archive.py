@@ -11,7 +11,6 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from playbook.errors import UnsafeArchive
 from playbook.scan.detect import Hit, WindowScanner
@@ -30,11 +29,9 @@ from playbook.scan.tarstream import (
     TarReadError,
 )
 
-if TYPE_CHECKING:
-    from playbook.scan.worker import MapWorker
-
-# Given an entry's path and size, a helper process to tee its bytes to, or None.
-Tee = Callable[[str, int], "MapWorker | None"]
+# Told each regular file's path and size before its bytes are read (a big map's helper process
+# starts then, so its start-up hides behind the inflate).
+Ahead = Callable[[str, int], None]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -47,7 +44,6 @@ class Entry:
     data: bytes
     secrets: tuple[Hit, ...]
     hosts: tuple[Hit, ...]
-    worker: MapWorker | None = None  # set when a helper process scanned the raw bytes instead
 
 
 @dataclass
@@ -98,33 +94,28 @@ def _kind(member: Member) -> str | None:
     return f"unsupported entry type {member.type.decode('latin-1')!r}"
 
 
-def _read(tar: TarReader, member: Member, worker: MapWorker | None) -> Entry:
-    """The member's bytes, scanned raw (or teed to the helper) as they come."""
+def _read(tar: TarReader, member: Member) -> Entry:
+    """The member's bytes, scanned raw as they come."""
     scanner = WindowScanner()
-    if worker is None and (data := tar.small(member.size)) is not None:
+    if (data := tar.small(member.size)) is not None:
         scanner.feed(data, final=True)  # the common case: one piece, one pass
         return Entry("", data, tuple(scanner.secrets), tuple(scanner.hosts))
     parts = []
     for chunk in tar.data(member.size, CHUNK):
-        if worker is None:
-            scanner.feed(chunk)
-        else:
-            worker.feed(chunk)
+        scanner.feed(chunk)
         parts.append(chunk)
     data = parts[0] if len(parts) == 1 else b"".join(parts)
     del parts
     scanner.feed(b"", final=True)
-    if worker is not None:
-        worker.close_input()
-    return Entry("", data, tuple(scanner.secrets), tuple(scanner.hosts), worker)
+    return Entry("", data, tuple(scanner.secrets), tuple(scanner.hosts))
 
 
 class _Walk:
     def __init__(
-        self, reader: Inflater, limits: Limits, label: str, log: ArchiveLog, tee: Tee | None
+        self, reader: Inflater, limits: Limits, label: str, log: ArchiveLog, ahead: Ahead | None
     ) -> None:
         self.reader, self.limits, self.label, self.log = reader, limits, label, log
-        self.tee = tee
+        self.ahead = ahead
 
     def entries(self) -> Iterator[Entry]:
         tar = TarReader(self.reader)
@@ -154,11 +145,12 @@ class _Walk:
             self.log.stop(f"stopped at {shown}: the archive would expand past the total cap")
             raise _Stop
         shown_path = printable(path)
-        worker = self.tee(shown_path, member.size) if self.tee is not None else None
-        entry = _read(tar, member, worker)
+        if self.ahead is not None:
+            self.ahead(shown_path, member.size)
+        entry = _read(tar, member)
         self.log.files += 1
         self.log.bytes += len(entry.data)
-        return Entry(shown_path, entry.data, entry.secrets, entry.hosts, worker)
+        return Entry(shown_path, entry.data, entry.secrets, entry.hosts)
 
     def _drain(self, tar: TarReader) -> None:
         """Read to the end: catches data hidden after the end marker and truncated gzip."""
@@ -177,11 +169,11 @@ class _Stop(Exception):
 
 
 def walk(
-    reader: Inflater, limits: Limits, label: str, log: ArchiveLog, tee: Tee | None = None
+    reader: Inflater, limits: Limits, label: str, log: ArchiveLog, ahead: Ahead | None = None
 ) -> Iterator[Entry]:
     """Entries of the tar stream in `reader`; caps end the walk early with `log.partial` set."""
     try:
-        yield from _Walk(reader, limits, label, log, tee).entries()
+        yield from _Walk(reader, limits, label, log, ahead).entries()
     except _Stop:
         return
     except TooLarge as exc:

@@ -21,8 +21,8 @@ from playbook.scan.model import (
 from playbook.scan.names import printable
 from playbook.scan.sourcemap import ParsedMap, inline_maps, parse
 from playbook.scan.winnow import MIN_BYTES, winnow
-from playbook.scan.work import WINNOWED, Found, Row, found, line, locate, process
-from playbook.scan.worker import MapWorker, shares
+from playbook.scan.work import WINNOWED, Found, Row, found, items, line, locate, process
+from playbook.scan.worker import Helpers
 
 _SCRIPT_SUFFIXES = (".js", ".mjs", ".cjs", ".css")
 _ORIGINAL_SUFFIXES = (".ts", ".tsx", ".mts", ".cts", ".jsx", ".vue", ".svelte")
@@ -91,6 +91,7 @@ class Collector:
     doc_examples: int = 0  # key-shaped values in documentation, not counted as secrets
     # Digests of the tokens inside found secrets: such a token must never become a search query.
     secret_tokens: set[bytes] = field(default_factory=set, repr=False)
+    helpers: Helpers | None = None  # a helper process for a big map (`worker`)
     helper_rss_kib: int = 0
     meta: PackageMeta = field(default_factory=PackageMeta)
     shipped_winnowed: int = 0  # shipped first-party sources given token fingerprints so far
@@ -101,10 +102,7 @@ class Collector:
         if is_sensitive(entry.path):
             self.sensitive.append(entry.path)
         if entry.path.endswith(".map"):
-            if entry.worker is not None:
-                self._add_map_shared(entry.path, entry.data, entry.worker)
-            else:
-                self._add_map(entry.path, entry.data, entry.secrets, entry.hosts, inline=False)
+            self._add_map(entry.path, entry.data, entry.secrets, entry.hosts, inline=False)
             return
         if not is_text(entry.data):
             return
@@ -168,51 +166,26 @@ class Collector:
             at_map = [found(h.kind, owner, line(data, h.pos), h.value) for h in secrets]
             self._map_error(owner, inline, parsed.error, at_map)
             return
-        head = self.limits.identifier_head_chars
-        rows = process(parsed.sources, range(len(parsed.sources)), head)
-        located, more_hosts = locate(owner, data, secrets, parsed.sources)
+        sources, head = parsed.sources, self.limits.identifier_head_chars
+        helper = self.helpers.take(len(data)) if self.helpers is not None and not inline else None
+        if helper is None:
+            rows = process(items(sources, head))
+            located, more_hosts = locate(owner, data, secrets, sources)
+        else:  # every other source to the helper first, the rest here meanwhile
+            theirs = items(sources, head, 1)
+            helper.submit(theirs)
+            rows = process(items(sources, head, 0))
+            located, more_hosts = locate(owner, data, secrets, sources)
+            work = helper.result()
+            if work is None:
+                self.notes.append(f"{owner}: the helper process failed; scanned in one process")
+                rows += process(theirs)
+            else:
+                self.helper_rss_kib = max(self.helper_rss_kib, work.rss_kib)
+                rows += work.rows
+            del theirs
         self._hosts(more_hosts)
         self._merge(owner, inline, parsed, rows, located)
-
-    def _add_map_shared(self, owner: str, data: bytes, worker: MapWorker) -> None:
-        """A big map: this process takes the first half of the sources, the helper the rest."""
-        parsed = parse(data, self.limits.max_map_sources)
-        n, head = len(parsed.sources), self.limits.identifier_head_chars
-        mine, theirs = shares(n)
-        rows = process(parsed.sources, mine, head) if parsed.error is None else []
-        work = worker.result()
-        if work is None:  # the helper failed: do its share here
-            self.notes.append(f"{owner}: the helper process failed; scanned in one process")
-            scanner = WindowScanner()
-            scanner.feed(data, final=True)
-            if parsed.error is None:
-                rows += process(parsed.sources, theirs, head)
-            self._finish_map(owner, data, parsed, rows, scanner.secrets, scanner.hosts)
-            return
-        self.helper_rss_kib = max(self.helper_rss_kib, work.rss_kib)
-        self._hosts(work.hosts)
-        if parsed.error is not None:
-            self._map_error(owner, False, parsed.error, work.located)
-            return
-        self._merge(owner, False, parsed, rows + work.rows, work.located)
-
-    def _finish_map(
-        self,
-        owner: str,
-        data: bytes,
-        parsed: ParsedMap,
-        rows: list[Row],
-        secrets: Sequence[Hit],
-        hosts: Iterable[Hit],
-    ) -> None:
-        self._hosts(h.value.decode("ascii", "replace") for h in hosts)
-        if parsed.error is not None:
-            at_map = [found(h.kind, owner, line(data, h.pos), h.value) for h in secrets]
-            self._map_error(owner, False, parsed.error, at_map)
-            return
-        located, more_hosts = locate(owner, data, secrets, parsed.sources)
-        self._hosts(more_hosts)
-        self._merge(owner, False, parsed, rows, located)
 
     def _merge(
         self, owner: str, inline: bool, parsed: ParsedMap, rows: list[Row], located: list[Found]

@@ -1,8 +1,9 @@
 """Per-source work on a decoded map (hashes, tokens, generic secrets, hit locations), shareable.
 
-The same functions run in the scanning process and in the helper process (`worker`), which takes
-half of a big map's sources; results cross the pipe as msgspec structs. Secrets cross it only
-redacted, with digests of their tokens (to keep them out of the identifier queries).
+`process` runs in the scanning process and in the helper process (`worker`), which takes half of
+a big map's sources; both sides cross the pipe as msgspec structs (`Item` there, `Row` back).
+Secrets come back only redacted, with digests of their tokens (to keep them out of the identifier
+queries).
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ class Found(msgspec.Struct, array_like=True, frozen=True):
     digests: list[bytes]
 
 
+class Item(msgspec.Struct, array_like=True, frozen=True):
+    """One source with content, as `process` needs it (what a helper is sent)."""
+
+    index: int
+    path: str
+    first_party: bool
+    winnow: bool  # one of the spread few whose token fingerprints the manifest keeps
+    head: bytes  # the first `identifier_head_chars` characters, where the tokens are taken
+    data: bytes  # UTF-8, lone surrogates passed through
+
+
 class Row(msgspec.Struct, array_like=True, frozen=True):
     """What one source with content yields."""
 
@@ -51,12 +63,9 @@ class Row(msgspec.Struct, array_like=True, frozen=True):
 
 
 class MapWork(msgspec.Struct, frozen=True):
-    """A helper process's share of one map."""
+    """A helper process's rows, and its peak RSS."""
 
     rows: list[Row] = []
-    located: list[Found] = []
-    hosts: list[str] = []
-    error: str | None = None
     rss_kib: int = 0
 
 
@@ -121,41 +130,51 @@ def winnowed(sources: Sequence[Source]) -> frozenset[int]:
     return frozenset(first[:: max(1, -(-len(first) // WINNOWED))])
 
 
-def process(sources: Sequence[Source], indices: Sequence[int], head: int) -> list[Row]:
-    """Rows for the sources at `indices` that carry content.
+def items(sources: Sequence[Source], head: int, half: int | None = None) -> list[Item]:
+    """The sources that carry content, ready for `process` here or in a helper: all of them, or
+    one `half` (0 or 1) of them, every other one (a map lists its first-party sources, which cost
+    more, before node_modules)."""
+    chosen = winnowed(sources)
+    carrying = [i for i, src in enumerate(sources) if src.content is not None]
+    return [
+        Item(i, src.path, src.first_party, i in chosen, _utf8(text[:head]), _utf8(text))
+        for i in (carrying if half is None else carrying[half::2])
+        if (text := (src := sources[i]).content) is not None
+    ]
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def process(todo: Sequence[Item]) -> list[Row]:
+    """A row per item.
 
     Every source gets its hashes, lines and head tokens. First-party sources also get the
     whitespace-free hash (what verification compares a reformatted copy with), the generic
     secret rule, and for a spread few the token fingerprints; node_modules sources are public
     library code, never evidence, and their test keys are noise.
     """
-    todo = [
-        (i, src, src.content.encode("utf-8", "surrogatepass"))
-        for i in indices
-        if (src := sources[i]).content is not None
-    ]
-    digests = _Digests([data for _, _, data in todo])
-    chosen = winnowed(sources)
-    rows = []
+    digests = _Digests([item.data for item in todo])
+    rows: list[tuple[int, tuple[list[str], list[Found], list[int]]]] = []
     try:
-        for slot, (i, src, data) in enumerate(todo):
-            assert src.content is not None
-            toks = list(fp.tokens(src.content, head))
+        for slot, item in enumerate(todo):
+            data = item.data
             gen: list[Found] = []
             prints: list[int] = []
-            if src.first_party:
+            if item.first_party:
                 digests.squeezed(slot, fp.squeeze(data))
                 hits = generic_in(data)
-                gen = [found(h.kind, src.path, line(data, h.pos), h.value) for h in hits]
-                if i in chosen:
+                gen = [found(h.kind, item.path, line(data, h.pos), h.value) for h in hits]
+                if item.winnow:
                     prints = list(winnow(data))
-            rows.append((i, data, fp.count_lines(data), toks, gen, prints))
+            rows.append((fp.count_lines(data), (list(fp.tokens(item.head)), gen, prints)))
     finally:
         digests.finish()
     return [
-        Row(i, len(data), lines, sha1, sha256, digests.norm.get(slot, ""), toks, gen, prints)
-        for slot, ((i, data, lines, toks, gen, prints), (sha1, sha256)) in enumerate(
-            zip(rows, digests.plain, strict=True)
+        Row(item.index, len(item.data), lines, sha1, sha256, digests.norm.get(slot, ""), *more)
+        for slot, (item, (lines, more), (sha1, sha256)) in enumerate(
+            zip(todo, rows, digests.plain, strict=True)
         )
     ]
 
