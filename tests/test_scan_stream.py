@@ -1,9 +1,11 @@
 """The scan's fast paths give what the plain ones give: ISA-L against zlib, scanner windows
-against one pass, `translate`-and-`split` tokens against the regex they replace."""
+against one pass, `translate`-and-`split` tokens against the regex they replace, and the map's
+helper process gets exactly its share."""
 
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import sys
 import threading
@@ -16,7 +18,9 @@ from hypothesis import strategies as st
 from playbook.errors import UnsafeArchive
 from playbook.rehearsal.synth import make_package
 from playbook.scan import fingerprint, scan_tarball, stream
+from playbook.scan import worker as worker_module
 from playbook.scan.detect import WindowScanner, checksummed_token, hosts_in, secrets_in
+from playbook.scan.worker import Helpers
 
 TOKEN = checksummed_token("npm_", "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0")  # real format, not real
 _REGEX_TOKENS = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]{11,}")
@@ -113,3 +117,58 @@ _TEXT = st.lists(
 def test_tokens_are_the_regex_tokens(text: str, head: int) -> None:
     top = text[:head].encode("utf-8", "surrogatepass")
     assert fingerprint.tokens(top) == set(_REGEX_TOKENS.findall(text, 0, head))
+
+
+def test_the_helper_is_started_at_the_bundle_and_given_the_big_map_only() -> None:
+    helpers = Helpers(threshold=1000)
+    try:
+        assert helpers.tee("dist/small.js", 10) is None and not helpers._started
+        assert helpers.tee("dist/index.js", 600) is None  # a big bundle: started, not teed
+        assert len(helpers._started) == 1
+        assert helpers.tee("dist/other.js.map", 999) is None  # not big enough to share
+        worker = helpers.tee("dist/index.js.map", 5000)
+        assert worker is helpers._started[0]
+        assert helpers.tee("dist/second.js.map", 5000) is None  # one helper per scan
+        assert len(helpers._started) == 1
+    finally:
+        helpers.close()
+    assert Helpers(threshold=0).tee("dist/index.js.map", 1 << 30) is None
+
+
+@pytest.mark.parametrize("step", [3, 4093, None])
+def test_shares_are_written_whole_through_partial_writes(
+    step: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.writev
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:
+        """At most `step` bytes per call, as a signal arriving mid-write could cause."""
+        assert step is not None
+        front, room = [], step
+        for buf in buffers:
+            front.append(buf[:room])
+            room -= len(front[-1])
+            if not room:
+                break
+        return real(fd, front)
+
+    if step is not None:
+        monkeypatch.setattr(os, "writev", short_writev)
+    count = 300 if step == 3 else 2500  # more than one writev's 1,024 buffers
+    blobs = [bytes([i % 251]) * (i * 37 % 500) for i in range(count)]
+    read_fd, write_fd = os.pipe()
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(_read_all(read_fd)))
+    reader.start()
+    worker_module._write_all(write_fd, blobs)
+    os.close(write_fd)
+    reader.join()
+    os.close(read_fd)
+    assert got == [b"".join(blobs)]
+
+
+def _read_all(fd: int) -> bytes:
+    parts = []
+    while chunk := os.read(fd, 1 << 16):
+        parts.append(chunk)
+    return b"".join(parts)

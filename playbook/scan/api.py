@@ -39,11 +39,11 @@ def scan_chunks(
     name = package_label(package, version, label or "the package")
     log = ArchiveLog()
     helpers = Helpers(limits.parallel_map_bytes)
-    collector = Collector(package, version, limits, log, helpers=helpers)
+    collector = Collector(package, version, limits, log)
     reader = Inflater(chunks, max_total=limits.max_total_bytes, label=name)
     try:
         with quick_handoffs():
-            for entry in walk(reader, limits, name, log, helpers.ahead):
+            for entry in walk(reader, limits, name, log, helpers.tee):
                 collector.add(entry)
     finally:
         helpers.close()

@@ -11,6 +11,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from playbook.errors import UnsafeArchive
 from playbook.scan.detect import Hit, WindowScanner
@@ -29,9 +30,12 @@ from playbook.scan.tarstream import (
     TarReadError,
 )
 
-# Told each regular file's path and size before its bytes are read (a big map's helper process
-# starts then, so its start-up hides behind the inflate).
-Ahead = Callable[[str, int], None]
+if TYPE_CHECKING:
+    from playbook.scan.worker import MapWorker
+
+# Told each regular file's path and size before its bytes are read; returns a helper process to
+# tee the bytes to (it scans them raw instead of this process), or None (`worker.Helpers`).
+Tee = Callable[[str, int], "MapWorker | None"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -44,6 +48,7 @@ class Entry:
     data: bytes
     secrets: tuple[Hit, ...]
     hosts: tuple[Hit, ...]
+    worker: MapWorker | None = None  # set when a helper process scanned the raw bytes instead
 
 
 @dataclass
@@ -94,28 +99,33 @@ def _kind(member: Member) -> str | None:
     return f"unsupported entry type {member.type.decode('latin-1')!r}"
 
 
-def _read(tar: TarReader, member: Member) -> Entry:
-    """The member's bytes, scanned raw as they come."""
+def _read(tar: TarReader, member: Member, worker: MapWorker | None) -> Entry:
+    """The member's bytes, scanned raw (or teed to the helper) as they come."""
     scanner = WindowScanner()
-    if (data := tar.small(member.size)) is not None:
+    if worker is None and (data := tar.small(member.size)) is not None:
         scanner.feed(data, final=True)  # the common case: one piece, one pass
         return Entry("", data, tuple(scanner.secrets), tuple(scanner.hosts))
     parts = []
     for chunk in tar.data(member.size, CHUNK):
-        scanner.feed(chunk)
+        if worker is None:
+            scanner.feed(chunk)
+        else:
+            worker.feed(chunk)
         parts.append(chunk)
     data = parts[0] if len(parts) == 1 else b"".join(parts)
     del parts
     scanner.feed(b"", final=True)
-    return Entry("", data, tuple(scanner.secrets), tuple(scanner.hosts))
+    if worker is not None:
+        worker.close_input()
+    return Entry("", data, tuple(scanner.secrets), tuple(scanner.hosts), worker)
 
 
 class _Walk:
     def __init__(
-        self, reader: Inflater, limits: Limits, label: str, log: ArchiveLog, ahead: Ahead | None
+        self, reader: Inflater, limits: Limits, label: str, log: ArchiveLog, tee: Tee | None
     ) -> None:
         self.reader, self.limits, self.label, self.log = reader, limits, label, log
-        self.ahead = ahead
+        self.tee = tee
 
     def entries(self) -> Iterator[Entry]:
         tar = TarReader(self.reader)
@@ -145,12 +155,11 @@ class _Walk:
             self.log.stop(f"stopped at {shown}: the archive would expand past the total cap")
             raise _Stop
         shown_path = printable(path)
-        if self.ahead is not None:
-            self.ahead(shown_path, member.size)
-        entry = _read(tar, member)
+        worker = self.tee(shown_path, member.size) if self.tee is not None else None
+        entry = _read(tar, member, worker)
         self.log.files += 1
         self.log.bytes += len(entry.data)
-        return Entry(shown_path, entry.data, entry.secrets, entry.hosts)
+        return Entry(shown_path, entry.data, entry.secrets, entry.hosts, worker)
 
     def _drain(self, tar: TarReader) -> None:
         """Read to the end: catches data hidden after the end marker and truncated gzip."""
@@ -169,11 +178,11 @@ class _Stop(Exception):
 
 
 def walk(
-    reader: Inflater, limits: Limits, label: str, log: ArchiveLog, ahead: Ahead | None = None
+    reader: Inflater, limits: Limits, label: str, log: ArchiveLog, tee: Tee | None = None
 ) -> Iterator[Entry]:
     """Entries of the tar stream in `reader`; caps end the walk early with `log.partial` set."""
     try:
-        yield from _Walk(reader, limits, label, log, ahead).entries()
+        yield from _Walk(reader, limits, label, log, tee).entries()
     except _Stop:
         return
     except TooLarge as exc:

@@ -22,7 +22,7 @@ from playbook.scan.names import printable
 from playbook.scan.sourcemap import ParsedMap, inline_maps, parse
 from playbook.scan.winnow import MIN_BYTES, winnow
 from playbook.scan.work import WINNOWED, Found, Row, found, items, line, locate, process
-from playbook.scan.worker import Helpers
+from playbook.scan.worker import MapWorker
 
 _SCRIPT_SUFFIXES = (".js", ".mjs", ".cjs", ".css")
 _ORIGINAL_SUFFIXES = (".ts", ".tsx", ".mts", ".cts", ".jsx", ".vue", ".svelte")
@@ -91,7 +91,6 @@ class Collector:
     doc_examples: int = 0  # key-shaped values in documentation, not counted as secrets
     # Digests of the tokens inside found secrets: such a token must never become a search query.
     secret_tokens: set[bytes] = field(default_factory=set, repr=False)
-    helpers: Helpers | None = None  # a helper process for a big map (`worker`)
     helper_rss_kib: int = 0
     meta: PackageMeta = field(default_factory=PackageMeta)
     shipped_winnowed: int = 0  # shipped first-party sources given token fingerprints so far
@@ -102,7 +101,10 @@ class Collector:
         if is_sensitive(entry.path):
             self.sensitive.append(entry.path)
         if entry.path.endswith(".map"):
-            self._add_map(entry.path, entry.data, entry.secrets, entry.hosts, inline=False)
+            self._add_map(
+                entry.path, entry.data, entry.secrets, entry.hosts, inline=False,
+                helper=entry.worker,
+            )  # fmt: skip
             return
         if not is_text(entry.data):
             return
@@ -158,32 +160,43 @@ class Collector:
             self._found(f, None)
 
     def _add_map(
-        self, owner: str, data: bytes, secrets: Sequence[Hit], hosts: Iterable[Hit], *, inline: bool
+        self,
+        owner: str,
+        data: bytes,
+        secrets: Sequence[Hit],
+        hosts: Sequence[Hit],
+        *,
+        inline: bool,
+        helper: MapWorker | None = None,
     ) -> None:
+        """A map's sources. With a `helper`, which scanned the raw bytes (`secrets` and `hosts`
+        are empty then), every other source goes there and the rest is processed here meanwhile."""
         parsed = parse(data, self.limits.max_map_sources)
+        sources, head = parsed.sources, self.limits.identifier_head_chars
+        if helper is None:
+            rows = process(items(sources, head))
+        else:
+            theirs = items(sources, head, 1)
+            helper.submit(theirs)
+            rows = process(items(sources, head, 0))
+            work = helper.result()
+            if work is None:
+                self.notes.append(f"{owner}: the helper process failed; scanned in one process")
+                scanner = WindowScanner()
+                scanner.feed(data, final=True)
+                secrets, hosts = scanner.secrets, scanner.hosts
+                rows += process(theirs)
+            else:
+                self.helper_rss_kib = max(self.helper_rss_kib, work.rss_kib)
+                secrets, hosts = work.hits(data)
+                rows += work.rows
+            del theirs
         self._hosts(h.value.decode("ascii", "replace") for h in hosts)
         if parsed.error is not None:
             at_map = [found(h.kind, owner, line(data, h.pos), h.value) for h in secrets]
             self._map_error(owner, inline, parsed.error, at_map)
             return
-        sources, head = parsed.sources, self.limits.identifier_head_chars
-        helper = self.helpers.take(len(data)) if self.helpers is not None and not inline else None
-        if helper is None:
-            rows = process(items(sources, head))
-            located, more_hosts = locate(owner, data, secrets, sources)
-        else:  # every other source to the helper first, the rest here meanwhile
-            theirs = items(sources, head, 1)
-            helper.submit(theirs)
-            rows = process(items(sources, head, 0))
-            located, more_hosts = locate(owner, data, secrets, sources)
-            work = helper.result()
-            if work is None:
-                self.notes.append(f"{owner}: the helper process failed; scanned in one process")
-                rows += process(theirs)
-            else:
-                self.helper_rss_kib = max(self.helper_rss_kib, work.rss_kib)
-                rows += work.rows
-            del theirs
+        located, more_hosts = locate(owner, data, secrets, sources)
         self._hosts(more_hosts)
         self._merge(owner, inline, parsed, rows, located)
 

@@ -62,13 +62,6 @@ class Row(msgspec.Struct, array_like=True, frozen=True):
     winnow: list[int] = []  # token fingerprints, for the files `winnowed` picks
 
 
-class MapWork(msgspec.Struct, frozen=True):
-    """A helper process's rows, and its peak RSS."""
-
-    rows: list[Row] = []
-    rss_kib: int = 0
-
-
 def found(kind: str, path: str, line: int, value: bytes) -> Found:
     return Found(kind, path, line, redact(value), sorted(fp.token_digests(value)))
 

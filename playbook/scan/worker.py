@@ -1,37 +1,85 @@
-"""A helper process that takes half of one big source map's per-source work: a second core.
+"""A helper process that takes half of one big source map's work: a second core.
 
-The per-source work (hashes, lines, head tokens, the generic secret rule, token fingerprints) is
-Python that holds the GIL, so threads cannot share it. For a map of `Limits.parallel_map_bytes` or
-more, the scanner decodes the map once, sends every other source's bytes to a helper
-(`python -m playbook.scan.worker`: a clean interpreter, never a fork of a threaded process) and
-processes the rest meanwhile. The helper is started ahead, when the map's header is read (or at a
-big bundle, which usually comes just before its map), so its start-up hides behind the inflate.
-Its rows come back as one msgspec message; the secrets in them only redacted, with digests of
-their tokens. Any failure (it cannot start, dies, answers garbage, or is slower than `timeout`) is
-handled by doing its share in-process, and the result says so in a note.
+The work on a big map is Python that holds the GIL (regexes, tokenizing), so threads cannot share
+it. For a `.map` entry of `Limits.parallel_map_bytes` or more the scanner starts
+`python -m playbook.scan.worker` (a clean interpreter: never a fork of a threaded process; started
+already at a big bundle, which usually comes just before its map, so its start-up hides behind the
+inflate), then:
+
+1. tees the map's raw bytes into the helper's stdin as they stream out of the archive: the helper
+   scans them for secrets and hosts meanwhile, on the core the inflate leaves free, and the
+   scanner does not;
+2. decodes the map (once, in the scanner) and sends every other source's bytes (`work.Item`,
+   msgpack, written on a thread), then processes the rest meanwhile.
+
+The helper answers with one msgspec message: its rows (secrets in them only redacted, with digests
+of their tokens) and where its raw hits are, as offsets: the scanner reads the values from its own
+copy of the bytes, so no secret crosses the pipe unredacted. Any failure (the helper cannot start,
+dies, answers garbage, or is slower than `timeout`) is handled by doing its part in-process, and
+the result says so in a note.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
-from playbook.scan.work import Item, MapWork, process
+from playbook.scan.detect import Hit, WindowScanner
+from playbook.scan.work import Item, Row, process
+
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None  # type: ignore[assignment]
 
 _BUNDLES = (".js", ".mjs", ".cjs")
+_STOP = object()
+_IOV_MAX = 1024  # buffers per writev (Linux's IOV_MAX)
 
 
-class Share(msgspec.Struct, array_like=True, frozen=True):
-    """What the scanner sends: the helper's sources of one map."""
+class Meta(msgspec.Struct, array_like=True, frozen=True):
+    """One of the helper's sources, but its bytes (those follow all the metas, unencoded)."""
 
-    items: list[Item]
+    index: int
+    path: str
+    first_party: bool
+    winnow: bool
+    head: bytes
+    size: int
+
+
+class RawHit(msgspec.Struct, array_like=True, frozen=True):
+    """Where a raw hit is in the map's bytes (never its value)."""
+
+    kind: str
+    start: int
+    end: int
+
+
+class MapWork(msgspec.Struct, frozen=True):
+    """The helper's part of one map."""
+
+    rows: list[Row] = []
+    secrets: list[RawHit] = []
+    hosts: list[RawHit] = []
+    rss_kib: int = 0
+
+    def hits(self, data: bytes) -> tuple[list[Hit], list[Hit]]:
+        """The raw secret and host hits, read from the scanner's own copy of the map."""
+
+        def read(found: list[RawHit]) -> list[Hit]:
+            return [Hit(h.kind, data[h.start : h.end], h.start) for h in found]
+
+        return read(self.secrets), read(self.hosts)
 
 
 class MapWorker:
@@ -43,34 +91,63 @@ class MapWorker:
         path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "PYTHONPATH": path}
         self.timeout = timeout
+        self.failed = False
         self._out: list[bytes] = []
-        self._writer: threading.Thread | None = None
+        # Unbounded: it holds the same chunk objects the scanner keeps anyway, so it costs no
+        # memory, and the scan never waits on a helper that is still starting up.
+        self._queue: queue.Queue[object] = queue.Queue()
         try:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [sys.executable, "-m", "playbook.scan.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             )  # fmt: skip
         except OSError:
-            self._proc = None
+            self._proc, self.failed = None, True
             return
+        _widen(self._proc.stdin)
+        self._writer = threading.Thread(target=self._write, name="respond-tee", daemon=True)
         self._reader = threading.Thread(target=self._read, name="respond-gather", daemon=True)
+        self._writer.start()
         self._reader.start()
 
-    def submit(self, items: list[Item]) -> None:
-        """Hand the helper its sources; the pipe is written on a thread (the GIL is let go)."""
-        if self._proc is None:
-            return
-        message = msgspec.msgpack.encode(Share(items))
-        self._writer = threading.Thread(
-            target=self._write, args=(message,), name="respond-share", daemon=True
-        )
-        self._writer.start()
+    def start(self, size: int) -> None:
+        """The map's raw bytes follow: `size` of them."""
+        self._put(b"%d\n" % size)
 
-    def _write(self, message: bytes) -> None:
+    def feed(self, chunk: bytes) -> None:
+        """Tee a chunk of the map's raw bytes to the helper."""
+        self._put(chunk)
+
+    def close_input(self) -> None:
+        """The raw bytes are all sent (the helper knows their size; nothing to write)."""
+
+    def submit(self, todo: list[Item]) -> None:
+        """Hand the helper its sources (after the raw bytes); then the pipe is closed. The bytes
+        are written as they are, by `writev` on the writer thread: no 30 MB message is built."""
+        metas = [Meta(i.index, i.path, i.first_party, i.winnow, i.head, len(i.data)) for i in todo]
+        encoded = msgspec.msgpack.encode(metas)
+        self._put(b"%d\n" % len(encoded))
+        self._put(encoded)
+        self._put([item.data for item in todo])
+        self._put(_STOP)
+
+    def _put(self, item: object) -> None:
+        if not self.failed:
+            self._queue.put(item)
+
+    def _write(self) -> None:
         assert self._proc is not None and self._proc.stdin is not None
-        with contextlib.suppress(OSError, ValueError):  # the helper died: `result` says so
-            self._proc.stdin.write(message)
+        try:
+            while (item := self._queue.get()) is not _STOP:
+                if isinstance(item, list):
+                    self._proc.stdin.flush()
+                    _write_all(self._proc.stdin.fileno(), item)
+                else:
+                    assert isinstance(item, bytes)
+                    self._proc.stdin.write(item)
             self._proc.stdin.close()
+        except (OSError, ValueError):  # the helper died, or the scan closed its pipe
+            self.failed = True
 
     def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -78,7 +155,7 @@ class MapWorker:
             self._out.append(self._proc.stdout.read())
 
     def result(self) -> MapWork | None:
-        """The helper's rows, or None when the scanner must do its share itself."""
+        """The helper's part, or None when the scanner must do it itself."""
         if self._proc is None:
             return None
         self._reader.join(self.timeout)
@@ -86,10 +163,9 @@ class MapWorker:
             self._proc.kill()
         code = self._proc.wait()
         self._reader.join()
-        if self._writer is not None:
-            self._writer.join(5)
+        self._writer.join(5)
         self._close()
-        if code != 0 or not self._out:
+        if self.failed or code != 0 or not self._out:
             return None
         try:
             return msgspec.msgpack.decode(self._out[0], type=MapWork)
@@ -98,12 +174,15 @@ class MapWorker:
 
     def abandon(self) -> None:
         """Stop the helper (unused, or the scan ended early); safe after `result`."""
-        if self._proc is not None and self._proc.poll() is None:
+        if self._proc is None:
+            return
+        self.failed = True
+        if self._proc.poll() is None:
             self._proc.kill()
-            self._proc.wait()
-            self._reader.join(5)
-        if self._proc is not None:
-            self._close()
+        self._queue.put(_STOP)
+        self._proc.wait()
+        self._reader.join(5)
+        self._close()
 
     def _close(self) -> None:
         assert self._proc is not None
@@ -122,31 +201,52 @@ class Helpers:
         self._started: list[MapWorker] = []
         self._spent = False
 
-    def ahead(self, path: str, size: int) -> None:
-        """An entry is about to be read: start the helper if a big map (or its bundle) comes."""
-        if self.threshold <= 0 or self._spent or self._ready is not None:
-            return
-        if (path.endswith(".map") and size >= self.threshold) or (
-            path.endswith(_BUNDLES) and size >= self.threshold // 2
+    def tee(self, path: str, size: int) -> MapWorker | None:
+        """An entry is about to be read: the helper to tee it to when it is the big map (the
+        helper is started already at a big bundle, which usually comes just before its map)."""
+        if self.threshold <= 0 or self._spent:
+            return None
+        big_map = path.endswith(".map") and size >= self.threshold
+        if self._ready is None and (
+            big_map or (path.endswith(_BUNDLES) and size >= self.threshold // 2)
         ):
-            self._ready = self._start()
-
-    def take(self, size: int) -> MapWorker | None:
-        """The helper for a map of `size` bytes, or None when one process does it all."""
-        if self.threshold <= 0 or self._spent or size < self.threshold:
+            self._ready = MapWorker()
+            self._started.append(self._ready)
+        if not big_map or self._ready is None:
             return None
         self._spent = True
-        worker, self._ready = self._ready or self._start(), None
-        return worker
-
-    def _start(self) -> MapWorker:
-        worker = MapWorker()
-        self._started.append(worker)
+        worker, self._ready = self._ready, None
+        worker.start(size)
         return worker
 
     def close(self) -> None:
         for worker in self._started:
             worker.abandon()
+
+
+def _write_all(fd: int, blobs: list[bytes]) -> None:
+    """All of `blobs`, in order, with as few system calls as `writev` allows."""
+    views = [memoryview(b) for b in blobs if b]
+    at = 0
+    while at < len(views):
+        written = os.writev(fd, views[at : at + _IOV_MAX])
+        while written and at < len(views):
+            if written >= len(views[at]):
+                written -= len(views[at])
+                at += 1
+            else:
+                views[at], written = views[at][written:], 0
+
+
+def _widen(pipe: object) -> None:
+    """A 1 MiB pipe (Linux): a 64 KiB one makes the writer thread take the GIL back ~1,000
+    times for a 60 MB map, each time waiting behind the scanning thread."""
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    fileno = getattr(pipe, "fileno", None)
+    if setsize is None or fileno is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fileno(), setsize, 1 << 20)
 
 
 def _vm_hwm() -> int:
@@ -157,15 +257,28 @@ def _vm_hwm() -> int:
     return int(match.group(1)) if match else 0
 
 
-def run(message: bytes) -> MapWork:
-    """The helper's side: its share of one map's sources, processed."""
-    share = msgspec.msgpack.decode(message, type=Share)
-    del message
-    return MapWork(process(share.items), rss_kib=_vm_hwm())
+def run(stdin: BinaryIO) -> MapWork:
+    """The helper's side: scan the map's raw bytes as they come, then process its sources."""
+    left = int(stdin.readline())
+    scanner = WindowScanner()
+    while left > 0 and (chunk := stdin.read(min(left, 1 << 20))):
+        scanner.feed(chunk)
+        left -= len(chunk)
+    scanner.feed(b"", final=True)
+    secrets = [RawHit(h.kind, h.pos, h.pos + len(h.value)) for h in scanner.secrets]
+    hosts = [RawHit(h.kind, h.pos, h.pos + len(h.value)) for h in scanner.hosts]
+    metas = msgspec.msgpack.decode(stdin.read(int(stdin.readline())), type=list[Meta])
+    todo = []
+    for m in metas:
+        data = stdin.read(m.size)
+        if len(data) != m.size:
+            raise SystemExit("the scanner's message ended early")
+        todo.append(Item(m.index, m.path, m.first_party, m.winnow, m.head, data))
+    return MapWork(process(todo), secrets, hosts, rss_kib=_vm_hwm())
 
 
 def main() -> None:
-    work = run(sys.stdin.buffer.read())
+    work = run(sys.stdin.buffer)
     sys.stdout.buffer.write(msgspec.msgpack.encode(work))
     sys.stdout.buffer.flush()
 
