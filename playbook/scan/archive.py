@@ -105,14 +105,16 @@ def _read(tar: TarReader, member: Member, worker: MapWorker | None) -> Entry:
     if worker is None and (data := tar.small(member.size)) is not None:
         scanner.feed(data, final=True)  # the common case: one piece, one pass
         return Entry("", data, tuple(scanner.secrets), tuple(scanner.hosts))
-    parts = []
-    for chunk in tar.data(member.size, CHUNK):
+    parts: list[bytes | memoryview] = []
+    # A teed map is copied once, by the join (its pieces are views of the read buffer).
+    for chunk in tar.data(member.size, CHUNK, views=worker is not None):
         if worker is None:
+            assert isinstance(chunk, bytes)
             scanner.feed(chunk)
         else:
             worker.feed(chunk)
         parts.append(chunk)
-    data = parts[0] if len(parts) == 1 else b"".join(parts)
+    data = b"".join(parts) if len(parts) != 1 or worker is not None else bytes(parts[0])
     del parts
     scanner.feed(b"", final=True)
     if worker is not None:

@@ -24,8 +24,10 @@ import heapq
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from playbook.scan.model import Identifier
+if TYPE_CHECKING:
+    from playbook.scan.model import Identifier
 
 _TOKEN_MIN = 12
 # Every byte but an ASCII letter or digit becomes a space (UTF-8 bytes of other letters too).
@@ -143,6 +145,8 @@ def rare_identifiers(
     exclude: frozenset[bytes] | set[bytes] = frozenset(),
 ) -> tuple[Identifier, ...]:
     """Greedy set cover: `count` tokens reaching as many first-party files as possible."""
+    from playbook.scan.model import Identifier  # here: the helper process never needs the model
+
     lib: set[str] = set().union(*library)
     cands = _candidates(first_party, lib, max_files)
     for tok in [t for t in cands if hashlib.sha256(t.encode()).digest() in exclude]:

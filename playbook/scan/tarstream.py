@@ -151,14 +151,16 @@ class TarReader:
         self._pending -= size
         return self._buf[pos : pos + size]
 
-    def data(self, size: int, chunk: int) -> Iterator[bytes]:
-        """The current member's `size` data bytes in pieces of at most `chunk` (then padding)."""
+    def data(self, size: int, chunk: int, *, views: bool = False) -> Iterator[bytes | memoryview]:
+        """The current member's `size` data bytes in pieces of at most `chunk` (then padding);
+        with `views`, as views of the read buffer instead of copies."""
         left = min(size, self._pending)
         self._pending -= left
         while left:
             if not self._fill():
                 raise TarReadError("unexpected end of data")
-            piece = self._buf[self._pos : self._pos + min(left, chunk)]
+            buf = memoryview(self._buf) if views else self._buf
+            piece = buf[self._pos : self._pos + min(left, chunk)]
             self._pos += len(piece)
             self.offset += len(piece)
             left -= len(piece)

@@ -12,13 +12,16 @@ import hashlib
 import threading
 from collections.abc import Sequence
 from queue import SimpleQueue
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from playbook.scan import fingerprint as fp
 from playbook.scan.detect import Hit, generic_in, hosts_in, redact, secrets_in
-from playbook.scan.sourcemap import Source
 from playbook.scan.winnow import MIN_BYTES, winnow
+
+if TYPE_CHECKING:
+    from playbook.scan.sourcemap import Source
 
 # Sources adding up to this many bytes are hashed on a thread beside the tokenizing (`_Digests`).
 _THREAD_BYTES = 1 << 20

@@ -114,7 +114,7 @@ class MapWorker:
         """The map's raw bytes follow: `size` of them."""
         self._put(b"%d\n" % size)
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes | memoryview) -> None:
         """Tee a chunk of the map's raw bytes to the helper."""
         self._put(chunk)
 
@@ -143,7 +143,7 @@ class MapWorker:
                     self._proc.stdin.flush()
                     _write_all(self._proc.stdin.fileno(), item)
                 else:
-                    assert isinstance(item, bytes)
+                    assert isinstance(item, (bytes, memoryview))
                     self._proc.stdin.write(item)
             self._proc.stdin.close()
         except (OSError, ValueError):  # the helper died, or the scan closed its pipe
@@ -268,12 +268,15 @@ def run(stdin: BinaryIO) -> MapWork:
     secrets = [RawHit(h.kind, h.pos, h.pos + len(h.value)) for h in scanner.secrets]
     hosts = [RawHit(h.kind, h.pos, h.pos + len(h.value)) for h in scanner.hosts]
     metas = msgspec.msgpack.decode(stdin.read(int(stdin.readline())), type=list[Meta])
-    todo = []
+    total = sum(m.size for m in metas)
+    blob = stdin.read(total)  # one read, then slices: 2,000 reads took 0.05 s
+    if len(blob) != total:
+        raise SystemExit("the scanner's message ended early")
+    todo, at = [], 0
     for m in metas:
-        data = stdin.read(m.size)
-        if len(data) != m.size:
-            raise SystemExit("the scanner's message ended early")
-        todo.append(Item(m.index, m.path, m.first_party, m.winnow, m.head, data))
+        todo.append(Item(m.index, m.path, m.first_party, m.winnow, m.head, blob[at : at + m.size]))
+        at += m.size
+    del blob
     return MapWork(process(todo), secrets, hosts, rss_kib=_vm_hwm())
 
 
