@@ -20,6 +20,8 @@ from playbook.rehearsal.synth import make_package
 from playbook.scan import fingerprint, scan_tarball, stream
 from playbook.scan import worker as worker_module
 from playbook.scan.detect import WindowScanner, checksummed_token, hosts_in, secrets_in
+from playbook.scan.sourcemap import Source
+from playbook.scan.work import HELPER_SLOTS, items
 from playbook.scan.worker import Helpers
 
 TOKEN = checksummed_token("npm_", "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0")  # real format, not real
@@ -172,3 +174,18 @@ def _read_all(fd: int) -> bytes:
     while chunk := os.read(fd, 1 << 16):
         parts.append(chunk)
     return b"".join(parts)
+
+
+def test_the_helpers_share_and_the_rest_are_every_source_once() -> None:
+    sources = tuple(
+        Source(f"../s{i}.ts", f"s{i}.ts", None if i % 7 == 3 else f"x{i}", i % 3 != 0)
+        for i in range(400)
+    )
+    everything = [i.index for i in items(sources, 64)]
+    theirs = [i.index for i in items(sources, 64, helper=True)]
+    mine = [i.index for i in items(sources, 64, helper=False)]
+    assert sorted(theirs + mine) == everything and not set(theirs) & set(mine)
+    carrying = len(everything)
+    assert abs(len(theirs) - carrying * HELPER_SLOTS / 20) <= 1  # spread evenly, as promised
+    # Interleaved: each stretch of 20 sources gives the helper its slots, not a block of them.
+    assert all(sum(i in theirs for i in everything[k : k + 20]) == HELPER_SLOTS for k in (0, 100))

@@ -176,9 +176,9 @@ class Collector:
         if helper is None:
             rows = process(items(sources, head))
         else:
-            theirs = items(sources, head, 1)
+            theirs = items(sources, head, helper=True)
             helper.submit(theirs)
-            rows = process(items(sources, head, 0))
+            rows = process(items(sources, head, helper=False))
             work = helper.result()
             if work is None:
                 self.notes.append(f"{owner}: the helper process failed; scanned in one process")

@@ -28,6 +28,10 @@ _THREAD_BYTES = 1 << 20
 # Beyond this many distinct hits in one map, scan each source instead of searching per hit.
 _LOCATE_BY_VALUE = 16
 WINNOWED = 48  # first-party files of a map whose token fingerprints the manifest carries
+# Of every 20 sources of a big map, the helper process takes this many (`worker`): a little less
+# than half, as it also scans the raw map and gets its share last (9 against 10: 1.12 s against
+# 1.17 s, median of 8 runs each).
+HELPER_SLOTS = 9
 
 
 class Found(msgspec.Struct, array_like=True, frozen=True):
@@ -126,15 +130,19 @@ def winnowed(sources: Sequence[Source]) -> frozenset[int]:
     return frozenset(first[:: max(1, -(-len(first) // WINNOWED))])
 
 
-def items(sources: Sequence[Source], head: int, half: int | None = None) -> list[Item]:
+def items(sources: Sequence[Source], head: int, helper: bool | None = None) -> list[Item]:
     """The sources that carry content, ready for `process` here or in a helper: all of them, or
-    one `half` (0 or 1) of them, every other one (a map lists its first-party sources, which cost
-    more, before node_modules)."""
+    the helper's share (`helper=True`: HELPER_SLOTS of every 20, spread evenly, as a map lists its
+    first-party sources, which cost more, before node_modules) or the rest (`helper=False`)."""
     chosen = winnowed(sources)
     carrying = [i for i, src in enumerate(sources) if src.content is not None]
+    if helper is not None:
+        carrying = [
+            i for n, i in enumerate(carrying) if (n * HELPER_SLOTS % 20 < HELPER_SLOTS) == helper
+        ]
     return [
         Item(i, src.path, src.first_party, i in chosen, _utf8(text[:head]), _utf8(text))
-        for i in (carrying if half is None else carrying[half::2])
+        for i in carrying
         if (text := (src := sources[i]).content) is not None
     ]
 
