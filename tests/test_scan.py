@@ -322,12 +322,23 @@ def test_helper_process_gives_the_same_result_as_one_process(case: int) -> None:
     assert shared == alone and alone.secrets
 
 
-@pytest.mark.parametrize("executable", ["/bin/false", "/nonexistent/python"])
+_GARBAGE_HELPER = "#!/bin/sh\ncat > /dev/null\necho garbage\n"  # reads it all, answers nonsense
+_HALF_HELPER = "#!/bin/sh\nhead -c 100 > /dev/null\n"  # stops reading mid-map, exits 0
+
+
+@pytest.mark.parametrize(
+    "executable", ["/bin/false", "/nonexistent/python", _GARBAGE_HELPER, _HALF_HELPER]
+)
 def test_a_failed_helper_is_replaced_by_in_process_work(
-    executable: str, monkeypatch: pytest.MonkeyPatch
+    executable: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     data = _shared_cases()[0]
     alone = scan_tarball(data, limits=Limits(parallel_map_bytes=0))
+    if executable.startswith("#!"):
+        script = tmp_path / "helper"
+        script.write_text(executable)
+        script.chmod(0o755)
+        executable = str(script)
     monkeypatch.setattr("sys.executable", executable)
     shared = scan_tarball(data, limits=Limits(parallel_map_bytes=1))
     assert any("helper process failed" in n for n in shared.notes)

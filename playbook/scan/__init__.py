@@ -9,10 +9,13 @@ How it reads (DESIGN.md, "Reading the leaked artifact"):
 - Caps (entries, total size, single file, map sources) end in a result with `partial=True` and a
   note; corrupt or truncated input raises `UnsafeArchive`. Any partial result counts as leaky:
   the artifact cannot be shown clean.
-- A big map is decoded once, in this process, while hashing runs on a thread beside the
-  tokenizing. Opt-in (`Limits.parallel_map_bytes`, off by default): share maps of that size with
-  a helper process (`worker`) for a second core; it costs a second decode and ~0.25 s of CPU on a
-  60 MB map, so it only pays on an idle machine. If the helper fails, the scan does its share.
+- A map of `Limits.parallel_map_bytes` (16 MB) or more is shared with a helper process
+  (`worker`): its raw bytes are teed to the helper, which scans them while they stream; the map is
+  decoded once, here, and 9 of every 20 sources go to the helper. Hashing runs on a thread beside
+  the tokenizing. If the helper fails, the scan does its part and says so.
+- The inflater is ISA-L's when `isal` is installed (2.3x zlib's speed), and while a scan runs
+  the GIL is handed over within 0.2 ms (`stream.quick_handoffs`), so the inflater thread does not
+  wait 5 ms behind the scanner's regexes each time it gives the GIL up.
 - Secrets are kept only redacted (`detect.redact`: first 4 characters, an ellipsis, the length).
 
 Downloads: `scan_stream(async_iterator)` scans while the body arrives (bounded queue into a worker

@@ -23,9 +23,9 @@ class Limits:
     identifier_max_files: int = 5  # a token in more first-party files than this is not rare
     identifier_head_chars: int = 1024
     distinctive_paths: int = 20
-    # A map this big shares its per-source work with a helper process (a second core; `worker`);
-    # 0 turns that off. Smaller maps stay in one process: the helper's start costs ~60 ms of CPU,
-    # about what it saves on a 16 MB map.
+    # A map this big shares its work with a helper process (a second core; `worker`); 0 turns
+    # that off. Smaller maps stay in one process: the helper's start costs ~0.1 s of CPU, about
+    # what it saves on a 16 MB map.
     parallel_map_bytes: int = 16 << 20
 
 

@@ -1,22 +1,26 @@
-"""A helper process that takes half of one big source map's work: a second core.
+"""A helper process that takes a share of one big source map's work: a second core.
 
 The work on a big map is Python that holds the GIL (regexes, tokenizing), so threads cannot share
 it. For a `.map` entry of `Limits.parallel_map_bytes` or more the scanner starts
 `python -m playbook.scan.worker` (a clean interpreter: never a fork of a threaded process; started
 already at a big bundle, which usually comes just before its map, so its start-up hides behind the
-inflate), then:
+inflate), then writes to its stdin, from a writer thread:
 
-1. tees the map's raw bytes into the helper's stdin as they stream out of the archive: the helper
-   scans them for secrets and hosts meanwhile, on the core the inflate leaves free, and the
-   scanner does not;
-2. decodes the map (once, in the scanner) and sends every other source's bytes (`work.Item`,
-   msgpack, written on a thread), then processes the rest meanwhile.
+1. the map's size on a line, then its raw bytes as they stream out of the archive: the helper
+   scans them for secrets and hosts meanwhile (the scanner does not);
+2. once the scanner has decoded the map (once, here), the helper's share of the sources
+   (`work.items`, 9 of every 20, interleaved): the length of a msgpack list of `Meta` on a line,
+   the list, then the sources' bytes back to back, written with `writev` (no message is built).
 
-The helper answers with one msgspec message: its rows (secrets in them only redacted, with digests
-of their tokens) and where its raw hits are, as offsets: the scanner reads the values from its own
-copy of the bytes, so no secret crosses the pipe unredacted. Any failure (the helper cannot start,
-dies, answers garbage, or is slower than `timeout`) is handled by doing its part in-process, and
-the result says so in a note.
+The helper answers with one msgpack `MapWork`: its rows (secrets in them only redacted, with
+digests of their tokens) and where its raw hits are, as offsets: the scanner reads the values from
+its own copy of the bytes, so no secret crosses the pipe unredacted. Any failure (the helper cannot
+start, dies, answers garbage, or is slower than `timeout`) is handled by doing its part
+in-process, and the result says so in a note.
+
+How the split was chosen (2.1.88-shaped map, BENCHMARKS.md): a helper that decodes the map again
+spends 0.15 s of CPU for nothing; shipping the decoded share as one message cost the scanner a
+30 MB copy; the helper taking half made it the one waited for.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ except ImportError:  # not on Windows
 _BUNDLES = (".js", ".mjs", ".cjs")
 _STOP = object()
 _IOV_MAX = 1024  # buffers per writev (Linux's IOV_MAX)
+_READ = 4 << 20  # the helper reads and scans the raw map in pieces of this many bytes
 
 
 class Meta(msgspec.Struct, array_like=True, frozen=True):
@@ -139,9 +144,12 @@ class MapWorker:
         assert self._proc is not None and self._proc.stdin is not None
         try:
             while (item := self._queue.get()) is not _STOP:
-                if isinstance(item, list):
+                if isinstance(item, list) and hasattr(os, "writev"):
                     self._proc.stdin.flush()
                     _write_all(self._proc.stdin.fileno(), item)
+                elif isinstance(item, list):  # no writev (Windows): one write each
+                    for blob in item:
+                        self._proc.stdin.write(blob)
                 else:
                     assert isinstance(item, (bytes, memoryview))
                     self._proc.stdin.write(item)
@@ -260,8 +268,8 @@ def _vm_hwm() -> int:
 def run(stdin: BinaryIO) -> MapWork:
     """The helper's side: scan the map's raw bytes as they come, then process its sources."""
     left = int(stdin.readline())
-    scanner = WindowScanner()
-    while left > 0 and (chunk := stdin.read(min(left, 1 << 20))):
+    scanner = WindowScanner(window=_READ)  # no other thread here waits for the GIL
+    while left > 0 and (chunk := stdin.read(min(left, _READ))):
         scanner.feed(chunk)
         left -= len(chunk)
     scanner.feed(b"", final=True)
