@@ -6,9 +6,11 @@ Usage: .venv/bin/python bench/bench_scan.py [--runs 5] [--root TREE] [--detect-s
 Floor (issue 14): a fresh interpreter that opens the `.tgz` with `tarfile` in stream mode
 (`r|gz`) and reads every member, timed from outside as a whole process. The scan is timed the
 same way: a fresh interpreter that imports `playbook.scan`, runs `scan_path` and writes
-findings.json and manifest.json (peak RSS is the child's VmHWM; the map's helper process reports
-its own). `respond scan --no-baseline` (the CLI, which also imports the command line and the
-engine) is timed beside it, for information. Children run with RESPOND_LOOPBACK_ONLY=1 and npm's
+findings.json and manifest.json, as the incident's npm.scan does (peak RSS is the child's VmHWM;
+the map's helper process reports its own). The guard is timed the same way: what `respond scan`
+does, the scan without the hunt's fingerprints (`GUARD_LIMITS`), judged, its findings as JSON.
+`respond scan --no-baseline` (the CLI, which also imports the command line and the engine) is
+timed beside them, for information. Children run with RESPOND_LOOPBACK_ONLY=1 and npm's
 registry set to a dead loopback port: no registry is asked for anything. `--root` points at
 another checkout (e.g. `git archive main`) to measure it on the same cases in the same run.
 
@@ -71,6 +73,19 @@ hwm = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group
 print(json.dumps({"rss_kib": hwm, "helper_kib": result.helper_peak_rss_kib,
                   "files": result.files, "partial": result.partial, "notes": list(result.notes),
                   "secrets": len(result.secrets), "manifest": len(result.manifest)}))
+"""
+
+# The guard (`respond scan`): the scan without the hunt's fingerprints, judged, findings as JSON.
+GUARD = """
+import json, sys
+from pathlib import Path
+from playbook.scan import findings_doc, scan_path
+from playbook.scan.model import GUARD_LIMITS
+from playbook.scan.verdict import judge
+result = scan_path(Path(sys.argv[1]), limits=GUARD_LIMITS)
+doc = {**findings_doc(result), "verdict": judge(result, None).as_json()}
+json.dumps(doc)
+print(json.dumps({"secrets": len(result.secrets)}))
 """
 
 
@@ -181,8 +196,9 @@ def _timed(argv: list[str], root: Path) -> tuple[float, float, str]:
 
 def measure(case: Case, runs: int, root: Path, cli: Path | None) -> dict[str, object]:
     """Best (and median ratio) of `runs`; the hostile case has no floor (its target is 10 s)."""
-    floors, scans, docs, clis = [], [], [], []
+    floors, scans, docs, clis, guards = [], [], [], [], []
     floor_cpu, scan_cpu = [], []
+    has_guard = "GUARD_LIMITS" in (root / "playbook/scan/model.py").read_text()
     hostile = case.name.startswith("hostile")
     for _ in range(runs):  # interleaved, so load changes hit both sides alike
         if not hostile:
@@ -193,6 +209,10 @@ def measure(case: Case, runs: int, root: Path, cli: Path | None) -> dict[str, ob
         scans.append(wall)
         scan_cpu.append(cpu)
         docs.append(json.loads(out))
+        if has_guard:
+            wall, _, out = _timed([sys.executable, "-c", GUARD, str(case.tarball)], root)
+            guards.append(wall)
+            docs.append({**docs[-1], **json.loads(out)})
         if cli is not None:
             argv = [str(cli), "scan", str(case.tarball), "--no-baseline"]
             clis.append(_timed(argv, root)[0])
@@ -208,6 +228,11 @@ def measure(case: Case, runs: int, root: Path, cli: Path | None) -> dict[str, ob
         if floors
         else 0.0,
         "cli": min(clis) if clis else None,
+        "guard": min(guards) if guards else None,
+        "guard_ratio": min(guards) / floor if guards and floor else 0.0,
+        "guard_median_ratio": sorted(g / f for g, f in zip(guards, floors, strict=True))[runs // 2]
+        if guards and floors
+        else 0.0,
         "floor_cpu": min(floor_cpu) if floor_cpu else 0.0,
         "scan_cpu": min(scan_cpu),
         "rss_mb": max(int(d["rss_kib"]) for d in docs) / 1024,
@@ -294,9 +319,10 @@ def main() -> None:
     print()
     print(
         "| case | floor (s) | scan (s) | scan / floor (best; median) | CPU s floor, scan (ratio) "
+        "| guard (s) | guard / floor (best; median) "
         "| `respond scan` (s) | peak RSS scan + helper (MB) | result |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         result = f"{r['files']:,} files read" + (
             ", PARTIAL: " + "; ".join(r["notes"]) if r["partial"] else ""
@@ -306,8 +332,13 @@ def main() -> None:
         ratio_s = f"{r['ratio']:.2f}x; {r['median_ratio']:.2f}x" if r["floor"] else "-"
         fc, sc = r["floor_cpu"], r["scan_cpu"]
         cpu_s = f"{fc:.2f}, {sc:.2f} ({sc / fc:.2f}x)" if fc else f"-, {sc:.2f}"  # type: ignore[operator]
+        guard_s = f"{r['guard']:.2f}" if r["guard"] is not None else "-"
+        gratio_s = (
+            f"{r['guard_ratio']:.2f}x; {r['guard_median_ratio']:.2f}x" if r["guard_ratio"] else "-"
+        )
         print(
-            f"| {r['case']} | {floor_s} | {r['scan']:.2f} | {ratio_s} | {cpu_s} | {cli_s} | "
+            f"| {r['case']} | {floor_s} | {r['scan']:.2f} | {ratio_s} | {cpu_s} | {guard_s} | "
+            f"{gratio_s} | {cli_s} | "
             f"{r['rss_mb']:.0f} + {r['helper_mb']:.0f} | {result} |"
         )
     if args.detect_secrets:

@@ -267,6 +267,7 @@ async def _download_and_scan(
     import tempfile
 
     from playbook.scan import scan_tarball
+    from playbook.scan.model import GUARD_LIMITS
     from playbook.services.npm import download_version, registry_for
 
     registry = registry_for(services, spec.name)
@@ -274,7 +275,9 @@ async def _download_and_scan(
         path = await download_version(registry, spec.name, spec.version, Path(tmp), doc)
         if path is None:
             raise UsageError(f"{spec} has no downloadable tarball on {registry.url}.")
-        return await asyncio.to_thread(scan_tarball, path, package=spec.name, version=spec.version)
+        return await asyncio.to_thread(
+            scan_tarball, path, package=spec.name, version=spec.version, limits=GUARD_LIMITS
+        )
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,7 @@ def guard(
     """
     from playbook.scan import scan_path
     from playbook.scan.allowlist import load_allowlist
+    from playbook.scan.model import GUARD_LIMITS
     from playbook.scan.verdict import judge
 
     if baseline is not None and no_baseline:
@@ -303,7 +307,7 @@ def guard(
     allow = load_allowlist(settings.org)
     path = Path(target).expanduser()
     if path.exists():
-        result = scan_path(path, npm=settings.npm)
+        result = scan_path(path, npm=settings.npm, limits=GUARD_LIMITS)
         base = asyncio.run(_local_baseline(settings, result, baseline, no_baseline))
     else:
         if "@" not in target.lstrip("@"):
@@ -342,13 +346,17 @@ async def _baseline(
 ) -> Baseline:
     from playbook.scan import baseline as bl
     from playbook.scan import scan_path
+    from playbook.scan.model import GUARD_LIMITS
     from playbook.scan.verdict import exposure
     from playbook.services.npm import registry_for
 
     if given is not None:
         path, spec = _chosen_baseline(given, name)
         if path is not None:
-            found = exposure(await asyncio.to_thread(scan_path, path, npm=settings.npm))
+            scanned = await asyncio.to_thread(
+                scan_path, path, npm=settings.npm, limits=GUARD_LIMITS
+            )
+            found = exposure(scanned)
             return bl.Baseline(found, f"{found.label} ({path.name}), chosen by --baseline")
         assert spec is not None
         reg = registry_for(services, spec.name)

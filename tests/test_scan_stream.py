@@ -10,17 +10,23 @@ import re
 import sys
 import threading
 import zlib
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from playbook.config.settings import Settings
+from playbook.core import guard
 from playbook.errors import UnsafeArchive
 from playbook.rehearsal.synth import make_package
-from playbook.scan import fingerprint, scan_tarball, stream
+from playbook.scan import Limits, findings_doc, fingerprint, scan_tarball, stream
 from playbook.scan import worker as worker_module
 from playbook.scan.detect import WindowScanner, checksummed_token, hosts_in, secrets_in
+from playbook.scan.model import GUARD_LIMITS
 from playbook.scan.sourcemap import Source
+from playbook.scan.verdict import exposure, judge
 from playbook.scan.work import HELPER_SLOTS, items
 from playbook.scan.worker import Helpers
 
@@ -189,3 +195,38 @@ def test_the_helpers_share_and_the_rest_are_every_source_once() -> None:
     assert abs(len(theirs) - carrying * HELPER_SLOTS / 20) <= 1  # spread evenly, as promised
     # Interleaved: each stretch of 20 sources gives the helper its slots, not a block of them.
     assert all(sum(i in theirs for i in everything[k : k + 20]) == HELPER_SLOTS for k in (0, 100))
+
+
+@pytest.mark.parametrize("share", [0, 1], ids=["one-process", "with-helper"])
+def test_the_guards_scan_finds_what_the_full_scan_finds_without_the_fingerprints(
+    share: int,
+) -> None:
+    data = make_package(
+        "@acme/cli", "2.1.88", sources=60, first_party=24, with_map=True, secret=TOKEN
+    )
+    full = scan_tarball(data, package="@acme/cli", version="2.1.88", limits=Limits())
+    guard = scan_tarball(
+        data, package="@acme/cli", version="2.1.88",
+        limits=replace(GUARD_LIMITS, parallel_map_bytes=share),
+    )  # fmt: skip
+    assert findings_doc(guard) == findings_doc(full) and guard.secrets
+    assert exposure(guard) == exposure(full)
+    assert judge(guard, None) == judge(full, None)
+    assert [(f.path, f.size, f.lines, f.map) for f in guard.manifest] == [
+        (f.path, f.size, f.lines, f.map) for f in full.manifest
+    ]
+    assert {(f.blob_sha1, f.sha256, f.norm_sha256, f.winnow) for f in guard.manifest} == {
+        ("", "", "", ())
+    }
+    assert not guard.identifiers and not guard.paths
+    assert full.identifiers and all(f.blob_sha1 for f in full.manifest)
+
+
+def test_respond_scan_of_a_tarball_computes_no_fingerprints(tmp_path: Path) -> None:
+    tarball = tmp_path / "acme-cli-2.1.88.tgz"
+    tarball.write_bytes(
+        make_package("@acme/cli", "2.1.88", sources=20, first_party=8, with_map=True)
+    )
+    guarded = guard(Settings(home=tmp_path / "home", cwd=tmp_path), str(tarball), no_baseline=True)
+    assert guarded.result.manifest and not guarded.result.identifiers
+    assert {f.blob_sha1 for f in guarded.result.manifest} == {""}

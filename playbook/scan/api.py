@@ -38,7 +38,7 @@ def scan_chunks(
     """Scan a `.tgz` (or plain `.tar`) given as a stream of byte chunks, e.g. an HTTP body."""
     name = package_label(package, version, label or "the package")
     log = ArchiveLog()
-    helpers = Helpers(limits.parallel_map_bytes)
+    helpers = Helpers(limits.parallel_map_bytes, limits.fingerprints)
     collector = Collector(package, version, limits, log)
     reader = Inflater(chunks, max_total=limits.max_total_bytes, label=name)
     try:

@@ -49,6 +49,7 @@ def previous_version(versions: list[str], version: str) -> str | None:
 async def scan_published(reg: NpmRegistry, doc: Packument, version: str) -> Exposure:
     """Download `version` (integrity-checked) into a temporary folder and digest its scan."""
     from playbook.scan.api import scan_tarball
+    from playbook.scan.model import GUARD_LIMITS
 
     dist = doc.versions[version].dist
     if not dist.tarball:
@@ -56,7 +57,9 @@ async def scan_published(reg: NpmRegistry, doc: Packument, version: str) -> Expo
     with tempfile.TemporaryDirectory(prefix="respond-baseline-") as tmp:
         dest = Path(tmp) / tarball_filename(doc.name, version)
         await reg.download(dist.tarball, dest, integrity=dist.integrity, shasum=dist.shasum)
-        result = await asyncio.to_thread(scan_tarball, dest, package=doc.name, version=version)
+        result = await asyncio.to_thread(
+            scan_tarball, dest, package=doc.name, version=version, limits=GUARD_LIMITS
+        )  # a baseline is only compared: no fingerprints
     return exposure(result)
 
 

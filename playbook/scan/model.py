@@ -23,10 +23,18 @@ class Limits:
     identifier_max_files: int = 5  # a token in more first-party files than this is not rare
     identifier_head_chars: int = 1024
     distinctive_paths: int = 20
+    # The hunt's fingerprints: each file's hashes and head tokens, a spread few files' token
+    # fingerprints, the rare identifiers and distinctive paths (`manifest.json`). The guard
+    # (`respond scan`, GUARD_LIMITS) turns them off: its verdict, findings and SARIF read none of
+    # them, and they were three quarters of the per-source work on a 60 MB map.
+    fingerprints: bool = True
     # A map this big shares its work with a helper process (a second core; `worker`); 0 turns
     # that off. Smaller maps stay in one process: the helper's start costs ~0.1 s of CPU, about
     # what it saves on a 16 MB map.
     parallel_map_bytes: int = 16 << 20
+
+
+GUARD_LIMITS = Limits(fingerprints=False)
 
 
 @dataclass(frozen=True)

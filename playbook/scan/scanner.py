@@ -10,6 +10,7 @@ from playbook.scan import fingerprint as fp
 from playbook.scan.archive import ArchiveLog, Entry
 from playbook.scan.detect import Hit, WindowScanner, counts_in, generic_in, is_sensitive
 from playbook.scan.model import (
+    Identifier,
     Limits,
     ManifestFile,
     PackageMeta,
@@ -142,10 +143,11 @@ class Collector:
     def _shipped_source(self, entry: Entry) -> None:
         if entry.path in self.manifest:
             return
-        sha1, sha256, norm = fp.hashes(entry.data)
+        marks = self.limits.fingerprints
+        sha1, sha256, norm = fp.hashes(entry.data) if marks else ("", "", "")
         first = fp.is_first_party(entry.path)
         prints: tuple[int, ...] = ()
-        if first and len(entry.data) >= MIN_BYTES and self.shipped_winnowed < WINNOWED:
+        if marks and first and len(entry.data) >= MIN_BYTES and self.shipped_winnowed < WINNOWED:
             self.shipped_winnowed += 1  # the first few shipped sources: token fingerprints
             prints = winnow(entry.data)
         self.manifest[entry.path] = ManifestFile(
@@ -173,19 +175,20 @@ class Collector:
         are empty then), every other source goes there and the rest is processed here meanwhile."""
         parsed = parse(data, self.limits.max_map_sources)
         sources, head = parsed.sources, self.limits.identifier_head_chars
+        marks = self.limits.fingerprints
         if helper is None:
-            rows = process(items(sources, head))
+            rows = process(items(sources, head), marks)
         else:
             theirs = items(sources, head, helper=True)
             helper.submit(theirs)
-            rows = process(items(sources, head, helper=False))
+            rows = process(items(sources, head, helper=False), marks)
             work = helper.result()
             if work is None:
                 self.notes.append(f"{owner}: the helper process failed; scanned in one process")
                 scanner = WindowScanner()
                 scanner.feed(data, final=True)
                 secrets, hosts = scanner.secrets, scanner.hosts
-                rows += process(theirs)
+                rows += process(theirs, marks)
             else:
                 self.helper_rss_kib = max(self.helper_rss_kib, work.rss_kib)
                 secrets, hosts = work.hits(data)
@@ -229,8 +232,20 @@ class Collector:
             self._found(f, owner if f.path != owner else None)
         self.maps.append(SourceMapInfo(owner, inline, sections=parsed.sections, **vars(tally)))
 
+    def _identifiers(self) -> tuple[Identifier, ...]:
+        if not self.limits.fingerprints:
+            return ()
+        return fp.rare_identifiers(
+            self.first_party_tokens,
+            self.library_tokens,
+            count=self.limits.identifiers,
+            max_files=self.limits.identifier_max_files,
+            exclude=self.secret_tokens,
+        )
+
     def result(self) -> ScanResult:
         limits = self.limits
+        marks = limits.fingerprints  # the hunt's; the guard leaves them out
         first = [f.path for f in self.manifest.values() if f.first_party]
         notes = [*self.log.notes, *self.notes]
         if self.secrets_capped:
@@ -248,14 +263,8 @@ class Collector:
             bytes=self.log.bytes,
             sourcemaps=tuple(self.maps),
             manifest=tuple(self.manifest.values()),
-            identifiers=fp.rare_identifiers(
-                self.first_party_tokens,
-                self.library_tokens,
-                count=limits.identifiers,
-                max_files=limits.identifier_max_files,
-                exclude=self.secret_tokens,
-            ),
-            paths=fp.distinctive_paths(first, limits.distinctive_paths),
+            identifiers=self._identifiers(),
+            paths=fp.distinctive_paths(first, limits.distinctive_paths) if marks else (),
             sensitive_files=tuple(self.sensitive),
             secrets=tuple(self.secrets.values()),
             internal_hosts=tuple(sorted(self.hosts)),

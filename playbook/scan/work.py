@@ -151,14 +151,17 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def process(todo: Sequence[Item]) -> list[Row]:
+def process(todo: Sequence[Item], fingerprints: bool = True) -> list[Row]:
     """A row per item.
 
-    Every source gets its hashes, lines and head tokens. First-party sources also get the
-    whitespace-free hash (what verification compares a reformatted copy with), the generic
-    secret rule, and for a spread few the token fingerprints; node_modules sources are public
-    library code, never evidence, and their test keys are noise.
+    Every source gets its lines, and with `fingerprints` its hashes and head tokens. First-party
+    sources also get the generic secret rule, and with `fingerprints` the whitespace-free hash
+    (what verification compares a reformatted copy with) and for a spread few the token
+    fingerprints; node_modules sources are public library code, never evidence, and their test
+    keys are noise.
     """
+    if not fingerprints:
+        return [_bare(item) for item in todo]
     digests = _Digests([item.data for item in todo])
     rows: list[tuple[int, tuple[list[str], list[Found], list[int]]]] = []
     try:
@@ -181,6 +184,17 @@ def process(todo: Sequence[Item]) -> list[Row]:
             zip(todo, rows, digests.plain, strict=True)
         )
     ]
+
+
+def _bare(item: Item) -> Row:
+    """A row without the hunt's fingerprints (the guard's): lines and generic secrets."""
+    data = item.data
+    gen = (
+        [found(h.kind, item.path, line(data, h.pos), h.value) for h in generic_in(data)]
+        if item.first_party
+        else []
+    )
+    return Row(item.index, len(data), fp.count_lines(data), "", "", "", [], gen)
 
 
 def locate(

@@ -90,7 +90,7 @@ class MapWork(msgspec.Struct, frozen=True):
 class MapWorker:
     """The scanner's handle on one helper process."""
 
-    def __init__(self, timeout: float = 120.0) -> None:
+    def __init__(self, fingerprints: bool = True, timeout: float = 120.0) -> None:
         root = str(Path(__file__).resolve().parents[2])
         # The child's environment, not configuration: the helper inherits ours, able to import us.
         path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
@@ -103,7 +103,7 @@ class MapWorker:
         self._queue: queue.Queue[object] = queue.Queue()
         try:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, "-m", "playbook.scan.worker"],
+                [sys.executable, "-m", "playbook.scan.worker", "1" if fingerprints else "0"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             )  # fmt: skip
         except OSError:
@@ -203,8 +203,9 @@ class MapWorker:
 class Helpers:
     """At most one helper per scan, for its first big map: that is where the time goes."""
 
-    def __init__(self, threshold: int) -> None:
+    def __init__(self, threshold: int, fingerprints: bool = True) -> None:
         self.threshold = threshold  # 0: never
+        self.fingerprints = fingerprints
         self._ready: MapWorker | None = None
         self._started: list[MapWorker] = []
         self._spent = False
@@ -218,7 +219,7 @@ class Helpers:
         if self._ready is None and (
             big_map or (path.endswith(_BUNDLES) and size >= self.threshold // 2)
         ):
-            self._ready = MapWorker()
+            self._ready = MapWorker(self.fingerprints)
             self._started.append(self._ready)
         if not big_map or self._ready is None:
             return None
@@ -265,7 +266,7 @@ def _vm_hwm() -> int:
     return int(match.group(1)) if match else 0
 
 
-def run(stdin: BinaryIO) -> MapWork:
+def run(stdin: BinaryIO, fingerprints: bool = True) -> MapWork:
     """The helper's side: scan the map's raw bytes as they come, then process its sources."""
     left = int(stdin.readline())
     scanner = WindowScanner(window=_READ)  # no other thread here waits for the GIL
@@ -285,11 +286,11 @@ def run(stdin: BinaryIO) -> MapWork:
         todo.append(Item(m.index, m.path, m.first_party, m.winnow, m.head, blob[at : at + m.size]))
         at += m.size
     del blob
-    return MapWork(process(todo), secrets, hosts, rss_kib=_vm_hwm())
+    return MapWork(process(todo, fingerprints), secrets, hosts, rss_kib=_vm_hwm())
 
 
 def main() -> None:
-    work = run(sys.stdin.buffer)
+    work = run(sys.stdin.buffer, fingerprints=sys.argv[1:] != ["0"])
     sys.stdout.buffer.write(msgspec.msgpack.encode(work))
     sys.stdout.buffer.flush()
 
