@@ -197,6 +197,7 @@ def _timed(argv: list[str], root: Path) -> tuple[float, float, str]:
 def measure(case: Case, runs: int, root: Path, cli: Path | None) -> dict[str, object]:
     """Best (and median ratio) of `runs`; the hostile case has no floor (its target is 10 s)."""
     floors, scans, docs, clis, guards = [], [], [], [], []
+    guard_secrets: list[int] = []
     floor_cpu, scan_cpu = [], []
     has_guard = "GUARD_LIMITS" in (root / "playbook/scan/model.py").read_text()
     hostile = case.name.startswith("hostile")
@@ -212,12 +213,13 @@ def measure(case: Case, runs: int, root: Path, cli: Path | None) -> dict[str, ob
         if has_guard:
             wall, _, out = _timed([sys.executable, "-c", GUARD, str(case.tarball)], root)
             guards.append(wall)
-            docs.append({**docs[-1], **json.loads(out)})
+            guard_secrets.append(json.loads(out)["secrets"])
         if cli is not None:
             argv = [str(cli), "scan", str(case.tarball), "--no-baseline"]
             clis.append(_timed(argv, root)[0])
     if case.name.startswith("2.1.88"):
-        assert all(d["secrets"] == 1 for d in docs), "the planted canary was not found once"
+        found = [d["secrets"] for d in docs] + guard_secrets
+        assert set(found) == {1}, "the planted canary was not found once"
     floor, scan = (min(floors) if floors else 0.0), min(scans)
     return {
         "case": case.name,

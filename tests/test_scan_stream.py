@@ -27,7 +27,7 @@ from playbook.scan.detect import WindowScanner, checksummed_token, hosts_in, sec
 from playbook.scan.model import GUARD_LIMITS
 from playbook.scan.sourcemap import Source
 from playbook.scan.verdict import exposure, judge
-from playbook.scan.work import HELPER_SLOTS, items
+from playbook.scan.work import HELPER_SLOTS, items, shares
 from playbook.scan.worker import Helpers
 
 TOKEN = checksummed_token("npm_", "Rk4Tq8Xw2Lm6Zp1Vb9Nc3Hd7Jf5Gs0")  # real format, not real
@@ -188,8 +188,9 @@ def test_the_helpers_share_and_the_rest_are_every_source_once() -> None:
         for i in range(400)
     )
     everything = [i.index for i in items(sources, 64)]
-    theirs = [i.index for i in items(sources, 64, helper=True)]
-    mine = [i.index for i in items(sources, 64, helper=False)]
+    helpers_share, rest = shares(items(sources, 64))
+    theirs = [i.index for i in helpers_share]
+    mine = [i.index for i in rest]
     assert sorted(theirs + mine) == everything and not set(theirs) & set(mine)
     carrying = len(everything)
     assert abs(len(theirs) - carrying * HELPER_SLOTS / 20) <= 1  # spread evenly, as promised

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -119,18 +119,14 @@ def _scan_feed(feed: ChunkFeed, *, limits: Limits, package: str, version: str) -
         feed.closed.set()  # wakes a producer blocked on a full queue
 
 
-async def _to_thread(put: Callable[[bytes], bool], chunk: bytes) -> bool:
+async def _pump(chunks: AsyncIterable[bytes], feed: ChunkFeed, task: asyncio.Task[object]) -> None:
     import asyncio
 
-    return await asyncio.to_thread(put, chunk)
-
-
-async def _pump(chunks: AsyncIterable[bytes], feed: ChunkFeed, task: asyncio.Task[object]) -> None:
     try:
         async for chunk in chunks:
             if task.done():
                 return
-            if not feed.try_put(chunk) and not await _to_thread(feed.put, chunk):
+            if not feed.try_put(chunk) and not await asyncio.to_thread(feed.put, chunk):
                 return
     except BaseException as exc:
         feed.finish(UnsafeArchive("The download of the tarball failed before its end.", str(exc)))

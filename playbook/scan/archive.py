@@ -117,8 +117,6 @@ def _read(tar: TarReader, member: Member, worker: MapWorker | None) -> Entry:
     data = b"".join(parts) if len(parts) != 1 or worker is not None else bytes(parts[0])
     del parts
     scanner.feed(b"", final=True)
-    if worker is not None:
-        worker.close_input()
     return Entry("", data, tuple(scanner.secrets), tuple(scanner.hosts), worker)
 
 

@@ -22,7 +22,7 @@ from playbook.scan.model import (
 from playbook.scan.names import printable
 from playbook.scan.sourcemap import ParsedMap, inline_maps, parse
 from playbook.scan.winnow import MIN_BYTES, winnow
-from playbook.scan.work import WINNOWED, Found, Row, found, items, line, locate, process
+from playbook.scan.work import WINNOWED, Found, Row, found, items, line, locate, process, shares
 from playbook.scan.worker import MapWorker
 
 _SCRIPT_SUFFIXES = (".js", ".mjs", ".cjs", ".css")
@@ -143,11 +143,16 @@ class Collector:
     def _shipped_source(self, entry: Entry) -> None:
         if entry.path in self.manifest:
             return
-        marks = self.limits.fingerprints
-        sha1, sha256, norm = fp.hashes(entry.data) if marks else ("", "", "")
+        fingerprints = self.limits.fingerprints
+        sha1, sha256, norm = fp.hashes(entry.data) if fingerprints else ("", "", "")
         first = fp.is_first_party(entry.path)
         prints: tuple[int, ...] = ()
-        if marks and first and len(entry.data) >= MIN_BYTES and self.shipped_winnowed < WINNOWED:
+        if (
+            fingerprints
+            and first
+            and len(entry.data) >= MIN_BYTES
+            and self.shipped_winnowed < WINNOWED
+        ):
             self.shipped_winnowed += 1  # the first few shipped sources: token fingerprints
             prints = winnow(entry.data)
         self.manifest[entry.path] = ManifestFile(
@@ -172,28 +177,30 @@ class Collector:
         helper: MapWorker | None = None,
     ) -> None:
         """A map's sources. With a `helper`, which scanned the raw bytes (`secrets` and `hosts`
-        are empty then), every other source goes there and the rest is processed here meanwhile."""
+        are empty then), the helper's share of the sources goes there and the rest is processed
+        here meanwhile."""
         parsed = parse(data, self.limits.max_map_sources)
-        sources, head = parsed.sources, self.limits.identifier_head_chars
-        marks = self.limits.fingerprints
+        sources, fingerprints = parsed.sources, self.limits.fingerprints
+        todo = items(sources, self.limits.identifier_head_chars)
         if helper is None:
-            rows = process(items(sources, head), marks)
+            rows = process(todo, fingerprints)
         else:
-            theirs = items(sources, head, helper=True)
+            theirs, mine = shares(todo)
             helper.submit(theirs)
-            rows = process(items(sources, head, helper=False), marks)
+            rows = process(mine, fingerprints)
             work = helper.result()
             if work is None:
                 self.notes.append(f"{owner}: the helper process failed; scanned in one process")
                 scanner = WindowScanner()
                 scanner.feed(data, final=True)
                 secrets, hosts = scanner.secrets, scanner.hosts
-                rows += process(theirs, marks)
+                rows += process(theirs, fingerprints)
             else:
                 self.helper_rss_kib = max(self.helper_rss_kib, work.rss_kib)
                 secrets, hosts = work.hits(data)
                 rows += work.rows
-            del theirs
+            del theirs, mine
+        del todo
         self._hosts(h.value.decode("ascii", "replace") for h in hosts)
         if parsed.error is not None:
             at_map = [found(h.kind, owner, line(data, h.pos), h.value) for h in secrets]
@@ -233,6 +240,7 @@ class Collector:
         self.maps.append(SourceMapInfo(owner, inline, sections=parsed.sections, **vars(tally)))
 
     def _identifiers(self) -> tuple[Identifier, ...]:
+        """The hunt's code-search queries (none for the guard, which leaves fingerprints out)."""
         if not self.limits.fingerprints:
             return ()
         return fp.rare_identifiers(
@@ -243,9 +251,14 @@ class Collector:
             exclude=self.secret_tokens,
         )
 
+    def _paths(self, first: list[str]) -> tuple[str, ...]:
+        """The hunt's path queries (none for the guard)."""
+        if not self.limits.fingerprints:
+            return ()
+        return fp.distinctive_paths(first, self.limits.distinctive_paths)
+
     def result(self) -> ScanResult:
         limits = self.limits
-        marks = limits.fingerprints  # the hunt's; the guard leaves them out
         first = [f.path for f in self.manifest.values() if f.first_party]
         notes = [*self.log.notes, *self.notes]
         if self.secrets_capped:
@@ -264,7 +277,7 @@ class Collector:
             sourcemaps=tuple(self.maps),
             manifest=tuple(self.manifest.values()),
             identifiers=self._identifiers(),
-            paths=fp.distinctive_paths(first, limits.distinctive_paths) if marks else (),
+            paths=self._paths(first),
             sensitive_files=tuple(self.sensitive),
             secrets=tuple(self.secrets.values()),
             internal_hosts=tuple(sorted(self.hosts)),

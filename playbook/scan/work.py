@@ -1,9 +1,9 @@
 """Per-source work on a decoded map (hashes, tokens, generic secrets, hit locations), shareable.
 
-`process` runs in the scanning process and in the helper process (`worker`), which takes half of
-a big map's sources; both sides cross the pipe as msgspec structs (`Item` there, `Row` back).
-Secrets come back only redacted, with digests of their tokens (to keep them out of the identifier
-queries).
+`process` runs in the scanning process and in the helper process (`worker`), which takes a share
+of a big map's sources (`shares`); both sides cross the pipe as msgspec structs (`Item` there,
+`Row` back). Secrets come back only redacted, with digests of their tokens (to keep them out of
+the identifier queries).
 """
 
 from __future__ import annotations
@@ -130,21 +130,22 @@ def winnowed(sources: Sequence[Source]) -> frozenset[int]:
     return frozenset(first[:: max(1, -(-len(first) // WINNOWED))])
 
 
-def items(sources: Sequence[Source], head: int, helper: bool | None = None) -> list[Item]:
-    """The sources that carry content, ready for `process` here or in a helper: all of them, or
-    the helper's share (`helper=True`: HELPER_SLOTS of every 20, spread evenly, as a map lists its
-    first-party sources, which cost more, before node_modules) or the rest (`helper=False`)."""
+def items(sources: Sequence[Source], head: int) -> list[Item]:
+    """The sources that carry content, ready for `process` here or in a helper."""
     chosen = winnowed(sources)
-    carrying = [i for i, src in enumerate(sources) if src.content is not None]
-    if helper is not None:
-        carrying = [
-            i for n, i in enumerate(carrying) if (n * HELPER_SLOTS % 20 < HELPER_SLOTS) == helper
-        ]
     return [
         Item(i, src.path, src.first_party, i in chosen, _utf8(text[:head]), _utf8(text))
-        for i in carrying
-        if (text := (src := sources[i]).content) is not None
+        for i, src in enumerate(sources)
+        if (text := src.content) is not None
     ]
+
+
+def shares(todo: list[Item]) -> tuple[list[Item], list[Item]]:
+    """(the helper's, the scanner's): HELPER_SLOTS of every 20 to the helper, spread evenly, as
+    a map lists its first-party sources, which cost more, before node_modules."""
+    theirs = [item for n, item in enumerate(todo) if n * HELPER_SLOTS % 20 < HELPER_SLOTS]
+    mine = [item for n, item in enumerate(todo) if n * HELPER_SLOTS % 20 >= HELPER_SLOTS]
+    return theirs, mine
 
 
 def _utf8(text: str) -> bytes:
@@ -160,22 +161,22 @@ def process(todo: Sequence[Item], fingerprints: bool = True) -> list[Row]:
     fingerprints; node_modules sources are public library code, never evidence, and their test
     keys are noise.
     """
-    if not fingerprints:
-        return [_bare(item) for item in todo]
+    if not fingerprints:  # the guard's rows: lines and generic secrets
+        return [
+            Row(i.index, len(i.data), fp.count_lines(i.data), "", "", "", [], _generic(i))
+            for i in todo
+        ]
     digests = _Digests([item.data for item in todo])
     rows: list[tuple[int, tuple[list[str], list[Found], list[int]]]] = []
     try:
         for slot, item in enumerate(todo):
-            data = item.data
-            gen: list[Found] = []
             prints: list[int] = []
             if item.first_party:
-                digests.squeezed(slot, fp.squeeze(data))
-                hits = generic_in(data)
-                gen = [found(h.kind, item.path, line(data, h.pos), h.value) for h in hits]
+                digests.squeezed(slot, fp.squeeze(item.data))
                 if item.winnow:
-                    prints = list(winnow(data))
-            rows.append((fp.count_lines(data), (list(fp.tokens(item.head)), gen, prints)))
+                    prints = list(winnow(item.data))
+            toks = list(fp.tokens(item.head))
+            rows.append((fp.count_lines(item.data), (toks, _generic(item), prints)))
     finally:
         digests.finish()
     return [
@@ -186,15 +187,12 @@ def process(todo: Sequence[Item], fingerprints: bool = True) -> list[Row]:
     ]
 
 
-def _bare(item: Item) -> Row:
-    """A row without the hunt's fingerprints (the guard's): lines and generic secrets."""
+def _generic(item: Item) -> list[Found]:
+    """The generic secret rule, for first-party sources only."""
+    if not item.first_party:
+        return []
     data = item.data
-    gen = (
-        [found(h.kind, item.path, line(data, h.pos), h.value) for h in generic_in(data)]
-        if item.first_party
-        else []
-    )
-    return Row(item.index, len(data), fp.count_lines(data), "", "", "", [], gen)
+    return [found(h.kind, item.path, line(data, h.pos), h.value) for h in generic_in(data)]
 
 
 def locate(

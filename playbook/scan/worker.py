@@ -123,9 +123,6 @@ class MapWorker:
         """Tee a chunk of the map's raw bytes to the helper."""
         self._put(chunk)
 
-    def close_input(self) -> None:
-        """The raw bytes are all sent (the helper knows their size; nothing to write)."""
-
     def submit(self, todo: list[Item]) -> None:
         """Hand the helper its sources (after the raw bytes); then the pipe is closed. The bytes
         are written as they are, by `writev` on the writer thread: no 30 MB message is built."""
