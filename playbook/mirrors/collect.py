@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from playbook.config.org import Official
-from playbook.errors import RemoteError, RespondError
+from playbook.errors import RemoteError
 from playbook.gaps import is_outside_failure, reason
 from playbook.mirrors.coverage import UNINDEXED_FORKS, Coverage, Gap, GapKind, Searched
 from playbook.mirrors.fingerprints import Manifest
@@ -399,25 +399,21 @@ SOURCE_ORDER = (
 )
 
 
+_RANK = {str(s): n for n, s in enumerate(SOURCE_ORDER)}
+
+
 def _source_rank(source: str) -> tuple[int, str]:
-    order = [str(s) for s in SOURCE_ORDER]
-    return (order.index(source) if source in order else len(order), source)
+    return (_RANK.get(source, len(_RANK)), source)
 
 
 def _outside_gap_kind(exc: BaseException) -> str:
     """A failed source's gap kind: a RespondError says which; a transport error is a host that
     did not answer; anything else (an answer not in the API's shape) a failure."""
-    if isinstance(exc, RespondError):
-        return _gap_kind(exc)
-    return GapKind.UNREACHABLE if isinstance(exc, httpx.HTTPError) else GapKind.FAILED
-
-
-def _gap_kind(exc: RespondError) -> str:
     if isinstance(exc, BudgetSpent):
         return GapKind.BUDGET
     if isinstance(exc, QuotaExhausted) or (isinstance(exc, RemoteError) and exc.status == 429):
         return GapKind.RATE_LIMIT
-    if isinstance(exc, RemoteError) and exc.status is None:
+    if isinstance(exc, httpx.HTTPError) or (isinstance(exc, RemoteError) and exc.status is None):
         return GapKind.UNREACHABLE
     return GapKind.FAILED
 

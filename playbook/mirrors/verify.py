@@ -459,8 +459,9 @@ class Verifier:
         least = 1.0
         gh = github_api(self.services)
         # Files the manifest has token fingerprints for first (the scanner keeps a spread few).
-        printed = [p for p in sorted(pending) if p in self.fp.winnow]
-        others = [p for p in sorted(pending) if p not in self.fp.winnow]
+        leaked_paths = sorted(pending)
+        printed = [p for p in leaked_paths if p in self.fp.winnow]
+        others = [p for p in leaked_paths if p not in self.fp.winnow]
         sample = _spread(printed, limit) + _spread(others, max(0, limit - len(printed)))
         for leaked in sample:
             path, sha = pending[leaked]

@@ -55,8 +55,12 @@ def _fail(host: str, fetched: Fetched) -> RemoteError:
     )
 
 
-async def _branch_commit(governor: Governor, host: str, url: str) -> str | Tree:
-    """The commit id a branch points at (`commit.id`), or the Tree saying why there is none."""
+async def _branch_commit(governor: Governor, host: str, api: str, branch: str | None) -> str | Tree:
+    """The commit id `branch` points at (`{api}/branches/{branch}`, `commit.id`; "" with no
+    branch), or the Tree saying why there is none."""
+    if not branch:
+        return ""
+    url = f"{api}/branches/{quote(branch, safe='')}"
     fetched = await governor.get(url)
     gone = _missing(fetched)
     if gone is not None:
@@ -111,13 +115,11 @@ class GitLab:
     async def tree(self, repo: ForgeRepo) -> Tree:
         project = f"{self.base_url}/projects/{repo.api_id}/repository"
         query = {"recursive": "true", "per_page": "100"}
-        commit = ""
-        if repo.default_branch:
-            branch = quote(repo.default_branch, safe="")
-            found = await _branch_commit(self.governor, self.host, f"{project}/branches/{branch}")
-            if isinstance(found, Tree):
-                return found
-            commit = query["ref"] = found
+        commit = await _branch_commit(self.governor, self.host, project, repo.default_branch)
+        if isinstance(commit, Tree):
+            return commit
+        if commit:
+            query["ref"] = commit
         fetched = await self.governor.get(f"{project}/tree", query)
         entries: list[tuple[str, str]] = []
         for _ in range(MAX_TREE_PAGES):
@@ -164,14 +166,10 @@ class Forgejo:
 
     async def tree(self, repo: ForgeRepo) -> Tree:
         api = f"{self.base_url}/repos/{repo.api_id}"
-        ref = commit = ""
-        if repo.default_branch:
-            branch = quote(repo.default_branch, safe="")
-            found = await _branch_commit(self.governor, self.host, f"{api}/branches/{branch}")
-            if isinstance(found, Tree):
-                return found
-            ref = commit = found
-        url = f"{api}/git/trees/{ref or 'HEAD'}"
+        commit = await _branch_commit(self.governor, self.host, api, repo.default_branch)
+        if isinstance(commit, Tree):
+            return commit
+        url = f"{api}/git/trees/{commit or 'HEAD'}"
         entries: list[tuple[str, str]] = []
         for page in range(1, MAX_TREE_PAGES + 1):
             fetched = await self.governor.get(

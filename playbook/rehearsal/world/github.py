@@ -202,7 +202,7 @@ class GitHub(Service):
         m = re.fullmatch(r"/git/blobs/([0-9a-f]{40})", sub)
         if m:
             for data in repo.files.values():
-                if blob_sha1(data) == m[1]:
+                if _blob_sha(data) == m[1]:
                     content = base64.encodebytes(data).decode()
                     blob = {
                         "sha": m[1],
@@ -238,21 +238,11 @@ class GitHub(Service):
     def _repojson_reply(self, repo: FakeRepo, full: bool = False, base: str = "") -> dict[str, Any]:
         """A repository as GitHub's listings give it (`minimal-repository` and the fields the
         listings add); `full` as GET /repos/{owner}/{repo} gives it (`full-repository`)."""
-        owner, name = repo.full_name.split("/")
         pushed = repo.pushed_at or repo.created_at
         stars = repo.stars
         forks = len(self.world.forks_of(repo.full_name))
         data: dict[str, Any] = {
-            "id": repo.id,
-            "node_id": f"R_{repo.id}",
-            "name": name,
-            "full_name": repo.full_name,
-            "owner": user_json(owner, base),
-            "private": False,
-            "html_url": repo.url,
-            "description": repo.description or None,
-            "fork": repo.parent is not None,
-            **repo_urls(repo.full_name, base),
+            **_minimal_repo(repo, base),
             "created_at": repo.created_at,
             "updated_at": pushed,
             "pushed_at": pushed,
@@ -329,9 +319,8 @@ class GitHub(Service):
                 continue
             if "filename" in quals and path.rsplit("/", 1)[-1] != quals["filename"]:
                 continue
-            sha = blob_sha1(data)
+            sha = _blob_sha(data)
             api = f"{base}/repos/{repo.full_name}"
-            minimal = self._repojson_reply(repo, base=base)
             hits.append(
                 {
                     "name": path.rsplit("/", 1)[-1],
@@ -341,7 +330,7 @@ class GitHub(Service):
                     "git_url": f"{api}/git/blobs/{sha}",
                     "html_url": f"{repo.url}/blob/{repo.default_branch}/{path}",
                     # Code search gives the short form of each repository.
-                    "repository": {k: v for k, v in minimal.items() if k in MINIMAL},
+                    "repository": _minimal_repo(repo, base),
                     "score": 1.0,
                 }
             )
@@ -496,11 +485,24 @@ URL_TEMPLATES = {
     "trees_url": "/git/trees{/sha}",
     "url": "",
 }
-# The keys of GitHub's `minimal-repository` (what code search items carry).
-MINIMAL = frozenset(
-    {"id", "node_id", "name", "full_name", "owner", "private", "html_url", "description", "fork"}
-    | set(URL_TEMPLATES)
-)
+
+
+def _minimal_repo(repo: FakeRepo, base: str) -> dict[str, Any]:
+    """A repository as GitHub's `minimal-repository` gives it (what code search items carry;
+    the listings add to it)."""
+    owner, name = repo.full_name.split("/")
+    return {
+        "id": repo.id,
+        "node_id": f"R_{repo.id}",
+        "name": name,
+        "full_name": repo.full_name,
+        "owner": user_json(owner, base),
+        "private": False,
+        "html_url": repo.url,
+        "description": repo.description or None,
+        "fork": repo.parent is not None,
+        **repo_urls(repo.full_name, base),
+    }
 
 
 def repo_urls(full_name: str, base: str) -> dict[str, str]:
