@@ -430,10 +430,7 @@ def runbook_show(
     except Exception as exc:
         _fail(exc, verbose)
     waves = [
-        [
-            _graph_step(book.step(step_id), step_types.get(book.step(step_id).uses))
-            for step_id in ids
-        ]
+        [_graph_step(spec, step_types.get(spec.uses)) for spec in map(book.step, ids)]
         for ids in book.levels()
     ]
     if json_out:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -197,16 +197,6 @@ def step_json(step: StepRecord) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def driving(store: Store, incident_id: str) -> Iterator[None]:
-    """Hold the incident's driver lock, as a run does, while a command writes its records."""
-    store.lock(incident_id)
-    try:
-        yield
-    finally:
-        store.unlock(incident_id)
-
-
 def track_notice(
     settings: Settings,
     notice_id: str,
@@ -221,7 +211,7 @@ def track_notice(
     store = open_store(settings)
     try:
         owner = incident_of_notice(store, notice_id, incident_id)
-        with driving(store, owner):
+        with store.driving(owner):  # as a run does, while the command writes
             if sent:
                 return mark_sent(store, owner, notice_id, ref, settings.operator)
             return mark_resolved(store, owner, notice_id, settings.operator)
@@ -406,7 +396,7 @@ def recheck_mirrors(session: Session, incident_id: str) -> list[Change]:
             await services.aclose()
 
     session.store.get_incident(incident_id)
-    with driving(session.store, incident_id):
+    with session.store.driving(incident_id):
         changes = asyncio.run(go())
         auto_resolve(session.store, incident_id, who=session.settings.operator)
     return changes

@@ -188,11 +188,8 @@ class Engine:
 
     async def run(self, incident_id: str, runbook: Runbook) -> RunResult:
         """Run (or resume) every step not yet finished. Holds the incident's driver lock."""
-        self.store.lock(incident_id)
-        try:
+        with self.store.driving(incident_id):
             return await self._run_locked(incident_id, runbook)
-        finally:
-            self.store.unlock(incident_id)
 
     async def _run_locked(self, incident_id: str, runbook: Runbook) -> RunResult:
         incident = self.store.get_incident(incident_id)

@@ -105,17 +105,15 @@ def _is_github_repo(mirror: Mirror) -> bool:
 
 def networks(mirrors: tuple[Mirror, ...], official: Official) -> list[Network]:
     """GitHub networks holding at least one verified copy, each repo listed once, with claims."""
-    claim_of = claims(
-        m for m in mirrors if m.verdict in LISTED_VERDICTS and not is_official(m, official)
-    )
+    ours = {m.url for m in mirrors if is_official(m, official)}  # once: thousands of mirrors
+    claim_of = claims(m for m in mirrors if m.verdict in LISTED_VERDICTS and m.url not in ours)
     groups: dict[str, list[Mirror]] = {}
     for mirror in mirrors:
         if _is_github_repo(mirror):
             groups.setdefault(mirror.network_root or mirror.url, []).append(mirror)
     found = []
     for root, members in sorted(groups.items()):
-        own = tuple(m for m in members if is_official(m, official))
-        ours = {m.url for m in own}
+        own = tuple(m for m in members if m.url in ours)
         listed = [
             m
             for m in members

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from playbook.clock import utcnow
 from playbook.errors import UsageError
@@ -91,13 +91,7 @@ def mark_sent(store: Store, incident_id: str, notice_id: str, ref: str | None, w
 def mark_resolved(store: Store, incident_id: str, notice_id: str, who: str) -> Notice:
     """Record that the notice achieved its end (the copies are down, or the request was granted)."""
     _get(store, incident_id, notice_id)
-
-    def done(now: Notice) -> Notice | None:
-        if now.status is NoticeStatus.RESOLVED:
-            return None
-        return move_notice(now, NoticeStatus.RESOLVED, f"resolved by {who}", resolved_at=utcnow())
-
-    return _move(store, incident_id, notice_id, who, done)
+    return _move(store, incident_id, notice_id, who, _resolving(f"resolved by {who}"))
 
 
 def auto_resolve(store: Store, incident_id: str, who: str = "respond") -> list[Notice]:
@@ -108,17 +102,21 @@ def auto_resolve(store: Store, incident_id: str, who: str = "respond") -> list[N
         if notice.status is NoticeStatus.RESOLVED or not notice.mirrors:
             continue
         if all(u in mirrors and mirrors[u].verdict in DOWN_VERDICTS for u in notice.mirrors):
-
-            def down(now: Notice) -> Notice | None:
-                if now.status is NoticeStatus.RESOLVED:
-                    return None
-                return move_notice(
-                    now, NoticeStatus.RESOLVED, "its copies are down",
-                    resolved_at=utcnow(), resolved_by="mirror recheck",
-                )  # fmt: skip
-
+            down = _resolving("its copies are down", resolved_by="mirror recheck")
             resolved.append(_move(store, incident_id, notice.id, who, down))
     return resolved
+
+
+def _resolving(why: str, **changes: Any) -> Callable[[Notice], Notice | None]:
+    """The change that resolves a notice (inside the store's transaction), or None when it is
+    resolved already."""
+
+    def move(now: Notice) -> Notice | None:
+        if now.status is NoticeStatus.RESOLVED:
+            return None
+        return move_notice(now, NoticeStatus.RESOLVED, why, resolved_at=utcnow(), **changes)
+
+    return move
 
 
 def _file_blanks(store: Store, incident_id: str, notice: Notice) -> list[str]:

@@ -260,9 +260,12 @@ class VerifyMirrors(StepType):
         name = f"{_folder(manifest_file)}mirrors/mirrors.json"
         ctx.write_file(name, _dump([m.to_record() for m in mirrors]))
         return Outcome(
-            outputs=replace(
-                _verify_outputs(mirrors, spent, name, verifier.budget_note),
-                coverage=hunt.coverage.merged(verification_coverage(verifier, mirrors)),
+            outputs=_verify_outputs(
+                mirrors,
+                spent,
+                name,
+                verifier.budget_note,
+                hunt.coverage.merged(verification_coverage(verifier, mirrors)),
             ),
             summary=_verify_summary(mirrors),
         )
@@ -292,11 +295,6 @@ def _strength(verdict: object) -> int:
     return STRENGTH.index(str(verdict)) if verdict in STRENGTH else 0
 
 
-def _known(ctx: StepContext, url: str) -> Mirror | None:
-    """The mirror already recorded at `url`, if any."""
-    return ctx.records.get(Mirror, url)
-
-
 def _record_mirror(ctx: StepContext, mirror: Mirror) -> None:
     def change(known: Mirror | None) -> Mirror | None:
         if (
@@ -313,12 +311,12 @@ def _record_mirror(ctx: StepContext, mirror: Mirror) -> None:
 
 
 def _verify_outputs(
-    mirrors: list[Mirror], requests: int, name: str, budget_note: str
+    mirrors: list[Mirror], requests: int, name: str, budget_note: str, coverage: Coverage
 ) -> VerifyMirrorsOutput:
     counts = collections.Counter(m.verdict.value for m in mirrors)
     copies = [m for m in mirrors if m.verdict is Verdict.COPY]
     return VerifyMirrorsOutput(
-        **{v: counts.get(v, 0) for v in COUNTED},  # type: ignore[arg-type]
+        **{v: counts.get(v, 0) for v in COUNTED},
         copies=len(copies),
         unverified=counts.get("unverified", 0),
         requests=requests,
@@ -329,6 +327,7 @@ def _verify_outputs(
         ),
         budget_note=budget_note or None,
         gaps=_verify_gaps(mirrors),
+        coverage=coverage,
     )
 
 

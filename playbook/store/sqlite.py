@@ -224,8 +224,7 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         migrate(self.db, home / "respond.db")
         self._locks: dict[str, int] = {}
-        self._pending_events = 0
-        self._pending_names: list[str] = []
+        self._pending_names: list[str] = []  # the events the open transaction wrote
 
     def close(self) -> None:
         for fd in self._locks.values():
@@ -237,7 +236,6 @@ class Store:
     def tx(self) -> Iterator[sqlite3.Connection]:
         """One transaction: committed as a whole before the next transition begins."""
         self.db.execute("BEGIN IMMEDIATE")
-        self._pending_events = 0
         self._pending_names = []
         try:
             yield self.db
@@ -245,7 +243,7 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
-        for _ in range(self._pending_events):
+        for _ in self._pending_names:  # every hit before any hold
             failpoints.hit("event")
         for name in self._pending_names:
             failpoints.hold(name)
@@ -375,6 +373,15 @@ class Store:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._locks[incident_id] = fd
 
+    @contextlib.contextmanager
+    def driving(self, incident_id: str) -> Iterator[None]:
+        """Hold the incident's driver lock (`lock`) for the block."""
+        self.lock(incident_id)
+        try:
+            yield
+        finally:
+            self.unlock(incident_id)
+
     def unlock(self, incident_id: str) -> None:
         fd = self._locks.pop(incident_id, None)
         if fd is not None:
@@ -458,7 +465,6 @@ class Store:
         actor: str = "respond",
         at: str | None = None,
     ) -> None:
-        self._pending_events += 1
         self._pending_names.append(f"{kind}/{step_key or ''}")
         db.execute(
             "INSERT INTO events (incident_id, at, actor, kind, step_key, data) "
